@@ -1,0 +1,24 @@
+// torch-guidance native addon: module registration.
+#include <napi.h>
+
+#include "model.h"
+#include "runtime.h"
+#include "tensor.h"
+
+namespace tg {
+
+Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  exports.Set("Tensor", TensorWrap::Define(env));
+  exports.Set("Model", ModelWrap::Define(env));
+  exports.Set("init", Napi::Function::New<Init>(env, "init"));
+  exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
+  exports.Set("liveHandles", Napi::Function::New<LiveHandles>(env, "liveHandles"));
+  return exports;
+}
+
+}  // namespace tg
+
+// NODE_API_MODULE pastes the name into an identifier: it must be unqualified.
+static Napi::Object InitTorchGuidance(Napi::Env env, Napi::Object exports) { return tg::InitAddon(env, exports); }
+
+NODE_API_MODULE(torch_guidance, InitTorchGuidance)

@@ -1,0 +1,79 @@
+// Error handling for the addon: every failure becomes a TorchGuidanceError
+// (the class the TypeScript side registers at init) with a stable `code`.
+// Nothing thrown by libtorch may escape a Node-API callback: node-addon-api
+// only catches Napi::Error, anything else would terminate the process.
+#pragma once
+
+#include <napi.h>
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+namespace tg {
+
+// Stable error codes. The TypeScript side documents them (src/errors.ts).
+namespace code {
+constexpr const char* kInvalidArgument = "ERR_INVALID_ARGUMENT";
+constexpr const char* kModelNotFound = "ERR_MODEL_NOT_FOUND";
+constexpr const char* kNotTorchScript = "ERR_NOT_TORCHSCRIPT";
+constexpr const char* kMethodNotFound = "ERR_METHOD_NOT_FOUND";
+constexpr const char* kInputCount = "ERR_INPUT_COUNT";
+constexpr const char* kInputType = "ERR_INPUT_TYPE";
+constexpr const char* kInputShape = "ERR_INPUT_SHAPE";
+constexpr const char* kForwardFailed = "ERR_FORWARD_FAILED";
+constexpr const char* kOutputType = "ERR_OUTPUT_TYPE";
+constexpr const char* kUnknownDevice = "ERR_UNKNOWN_DEVICE";
+constexpr const char* kCudaUnavailable = "ERR_CUDA_UNAVAILABLE";
+constexpr const char* kUnknownDtype = "ERR_UNKNOWN_DTYPE";
+constexpr const char* kDisposed = "ERR_DISPOSED";
+constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
+constexpr const char* kTorch = "ERR_TORCH";
+constexpr const char* kNative = "ERR_NATIVE";
+}  // namespace code
+
+// A failure with a code, thrown anywhere in the addon (worker threads too).
+class Error : public std::runtime_error {
+ public:
+  Error(std::string code, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)) {}
+  const std::string& code() const noexcept { return code_; }
+
+ private:
+  std::string code_;
+};
+
+// What crosses from a worker thread to the main thread.
+struct ErrorInfo {
+  std::string code;
+  std::string message;
+};
+
+// Classifies the exception in flight: our own Error keeps its code, libtorch's
+// out-of-memory and std::bad_alloc become ERR_OUT_OF_MEMORY, other c10::Error
+// ERR_TORCH (message without the C++ backtrace), the rest ERR_NATIVE.
+ErrorInfo DescribeException(std::exception_ptr error);
+
+// True when a libtorch message reads as a size/shape mismatch of an input.
+bool LooksLikeShapeError(const std::string& message);
+
+// Registers the JS error class (called once per environment at init).
+void SetErrorClass(Napi::Env env, Napi::Function ctor);
+
+// Builds `new TorchGuidanceError(code, message)`; falls back to a plain Error
+// with a `code` property before init.
+Napi::Error MakeError(Napi::Env env, const ErrorInfo& info);
+
+// Runs `body` and turns any non-JS exception into a thrown TorchGuidanceError.
+template <typename Body>
+auto Guarded(Napi::Env env, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw MakeError(env, DescribeException(std::current_exception()));
+  }
+}
+
+}  // namespace tg

@@ -1,0 +1,294 @@
+#include "model.h"
+
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
+
+#include <fstream>
+
+#include "device.h"
+#include "dtype.h"
+#include "errors.h"
+#include "instance_data.h"
+#include "ivalue_convert.h"
+#include "js_convert.h"
+#include "promise_worker.h"
+
+namespace tg {
+
+namespace {
+
+std::atomic<int64_t> g_liveModels{0};
+
+constexpr const char* kCardFile = "model.json";
+
+// TorchScript errors carry the interpreter's traceback; the last
+// "SomethingError: ..." line is what went wrong.
+std::string Summary(const std::string& message) {
+  std::string summary;
+  size_t start = 0;
+  while (start < message.size()) {
+    size_t end = message.find('\n', start);
+    if (end == std::string::npos) end = message.size();
+    std::string line = message.substr(start, end - start);
+    size_t colon = line.find("Error: ");
+    if (colon != std::string::npos && colon < 40 && line.find(' ') > colon) summary = line.substr(colon + 7);
+    start = end + 1;
+  }
+  if (summary.empty()) summary = message.substr(0, message.find('\n'));
+  return summary;
+}
+
+std::string ShapesOf(const std::vector<c10::IValue>& inputs) {
+  std::string text;
+  for (const auto& input : inputs) {
+    if (!text.empty()) text += ", ";
+    text += input.isTensor() ? c10::str(input.toTensor().sizes()) : input.tagKind();
+  }
+  return text;
+}
+
+void LoadInto(ModelState& state, const std::string& path, at::Device device, at::ScalarType dtype) {
+  if (!std::ifstream(path).good()) {
+    throw Error(code::kModelNotFound, "no readable model file at '" + path + "'. Fix: check the path.");
+  }
+  torch::jit::ExtraFilesMap extra{{kCardFile, ""}};
+  try {
+    state.module = torch::jit::load(path, device, extra);
+  } catch (const c10::Error& e) {
+    throw Error(code::kNotTorchScript,
+                "'" + path + "' is not a TorchScript archive (libtorch: " + Summary(e.what_without_backtrace()) +
+                    "). Fix: export the model with torch.jit.script (or trace) and torch.jit.save; a state_dict or a "
+                    "torch.save(model) pickle cannot be loaded.");
+  }
+  state.path = path;
+  state.device = device;
+  state.dtype = dtype;
+  state.card = extra[kCardFile];
+  state.hasCard = !state.card.empty();
+
+  state.module.eval();
+  if (dtype != at::kFloat) state.module.to(dtype);
+  for (const auto& parameter : state.module.parameters()) {
+    state.parameterCount += parameter.numel();
+    state.parameterBytes += parameter.numel() * static_cast<int64_t>(parameter.element_size());
+  }
+  for (const auto& buffer : state.module.buffers()) {
+    state.parameterBytes += buffer.numel() * static_cast<int64_t>(buffer.element_size());
+  }
+
+  if (!state.module.find_method("forward")) {
+    throw Error(code::kMethodNotFound, "'" + path + "' has no forward method. Fix: export a module whose forward "
+                                                   "is the denoiser.");
+  }
+  // Freezing folds parameters into the graph and inlines submodule calls
+  // (the attention pass needs that). Keep every exported method.
+  std::vector<std::string> preserved;
+  for (const auto& method : state.module.get_methods()) {
+    if (method.name() != "forward") preserved.push_back(method.name());
+  }
+  try {
+    state.module = torch::jit::freeze(state.module, preserved, /*optimize_numerics=*/true);
+    state.frozen = true;
+  } catch (const c10::Error&) {
+    // Modules that mutate their own attributes cannot be frozen; they still
+    // run, only without the constant folding.
+    state.frozen = false;
+  }
+}
+
+}  // namespace
+
+int64_t ModelWrap::LiveCount() { return g_liveModels.load(); }
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  Napi::Function ctor = DefineClass(env, "Model",
+                                    {
+                                        StaticMethod<&ModelWrap::Load>("load"),
+                                        InstanceMethod<&ModelWrap::Call>("call"),
+                                        InstanceMethod<&ModelWrap::Describe>("describe"),
+                                        InstanceAccessor<&ModelWrap::Card>("card"),
+                                        InstanceAccessor<&ModelWrap::Device>("device"),
+                                        InstanceAccessor<&ModelWrap::Dtype>("dtype"),
+                                        InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
+                                        InstanceAccessor<&ModelWrap::Disposed>("disposed"),
+                                        InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                                    });
+  InstanceData::Get(env).modelClass = Napi::Persistent(ctor);
+  return ctor;
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw MakeError(info.Env(), {code::kInvalidArgument, "Model has no public constructor. Use loadModel()."});
+  }
+  state_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+  if (state_->device.is_cpu()) {
+    reportedBytes_ = state_->parameterBytes;
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reportedBytes_);
+  }
+  ++g_liveModels;
+}
+
+ModelWrap::~ModelWrap() { Release(); }
+
+void ModelWrap::Release() {
+  if (!state_) return;
+  state_.reset();
+  --g_liveModels;
+  if (reportedBytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reportedBytes_);
+  reportedBytes_ = 0;
+}
+
+const std::shared_ptr<ModelState>& ModelWrap::Checked() const {
+  if (!state_) {
+    throw Error(code::kDisposed, "this Model was disposed and can no longer be used. Fix: load it again.");
+  }
+  return state_;
+}
+
+Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    std::string path = ToString(info.Length() > 0 ? info[0] : env.Undefined(), "path");
+    Napi::Value options = info.Length() > 1 ? info[1] : env.Undefined();
+    // Device and dtype are checked here, on the main thread, so that a bad
+    // name fails before any file is read.
+    at::Device device = ParseDevice(OptionalString(options, "device", "auto"));
+    at::ScalarType dtype = DtypeByName(OptionalString(options, "dtype", "float32")).scalarType;
+    if (!at::isFloatingType(dtype)) {
+      throw Error(code::kInvalidArgument, "a model's dtype must be float32, float16, bfloat16 or float64.");
+    }
+    auto state = std::make_shared<ModelState>();
+    return PromiseWorker::Start(
+        env, "torch-guidance:load", [state, path, device, dtype]() { LoadInto(*state, path, device, dtype); },
+        [state](Napi::Env env) -> Napi::Value {
+          return InstanceData::Get(env).modelClass.New({Napi::External<std::shared_ptr<ModelState>>::New(
+              env, const_cast<std::shared_ptr<ModelState>*>(&state))});
+        });
+  });
+}
+
+Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    std::shared_ptr<ModelState> state = Checked();
+    std::string name = ToString(info.Length() > 0 ? info[0] : env.Undefined(), "method");
+    if (info.Length() < 2 || !info[1].IsArray()) {
+      throw Error(code::kInvalidArgument, "call(method, inputs) needs inputs as an array.");
+    }
+    auto method = state->module.find_method(name);
+    if (!method) {
+      std::string names;
+      for (const auto& m : state->module.get_methods()) names += (names.empty() ? "" : ", ") + m.name();
+      throw Error(code::kMethodNotFound, "the model has no method '" + name + "'. Methods: " + names + ".");
+    }
+    auto inputs = std::make_shared<std::vector<c10::IValue>>(
+        InputsFromJs(env, method->function().getSchema(), info[1].As<Napi::Array>()));
+    auto output = std::make_shared<c10::IValue>();
+    return PromiseWorker::Start(
+        env, "torch-guidance:forward",
+        [state, name, inputs, output]() {
+          c10::InferenceMode guard;
+          PlaceInputs(*inputs, state->device, state->dtype);
+          try {
+            *output = state->module.get_method(name)(*inputs);
+          } catch (const c10::OutOfMemoryError&) {
+            throw;
+          } catch (const std::bad_alloc&) {
+            throw;
+          } catch (const std::exception& e) {
+            // The interpreter rethrows kernel failures as std::runtime_error
+            // with its TorchScript traceback; kernels throw c10::Error.
+            auto* c10Error = dynamic_cast<const c10::Error*>(&e);
+            std::string message = c10Error ? c10Error->what_without_backtrace() : e.what();
+            if (message.find("out of memory") != std::string::npos ||
+                message.find("can't allocate memory") != std::string::npos) {
+              throw Error(code::kOutOfMemory, name + " ran out of memory on inputs of shapes " + ShapesOf(*inputs) +
+                                                  ". Fix: use a smaller batch.\n" + Summary(message));
+            }
+            std::string summary = Summary(message);
+            if (LooksLikeShapeError(summary)) {
+              throw Error(code::kInputShape, name + " failed on inputs of shapes " + ShapesOf(*inputs) + ": " +
+                                                 summary + " Fix: pass inputs of the shapes the model expects "
+                                                           "(see the model card's sampleShape).\n" + message);
+            }
+            throw Error(code::kForwardFailed, name + " failed: " + summary + "\n" + message);
+          }
+          state->forwardCount.fetch_add(1);
+          inputs->clear();  // drop input references on the pool thread
+        },
+        [output](Napi::Env env) -> Napi::Value {
+          Napi::Value result = OutputToJs(env, *output);
+          *output = c10::IValue();
+          return result;
+        });
+  });
+}
+
+Napi::Value ModelWrap::Describe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const auto& state = Checked();
+    Napi::Object description = Napi::Object::New(env);
+    description.Set("path", state->path);
+    description.Set("device", DeviceName(state->device));
+    description.Set("dtype", DtypeByScalarType(state->dtype).name);
+    description.Set("frozen", state->frozen);
+    description.Set("parameterCount", static_cast<double>(state->parameterCount));
+    description.Set("parameterBytes", static_cast<double>(state->parameterBytes));
+    Napi::Array methods = Napi::Array::New(env);
+    for (const auto& method : state->module.get_methods()) {
+      const c10::FunctionSchema& schema = method.function().getSchema();
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("name", method.name());
+      entry.Set("signature", SignatureOf(schema));
+      Napi::Array inputs = Napi::Array::New(env);
+      const auto& args = schema.arguments();
+      for (size_t i = 1; i < args.size(); ++i) {
+        Napi::Object input = Napi::Object::New(env);
+        input.Set("name", args[i].name());
+        input.Set("type", args[i].type()->annotation_str());
+        input.Set("optional", args[i].default_value().has_value());
+        inputs.Set(static_cast<uint32_t>(i - 1), input);
+      }
+      entry.Set("inputs", inputs);
+      const auto& returns = schema.returns();
+      entry.Set("output", returns.size() == 1 ? returns[0].type()->annotation_str() : std::string("(...)"));
+      methods.Set(methods.Length(), entry);
+    }
+    description.Set("methods", methods);
+    return description;
+  });
+}
+
+Napi::Value ModelWrap::Card(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    const auto& state = Checked();
+    return state->hasCard ? Napi::Value(Napi::String::New(info.Env(), state->card)) : info.Env().Null();
+  });
+}
+
+Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), DeviceName(Checked()->device)); });
+}
+
+Napi::Value ModelWrap::Dtype(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), DtypeByScalarType(Checked()->dtype).name);
+  });
+}
+
+Napi::Value ModelWrap::ForwardCount(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(Checked()->forwardCount.load()));
+  });
+}
+
+Napi::Value ModelWrap::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  Release();
+  return info.Env().Undefined();
+}
+
+}  // namespace tg

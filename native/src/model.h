@@ -1,0 +1,59 @@
+// Model: a JS handle to a loaded, frozen TorchScript module.
+//
+// The module lives in a shared ModelState. The JS handle owns one reference,
+// every forward in flight owns another: dispose() (or a GC) during a forward
+// frees nothing until that forward is done.
+#pragma once
+
+#include <napi.h>
+#include <torch/script.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+namespace tg {
+
+struct ModelState {
+  torch::jit::Module module;
+  at::Device device = at::Device(at::kCPU);
+  at::ScalarType dtype = at::kFloat;
+  std::string path;
+  std::string card;  // the archive's model.json, empty when absent
+  bool hasCard = false;
+  bool frozen = false;
+  int64_t parameterCount = 0;
+  int64_t parameterBytes = 0;
+  std::atomic<int64_t> forwardCount{0};
+};
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static int64_t LiveCount();
+
+  explicit ModelWrap(const Napi::CallbackInfo& info);
+  ~ModelWrap() override;
+
+ private:
+  // load(path, { device, dtype }) -> Promise<Model>
+  static Napi::Value Load(const Napi::CallbackInfo& info);
+
+  // call(method, inputs[]) -> Promise<output>
+  Napi::Value Call(const Napi::CallbackInfo& info);
+  Napi::Value Describe(const Napi::CallbackInfo& info);
+  Napi::Value Card(const Napi::CallbackInfo& info);
+  Napi::Value Device(const Napi::CallbackInfo& info);
+  Napi::Value Dtype(const Napi::CallbackInfo& info);
+  Napi::Value ForwardCount(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  const std::shared_ptr<ModelState>& Checked() const;
+  void Release();
+
+  std::shared_ptr<ModelState> state_;
+  int64_t reportedBytes_ = 0;
+};
+
+}  // namespace tg

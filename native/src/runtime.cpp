@@ -1,0 +1,116 @@
+#include "runtime.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/Context.h>
+#include <dlfcn.h>
+#include <torch/version.h>
+
+#include <mutex>
+#include <string>
+
+#ifdef TORCH_GUIDANCE_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include "device.h"
+#include "errors.h"
+#include "inflight.h"
+#include "js_convert.h"
+#include "model.h"
+#include "tensor.h"
+
+namespace tg {
+
+namespace {
+
+// The file that provides libtorch's CPU kernels in this process: what the
+// dynamic loader really resolved, which the JS loader compares with the
+// library the addon was built against.
+std::string LoadedLibtorchPath() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&at::globalContext), &info) != 0 && info.dli_fname != nullptr) {
+    return info.dli_fname;
+  }
+  return "";
+}
+
+int OptionalInt(const Napi::Value& options, const char* key) {
+  if (!options.IsObject()) return 0;
+  Napi::Value value = options.As<Napi::Object>().Get(key);
+  if (value.IsUndefined()) return 0;
+  int64_t number = ToInt64(value, key);
+  if (number < 0 || number > 4096) throw Error(code::kInvalidArgument, std::string(key) + " must be in 0..4096.");
+  return static_cast<int>(number);
+}
+
+}  // namespace
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    Napi::Value options = info.Length() > 0 ? info[0] : env.Undefined();
+    if (options.IsObject() && options.As<Napi::Object>().Get("errorClass").IsFunction()) {
+      SetErrorClass(env, options.As<Napi::Object>().Get("errorClass").As<Napi::Function>());
+    }
+    int intraOp = OptionalInt(options, "intraOpThreads");
+    int interOp = OptionalInt(options, "interOpThreads");
+    static std::once_flag once;
+    std::call_once(once, [&] {
+      if (intraOp > 0) at::set_num_threads(intraOp);
+      // Inter-op threads can be set only before the pool starts; a second
+      // addon instance in the same process keeps the first setting.
+      if (interOp > 0) {
+        try {
+          at::set_num_interop_threads(interOp);
+        } catch (const c10::Error&) {
+        }
+      }
+      InstallExitGuard();
+    });
+    return RuntimeInfo(info);
+  });
+}
+
+Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("torchVersion", TORCH_VERSION);
+    result.Set("torchSource", TORCH_GUIDANCE_TORCH_SOURCE);
+    result.Set("libtorchPath", LoadedLibtorchPath());
+#ifdef TORCH_GUIDANCE_WITH_CUDA
+    result.Set("builtWithCuda", true);
+#else
+    result.Set("builtWithCuda", false);
+#endif
+    int count = CudaDeviceCount();
+    result.Set("cudaAvailable", count > 0);
+    Napi::Array devices = Napi::Array::New(env);
+    for (int i = 0; i < count; ++i) {
+      Napi::Object device = Napi::Object::New(env);
+      device.Set("name", "cuda:" + std::to_string(i));
+#ifdef TORCH_GUIDANCE_WITH_CUDA
+      const cudaDeviceProp* props = at::cuda::getDeviceProperties(i);
+      device.Set("model", props->name);
+      device.Set("totalMemory", static_cast<double>(props->totalGlobalMem));
+      device.Set("computeCapability", std::to_string(props->major) + "." + std::to_string(props->minor));
+#endif
+      devices.Set(static_cast<uint32_t>(i), device);
+    }
+    result.Set("cudaDevices", devices);
+    result.Set("intraOpThreads", at::get_num_threads());
+    result.Set("interOpThreads", at::get_num_interop_threads());
+    result.Set("parallelInfo", at::get_parallel_info());
+    return result;
+  });
+}
+
+Napi::Value LiveHandles(const Napi::CallbackInfo& info) {
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("tensors", static_cast<double>(TensorWrap::LiveCount()));
+  result.Set("models", static_cast<double>(ModelWrap::LiveCount()));
+  result.Set("jobs", InflightCount());
+  return result;
+}
+
+}  // namespace tg
