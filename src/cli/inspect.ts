@@ -1,0 +1,63 @@
+import { parseArgs } from 'node:util';
+
+import { loadModel } from '../model.js';
+import { runtimeInfo, type RuntimeInfo } from '../runtime.js';
+import type { DeviceName } from '../tensor.js';
+import { UsageError } from './usage-error.js';
+
+export const inspectHelp = `Usage: torch-guidance inspect <model.pt> [--device auto|cpu|cuda|cuda:N] [--json]
+
+Prints the runtime (libtorch version, CUDA devices, threads, loaded binary) and
+the model: device, dtype, parameters, each method's signature, and its card.
+
+Options:
+  --device   where to load the model (default auto)
+  --json     print one JSON object instead of text
+
+Example:
+  torch-guidance inspect models/fixtures/tiny-unet.pt`;
+
+function formatRuntime(info: RuntimeInfo): string {
+  const cuda = info.cudaAvailable
+    ? info.cudaDevices.map((d) => `${d.name} ${d.model ?? ''}`.trim()).join(', ')
+    : `not available (${info.builtWithCuda ? 'no GPU found' : 'CPU-only libtorch'})`;
+  return [
+    'Runtime',
+    `  libtorch     ${info.torchVersion} (${info.torchSource}) ${info.libtorchPath}`,
+    `  CUDA         ${cuda}`,
+    `  threads      intra-op ${info.intraOpThreads}, inter-op ${info.interOpThreads}, ` +
+      `libuv pool ${info.uvThreadpoolSize}, concurrent jobs ${info.maxConcurrentJobs}`,
+    `  binary       ${info.binaryPath} (built ${info.build.builtAt})`,
+  ].join('\n');
+}
+
+export async function inspectCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { device: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false } },
+  });
+  if (positionals.length !== 1) throw new UsageError('give exactly one model path.');
+  const info = runtimeInfo();
+  using model = await loadModel(positionals[0]!, { device: values.device as DeviceName });
+  const description = model.describe();
+  if (values.json) {
+    console.log(JSON.stringify({ runtime: info, model: description }, null, 2));
+    return;
+  }
+  const lines = [
+    formatRuntime(info),
+    '',
+    'Model',
+    `  path         ${description.path}`,
+    `  device       ${description.device}, ${description.dtype}${description.frozen ? ', frozen' : ''}`,
+    `  parameters   ${description.parameterCount.toLocaleString('en')} (${(description.parameterBytes / 1024).toFixed(1)} KiB)`,
+    '  methods',
+    ...description.methods.map((m) => `    ${m.signature}`),
+    `  card         ${description.card === null ? '(none: the archive has no model.json)' : ''}`,
+  ];
+  if (description.card !== null) {
+    lines.push(...JSON.stringify(description.card, null, 2).split('\n').map((l) => `    ${l}`));
+  }
+  console.log(lines.join('\n'));
+}

@@ -1,0 +1,2 @@
+/** A mistake in the command line: the CLI prints the command's help and exits 2. */
+export class UsageError extends Error {}

@@ -1,0 +1,69 @@
+/**
+ * Every failure torch-guidance reports is a TorchGuidanceError with a stable
+ * `code`; the message names the problem and the fix. Native errors are
+ * created as this class too (the addon receives it at init).
+ */
+
+export const ErrorCodes = {
+  /** A function argument has the wrong type or value. */
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  /** An options object failed validation; the message names the field. */
+  INVALID_OPTION: 'ERR_INVALID_OPTION',
+  /** No file at the model path. */
+  MODEL_NOT_FOUND: 'ERR_MODEL_NOT_FOUND',
+  /** The file is not a TorchScript archive. */
+  NOT_TORCHSCRIPT: 'ERR_NOT_TORCHSCRIPT',
+  /** The archive's model.json is not valid JSON (or, later, not a valid card). */
+  MODEL_CARD: 'ERR_MODEL_CARD',
+  /** The model has no method of that name. */
+  METHOD_NOT_FOUND: 'ERR_METHOD_NOT_FOUND',
+  /** Wrong number of inputs for the method's signature. */
+  INPUT_COUNT: 'ERR_INPUT_COUNT',
+  /** An input has the wrong kind (a number where a Tensor is expected, ...). */
+  INPUT_TYPE: 'ERR_INPUT_TYPE',
+  /** The model rejected the inputs' shapes. */
+  INPUT_SHAPE: 'ERR_INPUT_SHAPE',
+  /** The model's code failed for another reason. */
+  FORWARD_FAILED: 'ERR_FORWARD_FAILED',
+  /** The model returned a value with no JS form. */
+  OUTPUT_TYPE: 'ERR_OUTPUT_TYPE',
+  /** A device name other than auto, cpu, cuda, cuda:N. */
+  UNKNOWN_DEVICE: 'ERR_UNKNOWN_DEVICE',
+  /** CUDA (or that CUDA ordinal) is not available in this process. */
+  CUDA_UNAVAILABLE: 'ERR_CUDA_UNAVAILABLE',
+  /** A dtype name that is not in the dtype table. */
+  UNKNOWN_DTYPE: 'ERR_UNKNOWN_DTYPE',
+  /** A Tensor or Model used after dispose(). */
+  DISPOSED: 'ERR_DISPOSED',
+  /** An allocation failed (host or device). */
+  OUT_OF_MEMORY: 'ERR_OUT_OF_MEMORY',
+  /** The operation was aborted through its AbortSignal. */
+  ABORTED: 'ERR_ABORTED',
+  /** No native binary could be loaded; the message lists what was tried. */
+  BINARY_NOT_FOUND: 'ERR_BINARY_NOT_FOUND',
+  /** Another libtorch error. */
+  TORCH: 'ERR_TORCH',
+  /** An unexpected native failure. */
+  NATIVE: 'ERR_NATIVE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class TorchGuidanceError extends Error {
+  override readonly name = 'TorchGuidanceError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** True when `error` is a TorchGuidanceError, optionally with the given code. */
+export function isTorchGuidanceError(error: unknown, code?: ErrorCode): error is TorchGuidanceError {
+  return error instanceof TorchGuidanceError && (code === undefined || error.code === code);
+}
+
+export function abortError(signal: AbortSignal): TorchGuidanceError {
+  return new TorchGuidanceError(ErrorCodes.ABORTED, 'the operation was aborted', { cause: signal.reason });
+}

@@ -1,0 +1,104 @@
+/**
+ * The native addon: loads it once (see scripts/binary-candidates.mjs for the
+ * search and its checks), registers TorchGuidanceError with it and applies the
+ * thread settings. Everything else imports `native` from here.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { type BuildInfo, loadBinary } from '../../scripts/binary-candidates.mjs';
+import { config } from '../config.js';
+import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import type { Dtype, DeviceName, NativeTensor } from './tensor-types.js';
+
+export interface CudaDeviceInfo {
+  /** "cuda:N" */
+  name: string;
+  /** The card, e.g. "NVIDIA H100 80GB HBM3" (CUDA builds only). */
+  model?: string;
+  totalMemory?: number;
+  computeCapability?: string;
+}
+
+export interface NativeRuntimeInfo {
+  torchVersion: string;
+  torchSource: string;
+  libtorchPath: string;
+  builtWithCuda: boolean;
+  cudaAvailable: boolean;
+  cudaDevices: CudaDeviceInfo[];
+  intraOpThreads: number;
+  interOpThreads: number;
+  parallelInfo: string;
+}
+
+export interface MethodDescription {
+  name: string;
+  signature: string;
+  inputs: { name: string; type: string; optional: boolean }[];
+  output: string;
+}
+
+export interface NativeModelDescription {
+  path: string;
+  device: string;
+  dtype: Dtype;
+  frozen: boolean;
+  parameterCount: number;
+  parameterBytes: number;
+  methods: MethodDescription[];
+}
+
+export interface NativeModel {
+  call(method: string, inputs: unknown[]): Promise<unknown>;
+  describe(): NativeModelDescription;
+  readonly card: string | null;
+  readonly device: string;
+  readonly dtype: Dtype;
+  readonly forwardCount: number;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  Tensor: {
+    fromArray(data: ArrayBufferView, shape: readonly number[], options?: { dtype?: Dtype; device?: DeviceName }): NativeTensor;
+    randn(
+      shape: readonly number[],
+      options: { seed: number | bigint | readonly (number | bigint)[]; dtype?: Dtype; device?: DeviceName },
+    ): NativeTensor;
+    cat(tensors: readonly NativeTensor[]): NativeTensor;
+    prototype: NativeTensor;
+  };
+  Model: {
+    load(path: string, options: { device: DeviceName; dtype: Dtype }): Promise<NativeModel>;
+  };
+  init(options: { errorClass: typeof TorchGuidanceError; intraOpThreads: number; interOpThreads: number }): NativeRuntimeInfo;
+  runtimeInfo(): NativeRuntimeInfo;
+  liveHandles(): { tensors: number; models: number; jobs: number };
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildInfo } {
+  let found;
+  try {
+    found = loadBinary(packageRoot, config.binaryPath);
+  } catch (error) {
+    throw new TorchGuidanceError(ErrorCodes.BINARY_NOT_FOUND, (error as Error).message, { cause: error });
+  }
+  const native = found.binding as NativeBinding;
+  native.init({
+    errorClass: TorchGuidanceError,
+    intraOpThreads: config.intraOpThreads,
+    interOpThreads: config.interOpThreads,
+  });
+  // `using t = ...` support: the native class has dispose(), not the symbol.
+  const proto = native.Tensor.prototype as unknown as Record<symbol, unknown>;
+  proto[Symbol.dispose] = function (this: NativeTensor) {
+    this.dispose();
+  };
+  return { native, binaryPath: found.path, buildInfo: found.buildInfo };
+}
+
+export const { native, binaryPath, buildInfo } = load();

@@ -1,0 +1,90 @@
+/**
+ * Tensor factories. A Tensor is a handle to data on its device; see
+ * NativeTensor for the ops.
+ */
+import { z } from 'zod';
+
+import { native } from './native/binding.js';
+import type { AnyTypedArray, DeviceName, Dtype, NativeTensor } from './native/tensor-types.js';
+import { parseOptions } from './util/options.js';
+
+export type { AnyTypedArray, DeviceName, Dtype, TypedArrayFor } from './native/tensor-types.js';
+export type Tensor = NativeTensor;
+
+export const dtypeSchema = z.enum([
+  'float32',
+  'float64',
+  'float16',
+  'bfloat16',
+  'int64',
+  'int32',
+  'int16',
+  'int8',
+  'uint8',
+  'bool',
+]);
+
+export const deviceSchema = z.union([
+  z.enum(['auto', 'cpu', 'cuda']),
+  z.templateLiteral(['cuda:', z.number().int().nonnegative()]),
+]);
+
+const shapeSchema = z.array(z.number().int().nonnegative()).readonly();
+
+const tensorOptionsSchema = z
+  .object({
+    /** Defaults to the TypedArray's natural dtype (Uint16Array: float16, Uint8Array: uint8). */
+    dtype: dtypeSchema.optional(),
+    /** Defaults to 'cpu'. */
+    device: deviceSchema.optional(),
+  })
+  .strict();
+
+const seedSchema = z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.bigint().nonnegative()]);
+
+const randnOptionsSchema = z
+  .object({
+    /** One seed for the whole tensor, or one per sample (batch-invariant noise). */
+    seed: z.union([seedSchema, z.array(seedSchema).readonly()]),
+    /** A floating dtype; defaults to float32. */
+    dtype: dtypeSchema.optional(),
+    /** Defaults to 'cpu'. */
+    device: deviceSchema.optional(),
+  })
+  .strict();
+
+export type TensorOptions = z.input<typeof tensorOptionsSchema>;
+export type RandnOptions = z.input<typeof randnOptionsSchema>;
+
+/**
+ * Copies `data` into a new tensor of `shape`. The dtype follows the TypedArray
+ * (Float32Array: float32, BigInt64Array: int64, Uint16Array: float16 bits, ...)
+ * unless `options.dtype` picks another with the same TypedArray
+ * (bfloat16 for Uint16Array, bool for Uint8Array).
+ */
+export function tensor(data: AnyTypedArray, shape: readonly number[], options: TensorOptions = {}): Tensor {
+  const parsedShape = parseOptions(shapeSchema, shape, 'shape');
+  return native.Tensor.fromArray(data, parsedShape, parseOptions(tensorOptionsSchema, options, 'tensor options'));
+}
+
+/**
+ * Standard normal noise from an explicit generator. The noise is drawn on the
+ * CPU in float32 and then moved: the same seed gives the same noise on every
+ * device. With one seed per sample, sample i is the same in any batch.
+ */
+export function randn(shape: readonly number[], options: RandnOptions): Tensor {
+  const parsedShape = parseOptions(shapeSchema, shape, 'shape');
+  return native.Tensor.randn(parsedShape, parseOptions(randnOptionsSchema, options, 'randn options'));
+}
+
+/** Concatenates tensors along the batch axis. */
+export function cat(tensors: readonly Tensor[]): Tensor {
+  return native.Tensor.cat(tensors);
+}
+
+export function isTensor(value: unknown): value is Tensor {
+  return value instanceof (native.Tensor as unknown as new () => object);
+}
+
+export type { DeviceName as Device };
+export type { Dtype as DataType };
