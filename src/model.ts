@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { config } from './config.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription } from './native/binding.js';
-import type { DeviceName, Dtype, Tensor } from './tensor.js';
+import type { Dtype, Tensor } from './tensor.js';
 import { deviceSchema } from './tensor.js';
 import { JobLimit } from './util/job-limit.js';
 import { parseOptions } from './util/options.js';
@@ -43,6 +43,9 @@ const jobs = new JobLimit(config.maxConcurrentJobs);
 
 export class Model implements Disposable, AsyncDisposable {
   readonly #native: NativeModel;
+  /** Calls accepted and not yet settled (queued for a pool slot or running). */
+  #pending = 0;
+  #disposed = false;
   /** The parsed model.json stored in the archive, or null when it has none. */
   readonly card: unknown;
 
@@ -61,7 +64,7 @@ export class Model implements Disposable, AsyncDisposable {
     } catch {
       throw new TorchGuidanceError(ErrorCodes.MODEL_NOT_FOUND, `no readable model file at '${absolute}'. Fix: check the path.`);
     }
-    const handle = await native.Model.load(absolute, { device: device as DeviceName, dtype: dtype as Dtype });
+    const handle = await native.Model.load(absolute, { device, dtype });
     let card: unknown = null;
     try {
       card = handle.card === null ? null : JSON.parse(handle.card);
@@ -87,17 +90,27 @@ export class Model implements Disposable, AsyncDisposable {
   }
 
   /** Runs any exported method (e.g. a classifier's `features`). */
-  call(method: string, inputs: readonly ForwardInput[], options: CallOptions = {}): Promise<ForwardOutput> {
-    // Waits for a pool slot (see JobLimit); the native call then checks the
-    // inputs against the method's signature before queuing the work.
-    return jobs.run(async () => {
-      if (options.signal?.aborted) throw abortError(options.signal);
-      return (await this.#native.call(method, inputs as unknown[])) as ForwardOutput;
-    }, options.signal);
+  async call(method: string, inputs: readonly ForwardInput[], options: CallOptions = {}): Promise<ForwardOutput> {
+    this.#checkLive();
+    // A call holds the model from the moment it is made: dispose() while it
+    // waits for a pool slot or runs only frees the model once it settles.
+    this.#pending++;
+    try {
+      // Waits for a pool slot (see JobLimit); the native call then checks the
+      // inputs against the method's signature before queuing the work.
+      return await jobs.run(async () => {
+        if (options.signal?.aborted) throw abortError(options.signal);
+        return (await this.#native.call(method, inputs as unknown[])) as ForwardOutput;
+      }, options.signal);
+    } finally {
+      this.#pending--;
+      if (this.#disposed && this.#pending === 0) this.#native.dispose();
+    }
   }
 
   /** Device ("cpu" or "cuda:N"), dtype, parameter count, methods and their signatures. */
   describe(): ModelDescription {
+    this.#checkLive();
     return { ...this.#native.describe(), card: this.card };
   }
 
@@ -120,12 +133,22 @@ export class Model implements Disposable, AsyncDisposable {
   }
 
   get disposed(): boolean {
-    return this.#native.disposed;
+    return this.#disposed;
   }
 
-  /** Frees the model. Forwards still running finish first. Idempotent. */
+  /** Frees the model; calls already made finish first. Idempotent. */
   dispose(): void {
-    this.#native.dispose();
+    this.#disposed = true;
+    if (this.#pending === 0) this.#native.dispose();
+  }
+
+  #checkLive(): void {
+    if (this.#disposed) {
+      throw new TorchGuidanceError(
+        ErrorCodes.DISPOSED,
+        'this Model was disposed and can no longer be used. Fix: load it again, or dispose it after its last call.',
+      );
+    }
   }
 
   [Symbol.dispose](): void {

@@ -24,10 +24,12 @@ export const dtypeSchema = z.enum([
   'bool',
 ]);
 
-export const deviceSchema = z.union([
-  z.enum(['auto', 'cpu', 'cuda']),
-  z.templateLiteral(['cuda:', z.number().int().nonnegative()]),
-]);
+/**
+ * Device names are checked natively (auto, cpu, cuda, cuda:N), so that an
+ * unknown name and a missing CUDA get their own error codes
+ * (ERR_UNKNOWN_DEVICE, ERR_CUDA_UNAVAILABLE).
+ */
+export const deviceSchema = z.custom<DeviceName>((value) => typeof value === 'string', 'a device name (auto, cpu, cuda or cuda:N)');
 
 const shapeSchema = z.array(z.number().int().nonnegative()).readonly();
 

@@ -12,7 +12,9 @@ export class JobLimit {
   constructor(private readonly limit: number) {}
 
   async run<T>(job: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    await this.acquire(signal);
+    // A free slot starts the job in this tick; otherwise it waits its turn.
+    if (this.running < this.limit && !signal?.aborted) this.running++;
+    else await this.acquire(signal);
     try {
       return await job();
     } finally {

@@ -1,0 +1,36 @@
+import { randomInt } from 'node:crypto';
+
+/**
+ * A fresh seed per call (each test run draws new inputs); the seed is part of
+ * the returned generator so failures can print it.
+ */
+export function freshRandom(): { seed: number; next: () => number; normal: () => number } {
+  const seed = randomInt(2 ** 31);
+  // mulberry32: small, fast, good enough for test inputs.
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+  return { seed, next, normal };
+}
+
+export function randomFloat32(count: number, rng = freshRandom()): Float32Array {
+  return Float32Array.from({ length: count }, () => rng.normal());
+}
+
+/** max |a - b| / max |b|: relative error on the scale of the reference. */
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} != ${expected.length}`);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  return diff / (scale || 1);
+}
