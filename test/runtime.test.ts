@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { buildInfoPath, loadBinary } from '../scripts/binary-candidates.mjs';
+import { config } from '../src/config.js';
+import { liveHandles, runtimeInfo } from '../src/index.js';
+import { pythonTorchVersion, repoRoot } from './helpers/python.js';
+
+describe('runtime', () => {
+  it('reports the libtorch it runs on, the same version Python torch reports', () => {
+    const info = runtimeInfo();
+    const [major, minor] = pythonTorchVersion().split('.');
+    assert.ok(info.torchVersion.startsWith(`${major}.${minor}.`), `${info.torchVersion} vs Python ${major}.${minor}`);
+    assert.equal(info.build.torchVersion, info.torchVersion);
+    assert.ok(existsSync(info.libtorchPath), info.libtorchPath);
+    assert.ok(existsSync(info.binaryPath), info.binaryPath);
+  });
+
+  it('reports CUDA consistently', () => {
+    const info = runtimeInfo();
+    assert.equal(info.cudaAvailable, info.cudaDevices.length > 0);
+    if (!info.builtWithCuda) assert.equal(info.cudaAvailable, false);
+    assert.equal(info.build.cuda, info.builtWithCuda);
+  });
+
+  it('applies the thread settings decided at init, budgeted against the libuv pool', () => {
+    const info = runtimeInfo();
+    assert.equal(info.intraOpThreads, config.intraOpThreads);
+    assert.equal(info.interOpThreads, config.interOpThreads);
+    assert.equal(info.maxConcurrentJobs, Math.max(1, info.uvThreadpoolSize - 1));
+  });
+
+  it('takes thread settings from the environment', () => {
+    const script = `import('./src/index.ts').then((m) => { const i = m.runtimeInfo();
+      console.log(JSON.stringify([i.intraOpThreads, i.uvThreadpoolSize, i.maxConcurrentJobs])); })`;
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, TORCH_GUIDANCE_INTRAOP_THREADS: '1', UV_THREADPOOL_SIZE: '8' },
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), [1, 8, 7]);
+  });
+
+  it('counts live handles', () => {
+    const handles = liveHandles();
+    assert.deepEqual(Object.keys(handles).sort(), ['jobs', 'models', 'tensors']);
+  });
+});
+
+describe('binary loader', () => {
+  let scratch: string;
+  before(() => {
+    scratch = mkdtempSync(join(tmpdir(), 'tg-loader-'));
+  });
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  /** A copy of the loaded binary with edited build facts. */
+  function copyWith(facts: Record<string, unknown>): string {
+    const { binaryPath, build } = runtimeInfo();
+    const dir = mkdtempSync(join(scratch, 'bin-'));
+    const path = join(dir, 'torch_guidance.node');
+    copyFileSync(binaryPath, path);
+    writeFileSync(buildInfoPath(path), JSON.stringify({ ...build, ...facts }));
+    return path;
+  }
+
+  it('says what it tried when no binary is there', () => {
+    assert.throws(() => loadBinary(scratch, join(scratch, 'missing.node')), (error: Error & { tried: string[] }) => {
+      assert.match(error.tried[0]!, /missing\.node: not there/);
+      assert.match(error.message, /npm run build:native/);
+      return true;
+    });
+  });
+
+  it('refuses a binary built against a libtorch that is gone', () => {
+    const path = copyWith({ torchLibDir: join(scratch, 'no-such-libtorch') });
+    assert.throws(() => loadBinary(scratch, path), /no longer exists/);
+  });
+
+  it('refuses a binary that needs a newer Node-API', () => {
+    const path = copyWith({ napiVersion: 999 });
+    assert.throws(() => loadBinary(scratch, path), /needs Node-API 999/);
+  });
+
+  it('refuses a binary whose build facts are missing', () => {
+    const dir = mkdtempSync(join(scratch, 'bare-'));
+    const path = join(dir, 'torch_guidance.node');
+    copyFileSync(runtimeInfo().binaryPath, path);
+    assert.throws(() => loadBinary(scratch, path), /no readable torch_guidance\.json/);
+  });
+
+  it('refuses a binary whose libtorch is not the one the process loaded', () => {
+    const path = copyWith({ torchLibDir: scratch });
+    assert.throws(() => loadBinary(scratch, path), /but the process loaded/);
+  });
+
+  it('fails the import with ERR_BINARY_NOT_FOUND and the fix', () => {
+    const script = `import('./src/index.ts').then(() => console.log('loaded'), (e) => console.log(e.code, e.message))`;
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, TORCH_GUIDANCE_BINARY: join(scratch, 'missing.node') },
+    });
+    assert.match(result.stdout, /^ERR_BINARY_NOT_FOUND/);
+    assert.match(result.stdout, /npm run build:native/);
+  });
+});
