@@ -4,7 +4,7 @@
 //
 // Candidates, in order: TORCH_GUIDANCE_BINARY alone when set; else a local
 // build (build/Release, build/Debug), then the prebuild for this platform
-// (prebuilds/<platform>-<arch>/torch-guidance.napi.node). Each binary has a
+// (prebuilds/<platform>-<arch>/torch-guidance.node). Each binary has a
 // JSON of build facts beside it (written by native/CMakeLists.txt); a binary
 // is used only when those facts fit this process and, once loaded, the
 // libtorch the dynamic loader resolved is the one it was built against.
@@ -15,11 +15,12 @@ import { basename, dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
-export const PREBUILD_NAME = 'torch-guidance.napi.node';
+// prebuildify's name for a Node-API build: the package name, no ABI tag.
+export const PREBUILD_NAME = 'torch-guidance.node';
 
 /** The build-facts JSON that belongs to a binary. */
 export function buildInfoPath(binary) {
-  return binary.endsWith('.napi.node') ? binary.replace(/\.node$/, '.json') : join(dirname(binary), 'torch_guidance.json');
+  return basename(binary) === PREBUILD_NAME ? binary.replace(/\.node$/, '.json') : join(dirname(binary), 'torch_guidance.json');
 }
 
 export function candidatePaths(root, explicitPath) {
