@@ -1,6 +1,5 @@
 /**
- * Environment variables, parsed once. All share the TORCH_GUIDANCE_ prefix,
- * except UV_THREADPOOL_SIZE, which is libuv's.
+ * Environment variables, parsed once. All share the TORCH_GUIDANCE_ prefix.
  *
  * - TORCH_GUIDANCE_BINARY: path of a torch_guidance.node to load instead of
  *   searching build/ and prebuilds/.
@@ -8,9 +7,10 @@
  *   machine's available parallelism).
  * - TORCH_GUIDANCE_INTEROP_THREADS: libtorch's inter-op pool (default 1:
  *   models here do not fork).
- * - UV_THREADPOOL_SIZE: libuv's pool (default 4). Forwards run there; at most
- *   `maxConcurrentJobs` (one less than the pool, at least 1) run at once, so
- *   file-system and DNS work always has a thread left.
+ * - TORCH_GUIDANCE_JOB_THREADS: torch threads that run loads, forwards and
+ *   copies (default 2), i.e. how many such jobs run at once. They are the
+ *   addon's own threads, not libuv's pool, so UV_THREADPOOL_SIZE needs no
+ *   change and file-system work never waits behind a forward.
  */
 import { availableParallelism } from 'node:os';
 
@@ -20,8 +20,7 @@ export interface Config {
   binaryPath: string | undefined;
   intraOpThreads: number;
   interOpThreads: number;
-  uvThreadpoolSize: number;
-  maxConcurrentJobs: number;
+  jobThreads: number;
 }
 
 function positiveInt(name: string, fallback: number): number {
@@ -35,13 +34,11 @@ function positiveInt(name: string, fallback: number): number {
 }
 
 function readConfig(): Config {
-  const uvThreadpoolSize = positiveInt('UV_THREADPOOL_SIZE', 4);
   return {
     binaryPath: process.env.TORCH_GUIDANCE_BINARY || undefined,
     intraOpThreads: positiveInt('TORCH_GUIDANCE_INTRAOP_THREADS', availableParallelism()),
     interOpThreads: positiveInt('TORCH_GUIDANCE_INTEROP_THREADS', 1),
-    uvThreadpoolSize,
-    maxConcurrentJobs: Math.max(1, uvThreadpoolSize - 1),
+    jobThreads: positiveInt('TORCH_GUIDANCE_JOB_THREADS', 2),
   };
 }
 

@@ -7,12 +7,10 @@ import { resolve } from 'node:path';
 
 import { z } from 'zod';
 
-import { config } from './config.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription } from './native/binding.js';
 import type { Dtype, Tensor } from './tensor.js';
 import { deviceSchema } from './tensor.js';
-import { JobLimit } from './util/job-limit.js';
 import { parseOptions } from './util/options.js';
 
 const loadOptionsSchema = z
@@ -38,8 +36,6 @@ export interface CallOptions {
 }
 
 export type ModelDescription = NativeModelDescription & { card: unknown };
-
-const jobs = new JobLimit(config.maxConcurrentJobs);
 
 export class Model implements Disposable, AsyncDisposable {
   readonly #native: NativeModel;
@@ -94,14 +90,12 @@ export class Model implements Disposable, AsyncDisposable {
     this.#checkLive();
     // A call holds the model from the moment it is made: dispose() while it
     // waits for a pool slot or runs only frees the model once it settles.
+    if (options.signal?.aborted) throw abortError(options.signal);
     this.#pending++;
     try {
-      // Waits for a pool slot (see JobLimit); the native call then checks the
-      // inputs against the method's signature before queuing the work.
-      return await jobs.run(async () => {
-        if (options.signal?.aborted) throw abortError(options.signal);
-        return (await this.#native.call(method, inputs as unknown[])) as ForwardOutput;
-      }, options.signal);
+      // The native call checks the inputs against the method's signature,
+      // then queues the forward on a torch thread.
+      return (await this.#native.call(method, inputs as unknown[])) as ForwardOutput;
     } finally {
       this.#pending--;
       if (this.#disposed && this.#pending === 0) this.#native.dispose();

@@ -1,4 +1,3 @@
-import { config } from './config.js';
 import { binaryPath, buildInfo, native, type NativeRuntimeInfo } from './native/binding.js';
 
 export interface RuntimeInfo extends NativeRuntimeInfo {
@@ -6,9 +5,6 @@ export interface RuntimeInfo extends NativeRuntimeInfo {
   binaryPath: string;
   /** The facts recorded when that binary was built. */
   build: typeof buildInfo;
-  uvThreadpoolSize: number;
-  /** Native jobs (forwards) allowed to run at once: UV_THREADPOOL_SIZE - 1, at least 1. */
-  maxConcurrentJobs: number;
 }
 
 /** libtorch version, CUDA devices, thread settings and the loaded binary. */
@@ -17,12 +13,13 @@ export function runtimeInfo(): RuntimeInfo {
     ...native.runtimeInfo(),
     binaryPath,
     build: buildInfo,
-    uvThreadpoolSize: config.uvThreadpoolSize,
-    maxConcurrentJobs: config.maxConcurrentJobs,
   };
 }
 
-/** Handles alive right now (for leak tests): tensors, models, native jobs running. */
-export function liveHandles(): { tensors: number; models: number; jobs: number } {
+/**
+ * Handles alive right now (for leak tests): tensors, models, native jobs
+ * running, and torch threads started so far.
+ */
+export function liveHandles(): { tensors: number; models: number; jobs: number; torchThreads: number } {
   return native.liveHandles();
 }

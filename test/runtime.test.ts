@@ -26,28 +26,49 @@ describe('runtime', () => {
     assert.equal(info.build.cuda, info.builtWithCuda);
   });
 
-  it('applies the thread settings decided at init, budgeted against the libuv pool', () => {
+  it('applies the thread settings decided at init', () => {
     const info = runtimeInfo();
     assert.equal(info.intraOpThreads, config.intraOpThreads);
     assert.equal(info.interOpThreads, config.interOpThreads);
-    assert.equal(info.maxConcurrentJobs, Math.max(1, info.uvThreadpoolSize - 1));
+    assert.equal(info.jobThreads, config.jobThreads);
   });
 
   it('takes thread settings from the environment', () => {
     const script = `import('./src/index.ts').then((m) => { const i = m.runtimeInfo();
-      console.log(JSON.stringify([i.intraOpThreads, i.uvThreadpoolSize, i.maxConcurrentJobs])); })`;
+      console.log(JSON.stringify([i.intraOpThreads, i.jobThreads])); })`;
     const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: repoRoot,
       encoding: 'utf8',
-      env: { ...process.env, TORCH_GUIDANCE_INTRAOP_THREADS: '1', UV_THREADPOOL_SIZE: '8' },
+      env: { ...process.env, TORCH_GUIDANCE_INTRAOP_THREADS: '1', TORCH_GUIDANCE_JOB_THREADS: '3' },
     });
     assert.equal(result.status, 0, result.stderr);
-    assert.deepEqual(JSON.parse(result.stdout), [1, 8, 7]);
+    assert.deepEqual(JSON.parse(result.stdout), [1, 3]);
+  });
+
+  it('runs sequential forwards on one torch thread, and concurrent ones on up to jobThreads', () => {
+    const script = `
+      import { loadModel, randn, tensor, liveHandles } from './src/index.ts';
+      const model = await loadModel('models/fixtures/tiny-unet.pt', { device: 'cpu' });
+      const inputs = [randn([2, 1, 28, 28], { seed: 1 }), tensor(new Float32Array([1, 2]), [2]),
+        tensor(new BigInt64Array([0n, 1n]), [2])];
+      for (let i = 0; i < 30; i++) (await model.forward(...inputs)).dispose();
+      const sequential = liveHandles().torchThreads;
+      const outs = await Promise.all(Array.from({ length: 6 }, () => model.forward(...inputs)));
+      console.log(JSON.stringify([sequential, liveHandles().torchThreads]));`;
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, TORCH_GUIDANCE_JOB_THREADS: '3' },
+    });
+    assert.equal(result.status, 0, result.stderr);
+    const [sequential, concurrent] = JSON.parse(result.stdout) as [number, number];
+    assert.equal(sequential, 1);
+    assert.ok(concurrent > 1 && concurrent <= 3, `${concurrent} torch threads`);
   });
 
   it('counts live handles', () => {
     const handles = liveHandles();
-    assert.deepEqual(Object.keys(handles).sort(), ['jobs', 'models', 'tensors']);
+    assert.deepEqual(Object.keys(handles).sort(), ['jobs', 'models', 'tensors', 'torchThreads']);
   });
 });
 

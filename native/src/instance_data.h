@@ -6,10 +6,19 @@
 
 namespace tg {
 
+struct Job;
+void SettleJob(Napi::Env env, Napi::Function callback, void* context, Job* job);
+
 struct InstanceData {
   Napi::FunctionReference errorClass;
   Napi::FunctionReference tensorClass;
   Napi::FunctionReference modelClass;
+
+  // Torch threads hand finished jobs back to this environment's main thread.
+  using Completions = Napi::TypedThreadSafeFunction<void, Job, SettleJob>;
+  Completions completions;
+  bool hasCompletions = false;
+  int pendingJobs = 0;
 
   // Creates the data for `env` on first use.
   static InstanceData& Get(Napi::Env env) {

@@ -13,6 +13,8 @@
 #endif
 
 #include "device.h"
+#include "executor.h"
+#include "promise_worker.h"
 #include "errors.h"
 #include "inflight.h"
 #include "js_convert.h"
@@ -54,6 +56,8 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     }
     int intraOp = OptionalInt(options, "intraOpThreads");
     int interOp = OptionalInt(options, "interOpThreads");
+    int jobThreads = OptionalInt(options, "jobThreads");
+    PromiseWorker::InitEnv(env);
     static std::once_flag once;
     std::call_once(once, [&] {
       if (intraOp > 0) at::set_num_threads(intraOp);
@@ -65,6 +69,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
         } catch (const c10::Error&) {
         }
       }
+      ConfigureExecutor(jobThreads);
       InstallExitGuard();
     });
     return RuntimeInfo(info);
@@ -100,6 +105,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     result.Set("cudaDevices", devices);
     result.Set("intraOpThreads", at::get_num_threads());
     result.Set("interOpThreads", at::get_num_interop_threads());
+    result.Set("jobThreads", ExecutorThreads());
     result.Set("parallelInfo", at::get_parallel_info());
     return result;
   });
@@ -110,6 +116,7 @@ Napi::Value LiveHandles(const Napi::CallbackInfo& info) {
   result.Set("tensors", static_cast<double>(TensorWrap::LiveCount()));
   result.Set("models", static_cast<double>(ModelWrap::LiveCount()));
   result.Set("jobs", InflightCount());
+  result.Set("torchThreads", ExecutorThreadsStarted());
   return result;
 }
 

@@ -6,12 +6,13 @@
 
 namespace tg {
 
-// init({ errorClass, intraOpThreads, interOpThreads }) -> runtime info.
+// init({ errorClass, intraOpThreads, interOpThreads, jobThreads }) -> runtime info.
 // Thread counts are applied once per process; later calls (worker_threads)
 // only register their error class.
 Napi::Value Init(const Napi::CallbackInfo& info);
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info);
-// { tensors, models, jobs }: handles alive and native jobs running.
+// { tensors, models, jobs, torchThreads }: handles alive, native jobs
+// running, torch threads started.
 Napi::Value LiveHandles(const Napi::CallbackInfo& info);
 
 }  // namespace tg

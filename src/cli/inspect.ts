@@ -25,8 +25,7 @@ function formatRuntime(info: RuntimeInfo): string {
     'Runtime',
     `  libtorch     ${info.torchVersion} (${info.torchSource}) ${info.libtorchPath}`,
     `  CUDA         ${cuda}`,
-    `  threads      intra-op ${info.intraOpThreads}, inter-op ${info.interOpThreads}, ` +
-      `libuv pool ${info.uvThreadpoolSize}, concurrent jobs ${info.maxConcurrentJobs}`,
+    `  threads      intra-op ${info.intraOpThreads}, inter-op ${info.interOpThreads}, torch job threads ${info.jobThreads}`,
     `  binary       ${info.binaryPath} (built ${info.build.builtAt})`,
   ].join('\n');
 }

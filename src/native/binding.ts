@@ -29,6 +29,8 @@ export interface NativeRuntimeInfo {
   cudaDevices: CudaDeviceInfo[];
   intraOpThreads: number;
   interOpThreads: number;
+  /** Torch threads running jobs (loads, forwards, copies) at once. */
+  jobThreads: number;
   parallelInfo: string;
 }
 
@@ -73,9 +75,14 @@ export interface NativeBinding {
   Model: {
     load(path: string, options: { device: DeviceName; dtype: Dtype }): Promise<NativeModel>;
   };
-  init(options: { errorClass: typeof TorchGuidanceError; intraOpThreads: number; interOpThreads: number }): NativeRuntimeInfo;
+  init(options: {
+    errorClass: typeof TorchGuidanceError;
+    intraOpThreads: number;
+    interOpThreads: number;
+    jobThreads: number;
+  }): NativeRuntimeInfo;
   runtimeInfo(): NativeRuntimeInfo;
-  liveHandles(): { tensors: number; models: number; jobs: number };
+  liveHandles(): { tensors: number; models: number; jobs: number; torchThreads: number };
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -92,6 +99,7 @@ function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildIn
     errorClass: TorchGuidanceError,
     intraOpThreads: config.intraOpThreads,
     interOpThreads: config.interOpThreads,
+    jobThreads: config.jobThreads,
   });
   // `using t = ...` support: the native class has dispose(), not the symbol.
   const proto = native.Tensor.prototype as unknown as Record<symbol, unknown>;
