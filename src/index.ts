@@ -21,6 +21,7 @@ export {
   type DeviceName,
   type Dtype,
   type RandnOptions,
+  type ResolvedDevice,
   type Tensor,
   type TensorOptions,
   type TypedArrayFor,

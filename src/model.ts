@@ -9,7 +9,7 @@ import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription } from './native/binding.js';
-import type { Dtype, Tensor } from './tensor.js';
+import type { Dtype, ResolvedDevice, Tensor } from './tensor.js';
 import { deviceSchema } from './tensor.js';
 import { parseOptions } from './util/options.js';
 
@@ -80,9 +80,12 @@ export class Model implements Disposable, AsyncDisposable {
     return new Model(handle, card);
   }
 
-  /** Runs `forward` on a pool thread under inference mode; the output stays on the model's device. */
-  forward(...inputs: ForwardInput[]): Promise<ForwardOutput> {
-    return this.call('forward', inputs);
+  /**
+   * Runs `forward` on a torch thread under inference mode; the output stays on
+   * the model's device. `T` narrows the result type (`forward<Tensor>(...)`).
+   */
+  forward<T extends ForwardOutput = ForwardOutput>(...inputs: ForwardInput[]): Promise<T> {
+    return this.call('forward', inputs) as Promise<T>;
   }
 
   /** Runs any exported method (e.g. a classifier's `features`). */
@@ -113,7 +116,7 @@ export class Model implements Disposable, AsyncDisposable {
     return this.#native.describe().methods;
   }
 
-  get device(): string {
+  get device(): ResolvedDevice {
     return this.#native.device;
   }
 

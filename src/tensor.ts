@@ -5,10 +5,10 @@
 import { z } from 'zod';
 
 import { native } from './native/binding.js';
-import type { AnyTypedArray, DeviceName, Dtype, NativeTensor } from './native/tensor-types.js';
+import type { AnyTypedArray, DeviceName, NativeTensor } from './native/tensor-types.js';
 import { parseOptions } from './util/options.js';
 
-export type { AnyTypedArray, DeviceName, Dtype, TypedArrayFor } from './native/tensor-types.js';
+export type { AnyTypedArray, DeviceName, Dtype, ResolvedDevice, TypedArrayFor } from './native/tensor-types.js';
 export type Tensor = NativeTensor;
 
 export const dtypeSchema = z.enum([
@@ -88,5 +88,3 @@ export function isTensor(value: unknown): value is Tensor {
   return value instanceof (native.Tensor as unknown as new () => object);
 }
 
-export type { DeviceName as Device };
-export type { Dtype as DataType };

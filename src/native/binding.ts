@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { type BuildInfo, loadBinary } from '../../scripts/binary-candidates.mjs';
 import { config } from '../config.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import type { Dtype, DeviceName, NativeTensor } from './tensor-types.js';
+import type { Dtype, DeviceName, NativeTensor, ResolvedDevice } from './tensor-types.js';
 
 export interface CudaDeviceInfo {
   /** "cuda:N" */
@@ -55,7 +55,7 @@ export interface NativeModel {
   call(method: string, inputs: unknown[]): Promise<unknown>;
   describe(): NativeModelDescription;
   readonly card: string | null;
-  readonly device: string;
+  readonly device: ResolvedDevice;
   readonly dtype: Dtype;
   readonly forwardCount: number;
   readonly disposed: boolean;

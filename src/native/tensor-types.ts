@@ -14,6 +14,8 @@ export type Dtype =
   | 'bool'; // Uint8Array (0 or 1)
 
 export type DeviceName = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+/** Where a tensor or model actually is. */
+export type ResolvedDevice = 'cpu' | `cuda:${number}`;
 
 export type TypedArrayFor<D extends Dtype> = D extends 'float32'
   ? Float32Array
@@ -49,8 +51,7 @@ export type AnyTypedArray =
 export interface NativeTensor extends Disposable {
   readonly shape: number[];
   readonly dtype: Dtype;
-  /** "cpu" or "cuda:N" */
-  readonly device: string;
+  readonly device: ResolvedDevice;
   readonly numel: number;
   readonly disposed: boolean;
 
