@@ -8,10 +8,12 @@
 #include "device.h"
 #include "dtype.h"
 #include "errors.h"
+#include "hook_plan.h"
 #include "instance_data.h"
 #include "ivalue_convert.h"
 #include "js_convert.h"
 #include "promise_worker.h"
+#include "tensor.h"
 
 namespace tg {
 
@@ -80,8 +82,16 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
     throw Error(code::kMethodNotFound, "'" + path + "' has no forward method. Fix: export a module whose forward "
                                                    "is the denoiser.");
   }
-  // Freezing folds parameters into the graph and inlines submodule calls
-  // (the attention pass needs that). Keep every exported method.
+  // Hooks go in before freezing: the pass needs the module tree to name the
+  // sites. A model the pass cannot handle still loads, without sites.
+  try {
+    state.sites = InsertAttentionHooks(state.module);
+  } catch (const std::exception& e) {
+    state.sites.clear();
+    state.attentionPassError = e.what();
+  }
+  // Freezing folds parameters into the graph and inlines submodule calls.
+  // Keep every exported method.
   std::vector<std::string> preserved;
   for (const auto& method : state.module.get_methods()) {
     if (method.name() != "forward") preserved.push_back(method.name());
@@ -96,6 +106,53 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
   }
 }
 
+HookAction ParseAction(const std::string& name) {
+  if (name == "identity") return HookAction::kIdentity;
+  if (name == "blur") return HookAction::kBlur;
+  if (name == "capture") return HookAction::kCapture;
+  throw Error(code::kInvalidArgument, "unknown hook action '" + name + "'. Use identity, blur or capture.");
+}
+
+// { batch, probe?, entries: [{ site, start, length, action, sigma?, gridHeight?, gridWidth? }] }
+std::shared_ptr<HookPlan> ParsePlan(const Napi::Value& value, const ModelState& state) {
+  if (!value.IsObject()) return nullptr;
+  Napi::Object object = value.As<Napi::Object>();
+  auto plan = std::make_shared<HookPlan>();
+  plan->batch = ToInt64(object.Get("batch"), "plan.batch");
+  if (plan->batch < 1) throw Error(code::kInvalidArgument, "plan.batch must be at least 1.");
+  plan->probe = object.Get("probe").ToBoolean().Value();
+  Napi::Value entries = object.Get("entries");
+  if (entries.IsUndefined()) return plan;
+  if (!entries.IsArray()) throw Error(code::kInvalidArgument, "plan.entries must be an array.");
+  Napi::Array list = entries.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    if (!list.Get(i).IsObject()) throw Error(code::kInvalidArgument, "plan.entries[i] must be an object.");
+    Napi::Object item = list.Get(i).As<Napi::Object>();
+    HookEntry entry;
+    entry.site = ToInt64(item.Get("site"), "plan entry site");
+    entry.start = ToInt64(item.Get("start"), "plan entry start");
+    entry.length = ToInt64(item.Get("length"), "plan entry length");
+    entry.action = ParseAction(ToString(item.Get("action"), "plan entry action"));
+    if (entry.site < 0 || entry.site >= static_cast<int64_t>(state.sites.size())) {
+      throw Error(code::kInvalidArgument, "plan entry site " + std::to_string(entry.site) + " does not exist (the model has " +
+                                              std::to_string(state.sites.size()) + " attention sites).");
+    }
+    if (entry.start < 0 || entry.length < 1 || entry.start + entry.length > plan->batch) {
+      throw Error(code::kInvalidArgument, "plan entry slice [" + std::to_string(entry.start) + ", " +
+                                              std::to_string(entry.start + entry.length) + ") is outside the batch of " +
+                                              std::to_string(plan->batch) + ".");
+    }
+    if (entry.action == HookAction::kBlur) {
+      entry.sigma = ToDouble(item.Get("sigma"), "plan entry sigma");
+      entry.gridHeight = ToInt64(item.Get("gridHeight"), "plan entry gridHeight");
+      entry.gridWidth = ToInt64(item.Get("gridWidth"), "plan entry gridWidth");
+      if (!(entry.sigma > 0)) throw Error(code::kInvalidArgument, "blur sigma must be positive (or Infinity).");
+    }
+    plan->entries.push_back(entry);
+  }
+  return plan;
+}
+
 }  // namespace
 
 int64_t ModelWrap::LiveCount() { return g_liveModels.load(); }
@@ -107,6 +164,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                         InstanceMethod<&ModelWrap::Call>("call"),
                                         InstanceMethod<&ModelWrap::Describe>("describe"),
                                         InstanceAccessor<&ModelWrap::Card>("card"),
+                                        InstanceAccessor<&ModelWrap::AttentionSites>("attentionSites"),
                                         InstanceAccessor<&ModelWrap::Device>("device"),
                                         InstanceAccessor<&ModelWrap::Dtype>("dtype"),
                                         InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
@@ -185,10 +243,12 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
     auto inputs = std::make_shared<std::vector<c10::IValue>>(
         InputsFromJs(env, method->function().getSchema(), info[1].As<Napi::Array>()));
     auto output = std::make_shared<c10::IValue>();
+    std::shared_ptr<HookPlan> plan = ParsePlan(info.Length() > 2 ? info[2] : env.Undefined(), *state);
     return PromiseWorker::Start(
         env, "torch-guidance:forward",
-        [state, name, inputs, output]() {
+        [state, name, inputs, output, plan]() {
           c10::InferenceMode guard;
+          ScopedHookPlan scopedPlan(plan.get());
           PlaceInputs(*inputs, state->device, state->dtype);
           try {
             *output = state->module.get_method(name)(*inputs);
@@ -217,10 +277,30 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
           state->forwardCount.fetch_add(1);
           inputs->clear();  // drop input references on the pool thread
         },
-        [output](Napi::Env env) -> Napi::Value {
+        [output, plan](Napi::Env env) -> Napi::Value {
           Napi::Value result = OutputToJs(env, *output);
           *output = c10::IValue();
-          return result;
+          if (!plan) return result;
+          Napi::Object withHooks = Napi::Object::New(env);
+          withHooks.Set("output", result);
+          Napi::Array captures = Napi::Array::New(env);
+          for (auto& [site, tensor] : plan->captures) {
+            Napi::Array pair = Napi::Array::New(env, 2);
+            pair.Set(0u, Napi::Number::New(env, static_cast<double>(site)));
+            pair.Set(1u, TensorWrap::Wrap(env, tensor));
+            captures.Set(captures.Length(), pair);
+          }
+          plan->captures.clear();
+          withHooks.Set("captures", captures);
+          Napi::Array shapes = Napi::Array::New(env);
+          for (const auto& [site, shape] : plan->shapes) {
+            Napi::Array pair = Napi::Array::New(env, 2);
+            pair.Set(0u, Napi::Number::New(env, static_cast<double>(site)));
+            pair.Set(1u, FromShape(env, shape.logits));
+            shapes.Set(shapes.Length(), pair);
+          }
+          withHooks.Set("shapes", shapes);
+          return withHooks;
         });
   });
 }
@@ -234,6 +314,7 @@ Napi::Value ModelWrap::Describe(const Napi::CallbackInfo& info) {
     description.Set("device", DeviceName(state->device));
     description.Set("dtype", DtypeByScalarType(state->dtype).name);
     description.Set("frozen", state->frozen);
+    if (!state->attentionPassError.empty()) description.Set("attentionPassError", state->attentionPassError);
     description.Set("parameterCount", static_cast<double>(state->parameterCount));
     description.Set("parameterBytes", static_cast<double>(state->parameterBytes));
     Napi::Array methods = Napi::Array::New(env);
@@ -265,6 +346,22 @@ Napi::Value ModelWrap::Card(const Napi::CallbackInfo& info) {
   return Guarded(info.Env(), [&]() -> Napi::Value {
     const auto& state = Checked();
     return state->hasCard ? Napi::Value(Napi::String::New(info.Env(), state->card)) : info.Env().Null();
+  });
+}
+
+Napi::Value ModelWrap::AttentionSites(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const auto& state = Checked();
+    Napi::Array sites = Napi::Array::New(env, state->sites.size());
+    for (size_t i = 0; i < state->sites.size(); ++i) {
+      Napi::Object site = Napi::Object::New(env);
+      site.Set("id", static_cast<double>(state->sites[i].id));
+      site.Set("path", state->sites[i].path);
+      site.Set("kind", state->sites[i].kind);
+      sites.Set(static_cast<uint32_t>(i), site);
+    }
+    return sites;
   });
 }
 

@@ -11,6 +11,9 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "attention_pass.h"
 
 namespace tg {
 
@@ -25,6 +28,8 @@ struct ModelState {
   int64_t parameterCount = 0;
   int64_t parameterBytes = 0;
   std::atomic<int64_t> forwardCount{0};
+  std::vector<AttentionSite> sites;  // found by the attention pass, ids = indices
+  std::string attentionPassError;    // why the pass was skipped, if it was
 };
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
@@ -39,10 +44,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // load(path, { device, dtype }) -> Promise<Model>
   static Napi::Value Load(const Napi::CallbackInfo& info);
 
-  // call(method, inputs[]) -> Promise<output>
+  // call(method, inputs[], plan?) -> Promise<output>, or with a plan
+  // Promise<{ output, captures: [site, Tensor][], shapes: [site, number[]][] }>
   Napi::Value Call(const Napi::CallbackInfo& info);
   Napi::Value Describe(const Napi::CallbackInfo& info);
   Napi::Value Card(const Napi::CallbackInfo& info);
+  Napi::Value AttentionSites(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value ForwardCount(const Napi::CallbackInfo& info);

@@ -1,0 +1,33 @@
+// The attention pass: finds every softmax attention site in a module's
+// forward and wraps it in hook ops, so that a forward can swap, blur or
+// capture attention per batch slice (TorchScript has no forward hooks).
+//
+// Runs on the unfrozen module, before torch::jit::freeze:
+//   1. walks forward and every method it calls, in program order, naming each
+//      site by the module path its GetAttr chain reaches (`down.3`, `mid.attn`;
+//      ModuleList and ModuleDict elements keep their container's name, which
+//      an inlined call stack loses), with `#1`, `#2` for further sites in one
+//      module;
+//   2. inlines forward in place (the same program order), pairs the k-th
+//      softmax with the k-th named site, and inserts
+//      guidance::attn_logits before and guidance::attn_probs after it.
+// A softmax counts as attention when its result is the left operand of a
+// matmul, bmm or einsum (through dropout or a dtype cast).
+#pragma once
+
+#include <torch/script.h>
+
+#include <string>
+#include <vector>
+
+namespace tg {
+
+struct AttentionSite {
+  int64_t id = 0;
+  std::string path;  // module path, as named_modules() names it
+  std::string kind;  // "softmax"
+};
+
+std::vector<AttentionSite> InsertAttentionHooks(torch::jit::Module& module);
+
+}  // namespace tg

@@ -1,0 +1,114 @@
+// The attention hook ops, registered as guidance::attn_logits and
+// guidance::attn_probs. The attention pass (attention_pass.cpp) inserts them
+// around every softmax attention site; each reads the thread's HookPlan.
+//
+// Both take the site's tensor of shape [B * R, ..., Nq, Nk] (R rows per
+// sample: the heads, whether folded into the batch axis or kept apart), view
+// it as [B, R', Nq, Nk] and change only the planned samples' rows.
+#include <torch/library.h>
+
+#include <cmath>
+
+#include "errors.h"
+#include "hook_plan.h"
+
+namespace tg {
+
+namespace {
+
+thread_local HookPlan* t_plan = nullptr;
+
+// [B, R, Nq, Nk] view of a site tensor whose first axis is batch-major.
+at::Tensor PerSample(const at::Tensor& x, int64_t batch) {
+  TORCH_CHECK(x.dim() >= 3, "attention site tensor must have at least 3 dims, got ", x.sizes());
+  TORCH_CHECK(x.size(0) % batch == 0, "attention rows ", x.size(0), " are not a multiple of the batch ", batch);
+  return x.reshape({batch, -1, x.size(-2), x.size(-1)});
+}
+
+// A 1-D Gaussian kernel as the SEG reference makes it: size ceil(6 sigma) + 1
+// made odd, clipped for an axis of n to min(k, n - (n mod 2 - 1)).
+at::Tensor GaussianKernel(double sigma, int64_t n, const at::TensorOptions& options) {
+  int64_t k = static_cast<int64_t>(std::ceil(6 * sigma)) + 1;
+  if (k % 2 == 0) k += 1;
+  k = std::min(k, n - (n % 2 - 1));
+  double half = (k - 1) * 0.5;
+  at::Tensor x = at::linspace(-half, half, k, options.dtype(at::kDouble));
+  at::Tensor pdf = at::exp(-0.5 * (x / sigma).pow(2));
+  return (pdf / pdf.sum()).to(options.dtype());
+}
+
+// Blurs the query axis of logits [M, Nq, Nk] over the H x W grid, with
+// reflect padding; sigma = infinity gives every query the mean logits.
+at::Tensor BlurQueries(const at::Tensor& logits, const HookEntry& grid, double sigma) {
+  int64_t m = logits.size(0), nq = logits.size(1), nk = logits.size(2);
+  TORCH_CHECK(grid.gridHeight * grid.gridWidth == nq, "blur: the site's grid ", grid.gridHeight, "x", grid.gridWidth,
+              " does not hold its ", nq, " queries");
+  if (std::isinf(sigma)) return logits.mean(1, /*keepdim=*/true).expand({m, nq, nk}).contiguous();
+  // [M, Nq, Nk] -> [M * Nk, 1, H, W]: each key's logits over the query grid as an image.
+  at::Tensor images = logits.permute({0, 2, 1}).reshape({m * nk, 1, grid.gridHeight, grid.gridWidth});
+  at::Tensor ky = GaussianKernel(sigma, grid.gridHeight, logits.options());
+  at::Tensor kx = GaussianKernel(sigma, grid.gridWidth, logits.options());
+  int64_t py = (ky.size(0) - 1) / 2, px = (kx.size(0) - 1) / 2;
+  images = at::reflection_pad2d(images, {px, px, py, py});
+  images = at::conv2d(images, ky.view({1, 1, -1, 1}));
+  images = at::conv2d(images, kx.view({1, 1, 1, -1}));
+  return images.reshape({m, nk, nq}).permute({0, 2, 1});
+}
+
+at::Tensor AttnLogits(const at::Tensor& x, int64_t site) {
+  HookPlan* plan = t_plan;
+  if (plan == nullptr) return x;
+  if (plan->probe) plan->shapes[site].logits = x.sizes().vec();
+  at::Tensor result = x;
+  bool copied = false;
+  for (const HookEntry& entry : plan->entries) {
+    if (entry.site != site || entry.action != HookAction::kBlur) continue;
+    if (!copied) {
+      result = x.clone(at::MemoryFormat::Contiguous);
+      copied = true;
+    }
+    at::Tensor slice = PerSample(result, plan->batch).narrow(0, entry.start, entry.length);
+    at::Tensor flat = slice.reshape({-1, slice.size(-2), slice.size(-1)});
+    slice.copy_(BlurQueries(flat, entry, entry.sigma).reshape(slice.sizes()));
+  }
+  return result;
+}
+
+at::Tensor AttnProbs(const at::Tensor& x, int64_t site) {
+  HookPlan* plan = t_plan;
+  if (plan == nullptr) return x;
+  at::Tensor result = x;
+  bool copied = false;
+  for (const HookEntry& entry : plan->entries) {
+    if (entry.site != site) continue;
+    if (entry.action == HookAction::kCapture) {
+      // Head-averaged probabilities of the slice: [length, Nq, Nk].
+      plan->captures[site] = PerSample(x, plan->batch).narrow(0, entry.start, entry.length).mean(1);
+    } else if (entry.action == HookAction::kIdentity) {
+      TORCH_CHECK(x.size(-1) == x.size(-2), "identity needs self-attention (Nq == Nk), got ", x.sizes());
+      if (!copied) {
+        result = x.clone(at::MemoryFormat::Contiguous);
+        copied = true;
+      }
+      at::Tensor slice = PerSample(result, plan->batch).narrow(0, entry.start, entry.length);
+      slice.copy_(at::eye(x.size(-1), x.options()).expand_as(slice));
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+HookPlan* CurrentHookPlan() { return t_plan; }
+
+ScopedHookPlan::ScopedHookPlan(HookPlan* plan) : previous_(t_plan) { t_plan = plan; }
+
+ScopedHookPlan::~ScopedHookPlan() { t_plan = previous_; }
+
+}  // namespace tg
+
+// Outputs may alias inputs (a hook with nothing to do returns its input).
+TORCH_LIBRARY(guidance, m) {
+  m.def("attn_logits(Tensor(a) x, int site) -> Tensor(a)", &tg::AttnLogits);
+  m.def("attn_probs(Tensor(a) x, int site) -> Tensor(a)", &tg::AttnProbs);
+}
