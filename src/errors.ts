@@ -37,6 +37,12 @@ export const ErrorCodes = {
   DISPOSED: 'ERR_DISPOSED',
   /** An allocation failed (host or device). */
   OUT_OF_MEMORY: 'ERR_OUT_OF_MEMORY',
+  /** A hook's site selector matches no attention site (the message lists them). */
+  NO_MATCHING_SITE: 'ERR_NO_MATCHING_SITE',
+  /** identity or blur asked for on a cross-attention site. */
+  CROSS_ATTENTION: 'ERR_CROSS_ATTENTION',
+  /** blur on a site whose query grid is unknown (the model has no card to probe with). */
+  NO_GRID: 'ERR_NO_GRID',
   /** The operation was aborted through its AbortSignal. */
   ABORTED: 'ERR_ABORTED',
   /** No native binary could be loaded; the message lists what was tried. */

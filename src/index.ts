@@ -1,15 +1,19 @@
 /**
  * torch-guidance: TorchScript diffusion models in Node.js, on libtorch.
  */
+export { globToRegExp, type AttentionSite, type Hook, type SiteSelector } from './attention.js';
 export { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from './errors.js';
 export {
   Model,
+  disposeOutput,
   loadModel,
   type CallOptions,
   type ForwardInput,
   type ForwardOutput,
   type LoadModelOptions,
   type ModelDescription,
+  type RunOptions,
+  type RunResult,
 } from './model.js';
 export { liveHandles, runtimeInfo, type RuntimeInfo } from './runtime.js';
 export {

@@ -7,9 +7,11 @@ import { resolve } from 'node:path';
 
 import { z } from 'zod';
 
+import { type AttentionSite, type Hook, planHooks, siteFromProbe } from './attention.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription } from './native/binding.js';
 import type { Dtype, ResolvedDevice, Tensor } from './tensor.js';
+import { isTensor, randn, tensor } from './tensor.js';
 import { deviceSchema } from './tensor.js';
 import { parseOptions } from './util/options.js';
 
@@ -35,6 +37,26 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export interface RunOptions extends CallOptions {
+  /** The method to run (default forward). */
+  method?: string;
+  inputs: readonly ForwardInput[];
+  /** Attention hooks for this call only (see AttentionSite and Hook). */
+  hooks?: readonly Hook[];
+}
+
+export interface RunResult<T extends ForwardOutput = ForwardOutput> {
+  output: T;
+  /** Head-averaged attention probabilities [length, queries, keys] per captured site path. */
+  captures: Map<string, Tensor>;
+}
+
+interface NativeHookResult {
+  output: ForwardOutput;
+  captures: [number, Tensor][];
+  shapes: [number, number[]][];
+}
+
 export type ModelDescription = NativeModelDescription & { card: unknown };
 
 export class Model implements Disposable, AsyncDisposable {
@@ -42,12 +64,14 @@ export class Model implements Disposable, AsyncDisposable {
   /** Calls accepted and not yet settled (queued for a pool slot or running). */
   #pending = 0;
   #disposed = false;
+  #sites: AttentionSite[];
   /** The parsed model.json stored in the archive, or null when it has none. */
   readonly card: unknown;
 
   private constructor(handle: NativeModel, card: unknown) {
     this.#native = handle;
     this.card = card;
+    this.#sites = handle.attentionSites.map((site) => siteFromProbe(site, undefined, undefined));
   }
 
   /** @internal Use loadModel(). */
@@ -77,7 +101,85 @@ export class Model implements Disposable, AsyncDisposable {
       handle.dispose();
       throw abortError(signal);
     }
-    return new Model(handle, card);
+    const model = new Model(handle, card);
+    const probeInputs = model.#probeInputsFromCard();
+    if (probeInputs) {
+      try {
+        await model.probe(...probeInputs);
+      } catch {
+        // A card that does not describe the inputs leaves the sites unprobed;
+        // model.probe() with real inputs fills them in.
+      } finally {
+        for (const input of probeInputs) if (isTensor(input)) input.dispose();
+      }
+    }
+    return model;
+  }
+
+  /** One-sample inputs built from the card: x ~ N(0, 1) of sampleShape, t, and the null label. */
+  #probeInputsFromCard(): ForwardInput[] | undefined {
+    const card = this.card as { sampleShape?: unknown; conditioning?: { kind?: string; nullLabel?: number } } | null;
+    if (this.#sites.length === 0 || !card || !Array.isArray(card.sampleShape)) return undefined;
+    const signature = this.methods.find((m) => m.name === 'forward');
+    if (!signature) return undefined;
+    const inputs: ForwardInput[] = [randn([1, ...(card.sampleShape as number[])], { seed: 0 })];
+    if (signature.inputs.length > 1) inputs.push(tensor(new Float32Array([500]), [1]));
+    if (signature.inputs.length > 2 && card.conditioning?.kind === 'class') {
+      inputs.push(tensor(new BigInt64Array([BigInt(card.conditioning.nullLabel ?? 0)]), [1]));
+    }
+    return inputs.length === signature.inputs.length ? inputs : undefined;
+  }
+
+  /**
+   * The attention sites of forward: path, kind, self/cross, token counts and
+   * query grid. Probed at load from the model card; see probe().
+   */
+  get attentionSites(): readonly AttentionSite[] {
+    return this.#sites;
+  }
+
+  /**
+   * Runs forward once on `inputs` and records each attention site's shape
+   * (token counts, self/cross, query grid). loadModel() does this with inputs
+   * built from the card; call it for models without one.
+   */
+  async probe(...inputs: ForwardInput[]): Promise<readonly AttentionSite[]> {
+    this.#checkLive();
+    const x = inputs[0];
+    const batch = isTensor(x) ? x.shape[0]! : 1;
+    const spatial = isTensor(x) && x.shape.length >= 4 ? ([x.shape.at(-2)!, x.shape.at(-1)!] as const) : undefined;
+    const result = (await this.#native.call('forward', inputs as unknown[], { batch, probe: true })) as NativeHookResult;
+    disposeOutput(result.output);
+    const shapes = new Map(result.shapes);
+    this.#sites = this.#sites.map((site) => siteFromProbe(site, shapes.get(site.id), spatial));
+    return this.#sites;
+  }
+
+  /**
+   * Runs a method with attention hooks for this call only: each hook picks
+   * sites and a batch slice, and replaces the probabilities by the identity,
+   * blurs the queries, or captures the probabilities. Other slices are
+   * computed exactly as without hooks.
+   */
+  async run<T extends ForwardOutput = ForwardOutput>(options: RunOptions): Promise<RunResult<T>> {
+    this.#checkLive();
+    const { method = 'forward', inputs, hooks = [], signal } = options;
+    if (signal?.aborted) throw abortError(signal);
+    const first = inputs.find(isTensor);
+    const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
+    const entries = planHooks(hooks, this.#sites, batch);
+    this.#pending++;
+    try {
+      const result = (await this.#native.call(method, inputs as unknown[], { batch, entries })) as NativeHookResult;
+      const byId = new Map(this.#sites.map((site) => [site.id, site.path]));
+      return {
+        output: result.output as T,
+        captures: new Map(result.captures.map(([site, t]) => [byId.get(site)!, t])),
+      };
+    } finally {
+      this.#pending--;
+      if (this.#disposed && this.#pending === 0) this.#native.dispose();
+    }
   }
 
   /**
@@ -155,6 +257,13 @@ export class Model implements Disposable, AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
   }
+}
+
+/** Disposes every tensor inside a forward's output. */
+export function disposeOutput(output: ForwardOutput): void {
+  if (isTensor(output)) output.dispose();
+  else if (Array.isArray(output)) output.forEach(disposeOutput);
+  else if (output && typeof output === 'object') Object.values(output).forEach(disposeOutput);
 }
 
 /**

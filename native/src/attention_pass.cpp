@@ -7,6 +7,7 @@
 #include <map>
 
 #include "errors.h"
+#include "hook_plan.h"
 
 namespace tg {
 
@@ -18,8 +19,6 @@ using torch::jit::Value;
 
 const c10::Symbol kSoftmax = c10::Symbol::fromQualString("aten::softmax");
 const c10::Symbol kSoftmaxInternal = c10::Symbol::fromQualString("aten::_softmax");
-const c10::Symbol kLogitsHook = c10::Symbol::fromQualString("guidance::attn_logits");
-const c10::Symbol kProbsHook = c10::Symbol::fromQualString("guidance::attn_probs");
 
 bool IsSoftmax(const Node* node) { return node->kind() == kSoftmax || node->kind() == kSoftmaxInternal; }
 
@@ -94,6 +93,8 @@ bool FeedsAttentionProduct(Value* value, int depth = 0) {
 }
 
 void Wrap(Node* softmax, int64_t site) {
+  static const c10::Symbol kLogitsHook = c10::Symbol::fromQualString(HookNamespace() + "::attn_logits");
+  static const c10::Symbol kProbsHook = c10::Symbol::fromQualString(HookNamespace() + "::attn_probs");
   torch::jit::Graph* graph = softmax->owningGraph();
   {
     torch::jit::WithInsertPoint guard(softmax);

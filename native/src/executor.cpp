@@ -34,6 +34,7 @@ struct Executor {
   int started = 0;
   int limit = 2;
   bool configured = false;
+  bool stopped = false;  // the process is exiting: start nothing new
 
   void Park(Worker* worker) {
     if (worker->parked) return;
@@ -53,6 +54,10 @@ struct Executor {
     std::unique_lock<std::mutex> lock(mutex);
     for (;;) {
       Task task;
+      if (stopped) {
+        // Exiting: park for good; queued tasks are dropped unrun.
+        worker->wake.wait(lock, [] { return false; });
+      }
       if (worker->hasTask) {
         task = std::move(worker->task);
         worker->hasTask = false;
@@ -65,6 +70,7 @@ struct Executor {
         worker->wake.wait(lock, [worker] { return worker->hasTask; });
         continue;
       }
+      if (stopped) continue;
       lock.unlock();
       task.run();
       lock.lock();
@@ -117,6 +123,12 @@ int ExecutorThreads() {
   Executor& executor = Instance();
   std::lock_guard<std::mutex> lock(executor.mutex);
   return executor.limit;
+}
+
+void StopExecutor() {
+  Executor& executor = Instance();
+  std::lock_guard<std::mutex> lock(executor.mutex);
+  executor.stopped = true;
 }
 
 int ExecutorThreadsStarted() {

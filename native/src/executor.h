@@ -19,6 +19,10 @@ int ExecutorThreads();
 // Torch threads started so far (they start on demand, up to the limit).
 int ExecutorThreadsStarted();
 
+// From now on, tasks not yet started never start (called at process exit,
+// so that only the jobs already running need to be waited for).
+void StopExecutor();
+
 // Runs `run` on a torch thread, then `done` on the same thread once that
 // thread counts as idle again (so `done` may announce the result). Neither
 // may throw.

@@ -5,6 +5,7 @@
 // Both take the site's tensor of shape [B * R, ..., Nq, Nk] (R rows per
 // sample: the heads, whether folded into the batch axis or kept apart), view
 // it as [B, R', Nq, Nk] and change only the planned samples' rows.
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -105,10 +106,31 @@ ScopedHookPlan::ScopedHookPlan(HookPlan* plan) : previous_(t_plan) { t_plan = pl
 
 ScopedHookPlan::~ScopedHookPlan() { t_plan = previous_; }
 
-}  // namespace tg
+namespace {
 
-// Outputs may alias inputs (a hook with nothing to do returns its input).
-TORCH_LIBRARY(guidance, m) {
-  m.def("attn_logits(Tensor(a) x, int site) -> Tensor(a)", &tg::AttnLogits);
-  m.def("attn_probs(Tensor(a) x, int site) -> Tensor(a)", &tg::AttnProbs);
+// Registered at run time, not with a static TORCH_LIBRARY: a second copy of
+// the addon in one process (another package's, or a prebuild beside a local
+// build) would register the namespace again, which libtorch answers with an
+// abort during dlopen. Each copy takes the first free namespace, so each
+// copy's graphs call its own kernels, which read its own thread-local plan.
+std::string RegisterOnce() {
+  for (int attempt = 0;; ++attempt) {
+    std::string ns = attempt == 0 ? "guidance" : "guidance_" + std::to_string(attempt);
+    if (c10::Dispatcher::singleton().findSchema({ns + "::attn_probs", ""})) continue;
+    // Never freed: the ops must outlive every graph that calls them.
+    auto* library = new torch::Library(torch::Library::DEF, ns, c10::nullopt, __FILE__, __LINE__);
+    // Outputs may alias inputs (a hook with nothing to do returns its input).
+    library->def("attn_logits(Tensor(a) x, int site) -> Tensor(a)", &AttnLogits);
+    library->def("attn_probs(Tensor(a) x, int site) -> Tensor(a)", &AttnProbs);
+    return ns;
+  }
 }
+
+}  // namespace
+
+const std::string& HookNamespace() {
+  static const std::string ns = RegisterOnce();
+  return ns;
+}
+
+}  // namespace tg

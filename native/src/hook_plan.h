@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <map>
+#include <string>
 #include <vector>
 
 namespace tg {
@@ -36,6 +37,11 @@ struct HookPlan {
   std::map<int64_t, SiteShape> shapes;       // filled when probe
   std::map<int64_t, at::Tensor> captures;    // filled by capture entries
 };
+
+// The operator namespace of this addon's hook ops ("guidance", or
+// "guidance_N" when another copy of the addon took it); registers them on
+// first use.
+const std::string& HookNamespace();
 
 // The plan of the forward running on this thread, or nullptr.
 HookPlan* CurrentHookPlan();

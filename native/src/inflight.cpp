@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "executor.h"
+
 namespace tg {
 
 namespace {
@@ -19,10 +21,17 @@ int g_running = 0;
 // exit forever.
 constexpr auto kExitWait = std::chrono::seconds(60);
 
-void WaitForJobsAtExit() {
+}  // namespace
+
+void PrepareExit() {
+  StopExecutor();
   std::unique_lock<std::mutex> lock(g_mutex);
   g_idle.wait_for(lock, kExitWait, [] { return g_running == 0; });
 }
+
+namespace {
+
+void WaitForJobsAtExit() { PrepareExit(); }
 
 }  // namespace
 

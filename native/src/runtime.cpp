@@ -14,6 +14,7 @@
 
 #include "device.h"
 #include "executor.h"
+#include "hook_plan.h"
 #include "promise_worker.h"
 #include "errors.h"
 #include "inflight.h"
@@ -70,6 +71,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
         }
       }
       ConfigureExecutor(jobThreads);
+      HookNamespace();  // registers the hook ops
       InstallExitGuard();
     });
     return RuntimeInfo(info);
@@ -107,8 +109,14 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     result.Set("interOpThreads", at::get_num_interop_threads());
     result.Set("jobThreads", ExecutorThreads());
     result.Set("parallelInfo", at::get_parallel_info());
+    result.Set("hookNamespace", HookNamespace());
     return result;
   });
+}
+
+Napi::Value PrepareExitJs(const Napi::CallbackInfo& info) {
+  PrepareExit();
+  return info.Env().Undefined();
 }
 
 Napi::Value LiveHandles(const Napi::CallbackInfo& info) {

@@ -5,6 +5,7 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 import { type BuildInfo, loadBinary } from '../../scripts/binary-candidates.mjs';
 import { config } from '../config.js';
@@ -52,7 +53,8 @@ export interface NativeModelDescription {
 }
 
 export interface NativeModel {
-  call(method: string, inputs: unknown[]): Promise<unknown>;
+  call(method: string, inputs: unknown[], plan?: { batch: number; probe?: boolean; entries?: unknown[] }): Promise<unknown>;
+  readonly attentionSites: { id: number; path: string; kind: 'softmax' }[];
   describe(): NativeModelDescription;
   readonly card: string | null;
   readonly device: ResolvedDevice;
@@ -83,6 +85,7 @@ export interface NativeBinding {
   }): NativeRuntimeInfo;
   runtimeInfo(): NativeRuntimeInfo;
   liveHandles(): { tensors: number; models: number; jobs: number; torchThreads: number };
+  prepareExit(): void;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -106,6 +109,10 @@ function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildIn
   proto[Symbol.dispose] = function (this: NativeTensor) {
     this.dispose();
   };
+  // Exiting while a forward runs: let running jobs finish (and start no
+  // queued one) before C++ static destructors run under them. Only the main
+  // thread's exit ends the process.
+  if (isMainThread) process.once('exit', () => native.prepareExit());
   return { native, binaryPath: found.path, buildInfo: found.buildInfo };
 }
 

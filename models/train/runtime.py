@@ -1,0 +1,52 @@
+"""Process setup shared by every script: one torch thread, seeds, stop flag.
+
+The build machine is small and shared, so every script runs torch on ONE
+thread (override with TG_TRAIN_THREADS for a machine of your own).
+"""
+
+import os
+import random
+import signal
+import sys
+
+import numpy as np
+import torch
+
+# Paths relative to the repository (this file is models/train/runtime.py).
+TRAIN_DIR = os.path.dirname(os.path.abspath(__file__))
+MODELS_DIR = os.path.dirname(TRAIN_DIR)
+
+
+def setup(seed: int) -> None:
+    """One intra-op and one inter-op thread; seed python, numpy and torch."""
+    threads = int(os.environ.get("TG_TRAIN_THREADS", "1"))
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set (only allowed once per process)
+        pass
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class StopFlag:
+    """Turns SIGTERM / SIGINT into a flag the training loop polls between steps,
+    so that it can write a checkpoint and exit cleanly. A second signal exits
+    at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum = 0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            sys.exit(128 + signum)
+        self.requested = True
+        self.signum = signum
+        print(f"signal {signum}: checkpointing and stopping", flush=True)
+
+    def exit_code(self) -> int:
+        return 128 + self.signum if self.requested else 0

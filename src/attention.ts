@@ -1,0 +1,187 @@
+/**
+ * Attention sites and hook plans.
+ *
+ * The addon finds every softmax attention site of a model's forward at load
+ * and wraps it in hook ops (native/src/attention_pass.h). A probe forward then
+ * records each site's shape, from which the query grid and the self/cross
+ * flag follow. A forward may carry hooks: per site and batch slice, replace
+ * the probabilities by the identity (PAG), blur the queries over the grid
+ * (SEG), or capture the head-averaged probabilities (SAG, attention maps).
+ */
+import { z } from 'zod';
+
+import { ErrorCodes, TorchGuidanceError } from './errors.js';
+import { parseOptions } from './util/options.js';
+
+export interface AttentionSite {
+  /** The addon's index of the site. */
+  id: number;
+  /** The module path, as PyTorch's named_modules() names it (`mid.attn`; `#1` for a second site in a module). */
+  path: string;
+  kind: 'softmax';
+  /** Query and key counts equal; null when the model could not be probed. */
+  selfAttention: boolean | null;
+  /** Query and key token counts; null when not probed. */
+  tokens: { queries: number; keys: number } | null;
+  /** The query grid [height, width], from the model's sample shape; null when unknown. */
+  grid: [number, number] | null;
+}
+
+/** Which sites a hook applies to: a path glob, a RegExp, a site index, or a list of these. */
+export type SiteSelector = string | RegExp | number | readonly (string | RegExp | number)[];
+
+const selectorSchema = z.union([
+  z.string().min(1),
+  z.instanceof(RegExp),
+  z.number().int().nonnegative(),
+  z.array(z.union([z.string().min(1), z.instanceof(RegExp), z.number().int().nonnegative()])).min(1).readonly(),
+]);
+
+export const hookSchema = z
+  .object({
+    /**
+     * Path globs match whole dot-separated segments: `*` one segment, `**` any
+     * number (`down.**.attn`); `blocks.1` never matches `blocks.10`. A module
+     * path also matches its further sites (`mid.attn#1`).
+     */
+    sites: selectorSchema,
+    action: z.enum(['identity', 'blur', 'capture']),
+    /** blur only: the Gaussian's sigma in grid cells; Infinity makes every query the mean query. */
+    sigma: z.union([z.number().positive(), z.custom<number>((v) => v === Infinity, 'Infinity')]).optional(),
+    /** Only self-attention sites (default true for identity and blur, false for capture). */
+    self: z.boolean().optional(),
+    /** The batch slice [start, start + length) in samples; default the whole batch. */
+    start: z.number().int().nonnegative().default(0),
+    length: z.number().int().positive().optional(),
+  })
+  .strict()
+  .refine((hook) => hook.action !== 'blur' || hook.sigma !== undefined, {
+    message: 'blur needs sigma (a positive number, or Infinity)',
+    path: ['sigma'],
+  });
+
+export type Hook = z.input<typeof hookSchema>;
+
+/** What the addon takes: one entry per (site, slice, action). */
+export interface NativePlanEntry {
+  site: number;
+  start: number;
+  length: number;
+  action: 'identity' | 'blur' | 'capture';
+  sigma?: number;
+  gridHeight?: number;
+  gridWidth?: number;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A path glob as a RegExp over whole segments: `*` within one segment, `**` any number of segments. */
+export function globToRegExp(glob: string): RegExp {
+  if (glob === '**') return /^.*$/;
+  const segments = glob.split('.');
+  let pattern = '';
+  segments.forEach((segment, i) => {
+    if (segment === '**') {
+      pattern += i === 0 ? '(?:[^.]+\\.)*' : '(?:\\.[^.]+)*';
+      return;
+    }
+    const dot = i > 0 && !(i === 1 && segments[0] === '**') ? '\\.' : '';
+    pattern += dot + segment.split('*').map(escapeRegExp).join('[^.]*');
+  });
+  return new RegExp(`^${pattern}(?:#\\d+)?$`);
+}
+
+function matches(selector: string | RegExp | number, site: AttentionSite): boolean {
+  if (typeof selector === 'number') return site.id === selector;
+  if (selector instanceof RegExp) return new RegExp(selector.source, selector.flags.replace('g', '')).test(site.path);
+  return globToRegExp(selector).test(site.path);
+}
+
+function describeSites(sites: readonly AttentionSite[]): string {
+  if (sites.length === 0) return 'this model has no attention sites';
+  return `the sites are: ${sites
+    .map((s) => `${s.id} ${s.path} (${s.selfAttention === null ? 'unprobed' : s.selfAttention ? 'self' : 'cross'})`)
+    .join(', ')}`;
+}
+
+/** Resolves hooks against a model's sites into the addon's plan entries. */
+export function planHooks(hooks: readonly Hook[], sites: readonly AttentionSite[], batch: number): NativePlanEntry[] {
+  const entries: NativePlanEntry[] = [];
+  hooks.forEach((raw, index) => {
+    const hook = parseOptions(hookSchema, raw, `hooks[${index}]`);
+    const selectors = Array.isArray(hook.sites) ? hook.sites : [hook.sites as string | RegExp | number];
+    const perturbs = hook.action !== 'capture';
+    const onlySelf = hook.self ?? perturbs;
+    const selected = sites.filter((site) => selectors.some((selector) => matches(selector, site)));
+    if (selected.length === 0) {
+      throw new TorchGuidanceError(
+        ErrorCodes.NO_MATCHING_SITE,
+        `hooks[${index}].sites ${String(hook.sites)} matches no attention site; ${describeSites(sites)}.`,
+      );
+    }
+    const chosen = onlySelf ? selected.filter((site) => site.selfAttention !== false) : selected;
+    if (chosen.length === 0) {
+      throw new TorchGuidanceError(
+        ErrorCodes.NO_MATCHING_SITE,
+        `hooks[${index}].sites ${String(hook.sites)} matches only cross-attention sites, and self: true is in force; ` +
+          `${describeSites(sites)}.`,
+      );
+    }
+    const length = hook.length ?? batch - hook.start;
+    if (hook.start + length > batch || length < 1) {
+      throw new TorchGuidanceError(
+        ErrorCodes.INVALID_OPTION,
+        `hooks[${index}]: the slice [${hook.start}, ${hook.start + length}) is outside the batch of ${batch}.`,
+      );
+    }
+    for (const site of chosen) {
+      if (perturbs && site.selfAttention === false) {
+        throw new TorchGuidanceError(
+          ErrorCodes.CROSS_ATTENTION,
+          `hooks[${index}]: ${hook.action} needs self-attention, but ${site.path} is cross-attention. ` +
+            'Fix: select self-attention sites only.',
+        );
+      }
+      const entry: NativePlanEntry = { site: site.id, start: hook.start, length, action: hook.action };
+      if (hook.action === 'blur') {
+        if (!site.grid) {
+          throw new TorchGuidanceError(
+            ErrorCodes.NO_GRID,
+            `hooks[${index}]: blur needs the query grid of ${site.path}, which is unknown: the model could not be ` +
+              'probed (it needs a model card with sampleShape). Fix: add a card, or call model.probe().',
+          );
+        }
+        entry.sigma = hook.sigma!;
+        [entry.gridHeight, entry.gridWidth] = site.grid;
+      }
+      entries.push(entry);
+    }
+  });
+  return entries;
+}
+
+/**
+ * Site facts from a probe: the logits shape [.., Nq, Nk] and the sample's
+ * spatial size give the grid. The grid keeps the sample's aspect ratio
+ * (H = sqrt(Nq * H0 / W0)) and must hold exactly Nq queries; otherwise it is
+ * left unknown rather than guessed.
+ */
+export function siteFromProbe(
+  base: { id: number; path: string; kind: 'softmax' },
+  logitsShape: readonly number[] | undefined,
+  spatial: readonly [number, number] | undefined,
+): AttentionSite {
+  if (!logitsShape || logitsShape.length < 3) return { ...base, selfAttention: null, tokens: null, grid: null };
+  const queries = logitsShape.at(-2)!;
+  const keys = logitsShape.at(-1)!;
+  let grid: [number, number] | null = null;
+  if (spatial) {
+    const [h0, w0] = spatial;
+    const height = Math.round(Math.sqrt((queries * h0) / w0));
+    const width = Math.round(queries / height);
+    if (height > 0 && height * width === queries) grid = [height, width];
+  }
+  return { ...base, selfAttention: queries === keys, tokens: { queries, keys }, grid };
+}
