@@ -21,6 +21,8 @@ const loadOptionsSchema = z
     device: deviceSchema.default('auto'),
     /** Floating dtype of the weights; floating inputs are cast to it. Default float32. */
     dtype: z.enum(['float32', 'float16', 'bfloat16', 'float64']).default('float32'),
+    /** Find attention sites and wrap them in hook ops (default true); false loads the graph untouched. */
+    attentionHooks: z.boolean().default(true),
     signal: z.instanceof(AbortSignal).optional(),
   })
   .strict();
@@ -76,7 +78,7 @@ export class Model implements Disposable, AsyncDisposable {
 
   /** @internal Use loadModel(). */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
-    const { device, dtype, signal } = parseOptions(loadOptionsSchema, options, 'loadModel options');
+    const { device, dtype, attentionHooks, signal } = parseOptions(loadOptionsSchema, options, 'loadModel options');
     if (signal?.aborted) throw abortError(signal);
     const absolute = resolve(path);
     try {
@@ -84,7 +86,7 @@ export class Model implements Disposable, AsyncDisposable {
     } catch {
       throw new TorchGuidanceError(ErrorCodes.MODEL_NOT_FOUND, `no readable model file at '${absolute}'. Fix: check the path.`);
     }
-    const handle = await native.Model.load(absolute, { device, dtype });
+    const handle = await native.Model.load(absolute, { device, dtype, attentionHooks });
     let card: unknown = null;
     try {
       card = handle.card === null ? null : JSON.parse(handle.card);

@@ -41,6 +41,17 @@ describe('attention hooks', () => {
     );
   });
 
+  it('with no plan, the hooked model computes exactly what the untouched graph computes', async () => {
+    using untouched = await loadModel(UNET, { device: 'cpu', attentionHooks: false });
+    assert.deepEqual(untouched.attentionSites, []);
+    const inputs = randomInputs();
+    const handles = [tensor(inputs.x, [BATCH, 1, 28, 28]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+    using a = await model.forward<Tensor>(...handles);
+    using b = await untouched.forward<Tensor>(...handles);
+    assert.deepEqual(await a.toArray(), await b.toArray());
+    for (const h of handles) h.dispose();
+  });
+
   it('a model without attention has no sites', async () => {
     using mlp = await loadModel(join(repoRoot, 'models', 'fixtures', 'tiny-mlp.pt'), { device: 'cpu' });
     assert.deepEqual(mlp.attentionSites, []);

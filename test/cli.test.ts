@@ -19,6 +19,7 @@ describe('CLI', () => {
     assert.match(result.stdout, /forward\(x: Tensor, t: Tensor, label: Tensor\) -> Tensor/);
     assert.match(result.stdout, /"prediction": "eps"/);
     assert.match(result.stdout, /intra-op \d+/);
+    assert.match(result.stdout, /1  mid\.attn\s+softmax\s+self\s+49x49 tokens\s+grid 7x7/);
   });
 
   it('inspect --json prints one parseable object', () => {

@@ -4,6 +4,7 @@ The build machine is small and shared, so every script runs torch on ONE
 thread (override with TG_TRAIN_THREADS for a machine of your own).
 """
 
+import ctypes
 import os
 import random
 import signal
@@ -17,10 +18,29 @@ TRAIN_DIR = os.path.dirname(os.path.abspath(__file__))
 MODELS_DIR = os.path.dirname(TRAIN_DIR)
 
 
+def _limit_openblas(threads: int) -> None:
+    """Debian's torch does its matmuls (Linear, bmm) in OpenBLAS, whose own
+    thread pool torch.set_num_threads does not size: size it here (the same as
+    OPENBLAS_NUM_THREADS=1 before the import)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "openblas" in line and line.strip().endswith(".so")
+                    or "libopenblas" in line}
+    except OSError:
+        return
+    for lib in libs:
+        try:
+            ctypes.CDLL(lib).openblas_set_num_threads(threads)
+        except (OSError, AttributeError):
+            pass
+
+
 def setup(seed: int) -> None:
-    """One intra-op and one inter-op thread; seed python, numpy and torch."""
+    """One intra-op and one inter-op thread (OpenBLAS included); seed python,
+    numpy and torch."""
     threads = int(os.environ.get("TG_TRAIN_THREADS", "1"))
     torch.set_num_threads(threads)
+    _limit_openblas(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set (only allowed once per process)

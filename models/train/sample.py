@@ -34,11 +34,13 @@ def write_grid(samples: torch.Tensor, per_class: int, cols: int, path: str, zoom
     """samples [10 * per_class, 1, 28, 28] in class order -> PNG, rows = classes."""
     cols = min(cols, per_class)
     cell, pad, left, top = 28 * zoom, 2, 90, 18 if title else 2
+    font = ImageFont.load_default()
     w = left + cols * (cell + pad) + pad
+    if title:
+        w = max(w, int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(title, font=font)) + 8)
     h = top + 10 * (cell + pad) + pad
     img = Image.new("L", (w, h), 255)
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
     if title:
         draw.text((4, 3), title, fill=0, font=font)
     u8 = fmnist.to_uint8(samples).numpy()

@@ -49,7 +49,7 @@ std::string ShapesOf(const std::vector<c10::IValue>& inputs) {
   return text;
 }
 
-void LoadInto(ModelState& state, const std::string& path, at::Device device, at::ScalarType dtype) {
+void LoadInto(ModelState& state, const std::string& path, at::Device device, at::ScalarType dtype, bool hooks) {
   if (!std::ifstream(path).good()) {
     throw Error(code::kModelNotFound, "no readable model file at '" + path + "'. Fix: check the path.");
   }
@@ -85,7 +85,7 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
   // Hooks go in before freezing: the pass needs the module tree to name the
   // sites. A model the pass cannot handle still loads, without sites.
   try {
-    state.sites = InsertAttentionHooks(state.module);
+    if (hooks) state.sites = InsertAttentionHooks(state.module);
   } catch (const std::exception& e) {
     state.sites.clear();
     state.attentionPassError = e.what();
@@ -216,9 +216,10 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
     if (!at::isFloatingType(dtype)) {
       throw Error(code::kInvalidArgument, "a model's dtype must be float32, float16, bfloat16 or float64.");
     }
+    bool hooks = !(options.IsObject() && options.As<Napi::Object>().Get("attentionHooks").StrictEquals(Napi::Boolean::New(env, false)));
     auto state = std::make_shared<ModelState>();
     return PromiseWorker::Start(
-        env, "torch-guidance:load", [state, path, device, dtype]() { LoadInto(*state, path, device, dtype); },
+        env, "torch-guidance:load", [state, path, device, dtype, hooks]() { LoadInto(*state, path, device, dtype, hooks); },
         [state](Napi::Env env) -> Napi::Value {
           return InstanceData::Get(env).modelClass.New({Napi::External<std::shared_ptr<ModelState>>::New(
               env, const_cast<std::shared_ptr<ModelState>*>(&state))});

@@ -8,7 +8,8 @@ import { UsageError } from './usage-error.js';
 export const inspectHelp = `Usage: torch-guidance inspect <model.pt> [--device auto|cpu|cuda|cuda:N] [--json]
 
 Prints the runtime (libtorch version, CUDA devices, threads, loaded binary) and
-the model: device, dtype, parameters, each method's signature, and its card.
+the model: device, dtype, parameters, each method's signature, the attention
+sites (path, kind, self/cross, tokens, query grid) and its card.
 
 Options:
   --device   where to load the model (default auto)
@@ -40,8 +41,9 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   const info = runtimeInfo();
   using model = await loadModel(positionals[0]!, { device: values.device as DeviceName });
   const description = model.describe();
+  const sites = model.attentionSites;
   if (values.json) {
-    console.log(JSON.stringify({ runtime: info, model: description }, null, 2));
+    console.log(JSON.stringify({ runtime: info, model: { ...description, attentionSites: sites } }, null, 2));
     return;
   }
   const lines = [
@@ -53,6 +55,13 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     `  parameters   ${description.parameterCount.toLocaleString('en')} (${(description.parameterBytes / 1024).toFixed(1)} KiB)`,
     '  methods',
     ...description.methods.map((m) => `    ${m.signature}`),
+    `  attention    ${sites.length === 0 ? 'no sites' : `${sites.length} site(s)`}`,
+    ...sites.map(
+      (s) =>
+        `    ${String(s.id).padStart(2)}  ${s.path.padEnd(16)} ${s.kind.padEnd(8)} ` +
+        `${s.selfAttention === null ? 'unprobed' : s.selfAttention ? 'self ' : 'cross'}  ` +
+        `${s.tokens ? `${s.tokens.queries}x${s.tokens.keys} tokens` : ''}  ${s.grid ? `grid ${s.grid[0]}x${s.grid[1]}` : ''}`.trimEnd(),
+    ),
     `  card         ${description.card === null ? '(none: the archive has no model.json)' : ''}`,
   ];
   if (description.card !== null) {

@@ -75,7 +75,7 @@ export interface NativeBinding {
     prototype: NativeTensor;
   };
   Model: {
-    load(path: string, options: { device: DeviceName; dtype: Dtype }): Promise<NativeModel>;
+    load(path: string, options: { device: DeviceName; dtype: Dtype; attentionHooks?: boolean }): Promise<NativeModel>;
   };
   init(options: {
     errorClass: typeof TorchGuidanceError;
