@@ -119,6 +119,38 @@ describe('binary loader', () => {
     assert.throws(() => loadBinary(scratch, path), /but the process loaded/);
   });
 
+  it('two copies of the addon in one process each keep working hooks', () => {
+    const copy = copyWith({});
+    const script = `
+      import { createRequire } from 'node:module';
+      import { loadModel, randn, tensor, runtimeInfo } from './src/index.ts';
+      const model = await loadModel('models/fixtures/tiny-unet.pt', { device: 'cpu' });
+      const second = createRequire(import.meta.url)(${JSON.stringify(copy)});
+      second.init({ intraOpThreads: 1, interOpThreads: 1, jobThreads: 1 });
+      const other = await second.Model.load(${JSON.stringify(join(repoRoot, 'models', 'fixtures', 'tiny-unet.pt'))}, { device: 'cpu' });
+      const x = second.Tensor.randn([2, 1, 28, 28], { seed: 1 });
+      const t = second.Tensor.fromArray(new Float32Array([5, 5]), [2]);
+      const l = second.Tensor.fromArray(new BigInt64Array([1n, 1n]), [2]);
+      const plain = await (await other.call('forward', [x, t, l])).toArray();
+      const hooked = await (await other.call('forward', [x, t, l], { batch: 2,
+        entries: [{ site: 1, start: 1, length: 1, action: 'identity' }] })).output.toArray();
+      const same = (a, b, from, to) => a.slice(from, to).every((v, i) => v === b[from + i]);
+      const first = await model.run({ inputs: [randn([1, 1, 28, 28], { seed: 1 }), tensor(new Float32Array([5]), [1]),
+        tensor(new BigInt64Array([1n]), [1])], hooks: [{ sites: 'mid.attn', action: 'identity' }] });
+      console.log(JSON.stringify([runtimeInfo().hookNamespace, second.runtimeInfo().hookNamespace,
+        same(plain, hooked, 0, 784), same(plain, hooked, 784, 1568), first.output.shape]));`;
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 0, result.stderr);
+    const [ours, theirs, untouchedSame, hookedSame, shape] = JSON.parse(result.stdout);
+    assert.notEqual(ours, theirs, 'each copy registers its own hook-op namespace');
+    assert.equal(untouchedSame, true);
+    assert.equal(hookedSame, false);
+    assert.deepEqual(shape, [1, 1, 28, 28]);
+  });
+
   it('fails the import with ERR_BINARY_NOT_FOUND and the fix', () => {
     const script = `import('./src/index.ts').then(() => console.log('loaded'), (e) => console.log(e.code, e.message))`;
     const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {

@@ -33,6 +33,8 @@ export interface NativeRuntimeInfo {
   /** Torch threads running jobs (loads, forwards, copies) at once. */
   jobThreads: number;
   parallelInfo: string;
+  /** The operator namespace of this addon's hook ops (`guidance`, or `guidance_N` beside another copy). */
+  hookNamespace: string;
 }
 
 export interface MethodDescription {
