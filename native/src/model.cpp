@@ -40,6 +40,11 @@ std::string Summary(const std::string& message) {
   return summary;
 }
 
+// Ends `text` with a full stop, for messages that go on after it.
+std::string Sentence(const std::string& text) {
+  return !text.empty() && text.back() != '.' ? text + "." : text;
+}
+
 std::string ShapesOf(const std::vector<c10::IValue>& inputs) {
   std::string text;
   for (const auto& input : inputs) {
@@ -270,8 +275,9 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
             std::string summary = Summary(message);
             if (LooksLikeShapeError(summary)) {
               throw Error(code::kInputShape, name + " failed on inputs of shapes " + ShapesOf(*inputs) + ": " +
-                                                 summary + " Fix: pass inputs of the shapes the model expects "
-                                                           "(see the model card's sampleShape).\n" + message);
+                                                 Sentence(summary) + " Fix: pass inputs of the shapes the model "
+                                                                     "expects (see the model card's sampleShape).\n" +
+                                                 message);
             }
             throw Error(code::kForwardFailed, name + " failed: " + summary + "\n" + message);
           }
