@@ -15,6 +15,14 @@ export {
   type RunOptions,
   type RunResult,
 } from './model.js';
+export {
+  checkModelCard,
+  classifierCardSchema,
+  denoiserCardSchema,
+  type ClassifierCard,
+  type DenoiserCard,
+  type ModelCard,
+} from './model-card.js';
 export { liveHandles, runtimeInfo, type RuntimeInfo } from './runtime.js';
 export {
   cat,

@@ -9,6 +9,7 @@ import { z } from 'zod';
 
 import { type AttentionSite, type Hook, planHooks, siteFromProbe } from './attention.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
+import { checkModelCard, type ModelCard } from './model-card.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription } from './native/binding.js';
 import type { Dtype, ResolvedDevice, Tensor } from './tensor.js';
 import { isTensor, randn, tensor } from './tensor.js';
@@ -59,7 +60,7 @@ interface NativeHookResult {
   shapes: [number, number[]][];
 }
 
-export type ModelDescription = NativeModelDescription & { card: unknown };
+export type ModelDescription = NativeModelDescription & { card: ModelCard | null };
 
 export class Model implements Disposable, AsyncDisposable {
   readonly #native: NativeModel;
@@ -67,10 +68,10 @@ export class Model implements Disposable, AsyncDisposable {
   #pending = 0;
   #disposed = false;
   #sites: AttentionSite[];
-  /** The parsed model.json stored in the archive, or null when it has none. */
-  readonly card: unknown;
+  /** The archive's model.json, checked against the card schema; null when it has none. */
+  readonly card: ModelCard | null;
 
-  private constructor(handle: NativeModel, card: unknown) {
+  private constructor(handle: NativeModel, card: ModelCard | null) {
     this.#native = handle;
     this.card = card;
     this.#sites = handle.attentionSites.map((site) => siteFromProbe(site, undefined, undefined));
@@ -87,17 +88,30 @@ export class Model implements Disposable, AsyncDisposable {
       throw new TorchGuidanceError(ErrorCodes.MODEL_NOT_FOUND, `no readable model file at '${absolute}'. Fix: check the path.`);
     }
     const handle = await native.Model.load(absolute, { device, dtype, attentionHooks });
-    let card: unknown = null;
-    try {
-      card = handle.card === null ? null : JSON.parse(handle.card);
-    } catch (error) {
-      handle.dispose();
-      throw new TorchGuidanceError(
-        ErrorCodes.MODEL_CARD,
-        `the model card (model.json inside '${absolute}') is not valid JSON: ${(error as Error).message}. ` +
-          'Fix: re-export with torch.jit.save(..., _extra_files={"model.json": json.dumps(card)}).',
-        { cause: error },
-      );
+    let card: ModelCard | null = null;
+    if (handle.card !== null) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(handle.card);
+      } catch (error) {
+        handle.dispose();
+        throw new TorchGuidanceError(
+          ErrorCodes.MODEL_CARD,
+          `the model card (model.json inside '${absolute}') is not valid JSON: ${(error as Error).message}. ` +
+            'Fix: re-export with torch.jit.save(..., _extra_files={"model.json": json.dumps(card)}).',
+          { cause: error },
+        );
+      }
+      const checked = checkModelCard(parsed);
+      if ('problems' in checked) {
+        handle.dispose();
+        throw new TorchGuidanceError(
+          ErrorCodes.MODEL_CARD,
+          `the model card (model.json inside '${absolute}') is invalid: ${checked.problems.join('; ')}. ` +
+            'Fix: correct those fields and re-export; models/README.md describes each field.',
+        );
+      }
+      card = checked.card;
     }
     if (signal?.aborted) {
       handle.dispose();
@@ -120,14 +134,14 @@ export class Model implements Disposable, AsyncDisposable {
 
   /** One-sample inputs built from the card: x ~ N(0, 1) of sampleShape, t, and the null label. */
   #probeInputsFromCard(): ForwardInput[] | undefined {
-    const card = this.card as { sampleShape?: unknown; conditioning?: { kind?: string; nullLabel?: number } } | null;
-    if (this.#sites.length === 0 || !card || !Array.isArray(card.sampleShape)) return undefined;
+    const card = this.card;
+    if (this.#sites.length === 0 || !card) return undefined;
     const signature = this.methods.find((m) => m.name === 'forward');
     if (!signature) return undefined;
     const inputs: ForwardInput[] = [randn([1, ...(card.sampleShape as number[])], { seed: 0 })];
     if (signature.inputs.length > 1) inputs.push(tensor(new Float32Array([500]), [1]));
-    if (signature.inputs.length > 2 && card.conditioning?.kind === 'class') {
-      inputs.push(tensor(new BigInt64Array([BigInt(card.conditioning.nullLabel ?? 0)]), [1]));
+    if (signature.inputs.length > 2 && 'conditioning' in card && card.conditioning.kind === 'class') {
+      inputs.push(tensor(new BigInt64Array([BigInt(card.conditioning.nullLabel)]), [1]));
     }
     return inputs.length === signature.inputs.length ? inputs : undefined;
   }
