@@ -84,7 +84,12 @@ bool FeedsAttentionProduct(Value* value, int depth = 0) {
     if ((kind == "aten::matmul" || kind == "aten::bmm" || kind == "aten::baddbmm") && use.offset == (kind == "aten::baddbmm" ? 1 : 0)) {
       return true;
     }
-    if (kind == "aten::einsum") return true;
+    if (kind == "prim::ListConstruct") {
+      // einsum takes its operands as a list.
+      for (const auto& listUse : use.user->output()->uses()) {
+        if (listUse.user->kind().toQualString() == std::string("aten::einsum")) return true;
+      }
+    }
     if (kind == "aten::dropout" || kind == "aten::to" || kind == "aten::type_as" || kind == "aten::contiguous") {
       if (FeedsAttentionProduct(use.user->output(), depth + 1)) return true;
     }

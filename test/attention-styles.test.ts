@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { ErrorCodes, loadModel, tensor, type Model, type Tensor } from '../src/index.js';
+import { expectCode } from './helpers/errors.js';
+import { python, repoRoot } from './helpers/python.js';
+import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
+
+// attn-zoo: attention as diffusers' bmm processor (blocks.0), ADM's einsum
+// QKV attention (blocks.1) and cross-attention to 5 context tokens
+// (blocks.2), in a ModuleList loop, on an 8x16 grid.
+const ZOO = join(repoRoot, 'models', 'fixtures', 'attn-zoo.pt');
+const BATCH = 3;
+const SAMPLE = 128;
+
+function identityReference(inputs: { x: Float32Array; t: Float32Array; label: BigInt64Array }, block: number, start: number, length: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-zoo-'));
+  try {
+    const file = (name: string, data: ArrayBufferView) => {
+      const path = join(dir, name);
+      writeFileSync(path, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      return path;
+    };
+    const spec = join(dir, 'spec.json');
+    writeFileSync(spec, JSON.stringify({ x: file('x', inputs.x), t: file('t', inputs.t), label: file('label', inputs.label), batch: BATCH, block, start, length }));
+    const out = join(dir, 'out.bin');
+    execFileSync(python, [join(repoRoot, 'test', 'reference', 'attn_zoo_identity.py'), spec, out], { stdio: 'pipe' });
+    const bytes = readFileSync(out);
+    return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('attention styles (attn-zoo fixture)', () => {
+  let model: Model;
+  before(async () => {
+    model = await loadModel(ZOO, { device: 'cpu' });
+  });
+  after(() => model.dispose());
+
+  it('finds bmm, einsum and cross-attention sites in a ModuleList, with the non-square grid', () => {
+    assert.deepEqual(
+      model.attentionSites.map((s) => [s.path, s.selfAttention, s.tokens, s.grid]),
+      [
+        ['blocks.0', true, { queries: 128, keys: 128 }, [8, 16]],
+        ['blocks.1', true, { queries: 128, keys: 128 }, [8, 16]],
+        ['blocks.2', false, { queries: 128, keys: 5 }, [8, 16]],
+      ],
+    );
+  });
+
+  for (const [block, style] of [[0, 'bmm (heads folded into the batch axis)'], [1, 'einsum (ADM)']] as const) {
+    it(`identity on the ${style} site equals the eager reference and touches only its slice`, async () => {
+      const rng = freshRandom();
+      const inputs = {
+        x: randomFloat32(BATCH * SAMPLE, rng),
+        t: Float32Array.from({ length: BATCH }, () => rng.next() * 999),
+        label: BigInt64Array.from({ length: BATCH }, () => BigInt(Math.floor(rng.next() * 11))),
+      };
+      const handles = [tensor(inputs.x, [BATCH, 1, 8, 16]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+      using plain = await model.forward<Tensor>(...handles);
+      const { output } = await model.run<Tensor>({ inputs: handles, hooks: [{ sites: `blocks.${block}`, action: 'identity', start: 1, length: 1 }] });
+      const ours = (await output.toArray()) as Float32Array;
+      const base = (await plain.toArray()) as Float32Array;
+      const error = relativeError(ours, identityReference(inputs, block, 1, 1));
+      assert.ok(error < 1e-5, `relative error ${error} (seed ${rng.seed})`);
+      assert.deepEqual(ours.subarray(0, SAMPLE), base.subarray(0, SAMPLE));
+      assert.deepEqual(ours.subarray(2 * SAMPLE), base.subarray(2 * SAMPLE));
+      assert.ok(relativeError(ours.subarray(SAMPLE, 2 * SAMPLE), base.subarray(SAMPLE, 2 * SAMPLE)) > 1e-4);
+      output.dispose();
+      for (const h of handles) h.dispose();
+    });
+  }
+
+  it('refuses identity and blur on cross-attention, and self-only selection skips it', async () => {
+    await expectCode(ErrorCodes.CROSS_ATTENTION, () =>
+      model.run({ inputs: [], hooks: [{ sites: 'blocks.2', action: 'identity', self: false }] }),
+    );
+    const error = await expectCode(ErrorCodes.NO_MATCHING_SITE, () =>
+      model.run({ inputs: [], hooks: [{ sites: 'blocks.2', action: 'blur', sigma: 1 }] }),
+    );
+    assert.match(error.message, /cross/);
+  });
+
+  it('captures cross-attention maps [length, queries, keys]', async () => {
+    const handles = [tensor(randomFloat32(BATCH * SAMPLE), [BATCH, 1, 8, 16]), tensor(new Float32Array(BATCH), [BATCH]),
+      tensor(new BigInt64Array(BATCH), [BATCH])];
+    const { output, captures } = await model.run<Tensor>({ inputs: handles, hooks: [{ sites: 'blocks.*', action: 'capture', start: 0, length: 2 }] });
+    assert.deepEqual([...captures.keys()], ['blocks.0', 'blocks.1', 'blocks.2']);
+    assert.deepEqual(captures.get('blocks.2')!.shape, [2, 128, 5]);
+    assert.deepEqual(captures.get('blocks.1')!.shape, [2, 128, 128]);
+    for (const h of [...handles, output, ...captures.values()]) h.dispose();
+  });
+});
