@@ -16,7 +16,15 @@ const ZOO = join(repoRoot, 'models', 'fixtures', 'attn-zoo.pt');
 const BATCH = 3;
 const SAMPLE = 128;
 
-function identityReference(inputs: { x: Float32Array; t: Float32Array; label: BigInt64Array }, block: number, start: number, length: number) {
+type ZooAction = { action: 'identity' } | { action: 'blur'; sigma: number } | { action: 'capture' };
+
+function zooReference(
+  inputs: { x: Float32Array; t: Float32Array; label: BigInt64Array },
+  block: number,
+  start: number,
+  length: number,
+  action: ZooAction,
+) {
   const dir = mkdtempSync(join(tmpdir(), 'tg-zoo-'));
   try {
     const file = (name: string, data: ArrayBufferView) => {
@@ -25,11 +33,14 @@ function identityReference(inputs: { x: Float32Array; t: Float32Array; label: Bi
       return path;
     };
     const spec = join(dir, 'spec.json');
-    writeFileSync(spec, JSON.stringify({ x: file('x', inputs.x), t: file('t', inputs.t), label: file('label', inputs.label), batch: BATCH, block, start, length }));
+    writeFileSync(spec, JSON.stringify({ x: file('x', inputs.x), t: file('t', inputs.t), label: file('label', inputs.label), batch: BATCH, block, start, length, ...action }));
     const out = join(dir, 'out.bin');
-    execFileSync(python, [join(repoRoot, 'test', 'reference', 'attn_zoo_identity.py'), spec, out], { stdio: 'pipe' });
-    const bytes = readFileSync(out);
-    return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    execFileSync(python, [join(repoRoot, 'test', 'reference', 'attn_zoo_reference.py'), spec, out], { stdio: 'pipe' });
+    const read = (path: string) => {
+      const bytes = readFileSync(path);
+      return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    };
+    return { output: read(out), captures: read(`${out}.captures`) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -53,27 +64,43 @@ describe('attention styles (attn-zoo fixture)', () => {
     );
   });
 
-  for (const [block, style] of [[0, 'bmm (heads folded into the batch axis)'], [1, 'einsum (ADM)']] as const) {
-    it(`identity on the ${style} site equals the eager reference and touches only its slice`, async () => {
-      const rng = freshRandom();
-      const inputs = {
-        x: randomFloat32(BATCH * SAMPLE, rng),
-        t: Float32Array.from({ length: BATCH }, () => rng.next() * 999),
-        label: BigInt64Array.from({ length: BATCH }, () => BigInt(Math.floor(rng.next() * 11))),
-      };
-      const handles = [tensor(inputs.x, [BATCH, 1, 8, 16]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
-      using plain = await model.forward<Tensor>(...handles);
-      const { output } = await model.run<Tensor>({ inputs: handles, hooks: [{ sites: `blocks.${block}`, action: 'identity', start: 1, length: 1 }] });
-      const ours = (await output.toArray()) as Float32Array;
-      const base = (await plain.toArray()) as Float32Array;
-      const error = relativeError(ours, identityReference(inputs, block, 1, 1));
-      assert.ok(error < 1e-5, `relative error ${error} (seed ${rng.seed})`);
-      assert.deepEqual(ours.subarray(0, SAMPLE), base.subarray(0, SAMPLE));
-      assert.deepEqual(ours.subarray(2 * SAMPLE), base.subarray(2 * SAMPLE));
-      assert.ok(relativeError(ours.subarray(SAMPLE, 2 * SAMPLE), base.subarray(SAMPLE, 2 * SAMPLE)) > 1e-4);
-      output.dispose();
-      for (const h of handles) h.dispose();
-    });
+  const styles = [[0, 'bmm (heads folded into the batch axis)'], [1, 'einsum (ADM)']] as const;
+  const actions: ZooAction[] = [{ action: 'identity' }, { action: 'blur', sigma: 1.5 }, { action: 'capture' }];
+  for (const [block, style] of styles) {
+    for (const action of actions) {
+      it(`${action.action} on the ${style} site equals the eager reference and touches only its slice`, async () => {
+        const rng = freshRandom();
+        const inputs = {
+          x: randomFloat32(BATCH * SAMPLE, rng),
+          t: Float32Array.from({ length: BATCH }, () => rng.next() * 999),
+          label: BigInt64Array.from({ length: BATCH }, () => BigInt(Math.floor(rng.next() * 11))),
+        };
+        const handles = [tensor(inputs.x, [BATCH, 1, 8, 16]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+        using plain = await model.forward<Tensor>(...handles);
+        const { output, captures } = await model.run<Tensor>({
+          inputs: handles,
+          hooks: [{ sites: `blocks.${block}`, start: 1, length: 1, ...action }],
+        });
+        const ours = (await output.toArray()) as Float32Array;
+        const base = (await plain.toArray()) as Float32Array;
+        const reference = zooReference(inputs, block, 1, 1, action);
+        const error = relativeError(ours, reference.output);
+        assert.ok(error < 1e-5, `relative error ${error} (seed ${rng.seed})`);
+        assert.deepEqual(ours.subarray(0, SAMPLE), base.subarray(0, SAMPLE));
+        assert.deepEqual(ours.subarray(2 * SAMPLE), base.subarray(2 * SAMPLE));
+        if (action.action === 'capture') {
+          assert.deepEqual(ours, base, 'capture changes nothing');
+          const map = captures.get(`blocks.${block}`)!;
+          assert.deepEqual(map.shape, [1, 128, 128]);
+          assert.ok(relativeError((await map.toArray()) as Float32Array, reference.captures) < 1e-5);
+          map.dispose();
+        } else {
+          assert.ok(relativeError(ours.subarray(SAMPLE, 2 * SAMPLE), base.subarray(SAMPLE, 2 * SAMPLE)) > 1e-4);
+        }
+        output.dispose();
+        for (const h of handles) h.dispose();
+      });
+    }
   }
 
   it('refuses identity and blur on cross-attention, and self-only selection skips it', async () => {
