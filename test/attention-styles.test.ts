@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { ErrorCodes, loadModel, tensor, type Model, type Tensor } from '../src/index.js';
 import { expectCode } from './helpers/errors.js';
-import { python, repoRoot } from './helpers/python.js';
+import { repoRoot, runReference } from './helpers/python.js';
 import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
 
 // attn-zoo: attention as diffusers' bmm processor (blocks.0), ADM's einsum
@@ -25,25 +22,7 @@ function zooReference(
   length: number,
   action: ZooAction,
 ) {
-  const dir = mkdtempSync(join(tmpdir(), 'tg-zoo-'));
-  try {
-    const file = (name: string, data: ArrayBufferView) => {
-      const path = join(dir, name);
-      writeFileSync(path, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-      return path;
-    };
-    const spec = join(dir, 'spec.json');
-    writeFileSync(spec, JSON.stringify({ x: file('x', inputs.x), t: file('t', inputs.t), label: file('label', inputs.label), batch: BATCH, block, start, length, ...action }));
-    const out = join(dir, 'out.bin');
-    execFileSync(python, [join(repoRoot, 'test', 'reference', 'attn_zoo_reference.py'), spec, out], { stdio: 'pipe' });
-    const read = (path: string) => {
-      const bytes = readFileSync(path);
-      return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-    };
-    return { output: read(out), captures: read(`${out}.captures`) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return runReference('attn_zoo_reference.py', { batch: BATCH, block, start, length, ...action }, inputs);
 }
 
 describe('attention styles (attn-zoo fixture)', () => {

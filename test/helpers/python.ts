@@ -47,3 +47,35 @@ export function pythonReference(model: string, method: string, inputs: Reference
 export function pythonTorchVersion(): string {
   return execFileSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).trim();
 }
+
+/**
+ * Runs a reference script `test/reference/<script>` as `script SPEC.json OUT.bin`:
+ * each entry of `files` is written raw to a temporary file whose path replaces
+ * it in the spec. Returns OUT.bin and OUT.bin.captures as float32.
+ * JSON has no Infinity: it is sent as the string "inf" (Python's float() reads it).
+ */
+export function runReference(
+  script: string,
+  spec: Record<string, unknown>,
+  files: Record<string, ArrayBufferView>,
+): { output: Float32Array; captures: Float32Array } {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-ref-'));
+  try {
+    const paths: Record<string, string> = {};
+    for (const [name, data] of Object.entries(files)) {
+      paths[name] = join(dir, name);
+      writeFileSync(paths[name], Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    }
+    const specPath = join(dir, 'spec.json');
+    writeFileSync(specPath, JSON.stringify({ ...spec, ...paths }, (_, v) => (v === Infinity ? 'inf' : v)));
+    const out = join(dir, 'out.bin');
+    execFileSync(python, [join(repoRoot, 'test', 'reference', script), specPath, out], { stdio: 'pipe' });
+    const read = (path: string) => {
+      const bytes = readFileSync(path);
+      return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    };
+    return { output: read(out), captures: read(`${out}.captures`) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
