@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
 import { ErrorCodes, loadModel, tensor, type Model, type Tensor } from '../src/index.js';
+import { randomDenoiserInputs } from './helpers/denoiser-inputs.js';
 import { expectCode } from './helpers/errors.js';
 import { repoRoot, runReference } from './helpers/python.js';
-import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
+import { randomFloat32, relativeError } from './helpers/random.js';
 
 // attn-zoo: attention as diffusers' bmm processor (blocks.0), ADM's einsum
 // QKV attention (blocks.1) and cross-attention to 5 context tokens
@@ -22,7 +23,7 @@ function zooReference(
   length: number,
   action: ZooAction,
 ) {
-  return runReference('attn_zoo_reference.py', { batch: BATCH, block, start, length, ...action }, inputs);
+  return runReference('attn_zoo_reference.py', { batch: BATCH, block, start, length, ...action }, { x: inputs.x, t: inputs.t, label: inputs.label });
 }
 
 describe('attention styles (attn-zoo fixture)', () => {
@@ -48,13 +49,9 @@ describe('attention styles (attn-zoo fixture)', () => {
   for (const [block, style] of styles) {
     for (const action of actions) {
       it(`${action.action} on the ${style} site equals the eager reference and touches only its slice`, async () => {
-        const rng = freshRandom();
-        const inputs = {
-          x: randomFloat32(BATCH * SAMPLE, rng),
-          t: Float32Array.from({ length: BATCH }, () => rng.next() * 999),
-          label: BigInt64Array.from({ length: BATCH }, () => BigInt(Math.floor(rng.next() * 11))),
-        };
-        const handles = [tensor(inputs.x, [BATCH, 1, 8, 16]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+        const inputs = randomDenoiserInputs(BATCH, [1, 8, 16]);
+        const rng = inputs.rng;
+        const handles = inputs.tensors();
         using plain = await model.forward<Tensor>(...handles);
         const { output, captures } = await model.run<Tensor>({
           inputs: handles,

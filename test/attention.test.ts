@@ -1,23 +1,18 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { ErrorCodes, loadModel, tensor, type Model, type Tensor } from '../src/index.js';
+import { ErrorCodes, loadModel, type Model, type Tensor } from '../src/index.js';
 import { attentionReference, type ReferenceEntry } from './helpers/attention-reference.js';
+import { randomDenoiserInputs } from './helpers/denoiser-inputs.js';
 import { expectCode } from './helpers/errors.js';
 import { repoRoot } from './helpers/python.js';
-import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
+import { relativeError } from './helpers/random.js';
 
 const UNET = join(repoRoot, 'models', 'fixtures', 'tiny-unet.pt');
 const BATCH = 3;
 const SAMPLE = 784;
 
-function randomInputs() {
-  const rng = freshRandom();
-  const x = randomFloat32(BATCH * SAMPLE, rng);
-  const t = Float32Array.from({ length: BATCH }, () => rng.next() * 999);
-  const label = BigInt64Array.from({ length: BATCH }, () => BigInt(Math.floor(rng.next() * 11)));
-  return { rng, x, t, label, batch: BATCH };
-}
+const randomInputs = () => randomDenoiserInputs(BATCH, [1, 28, 28]);
 
 function sampleSlice(data: Float32Array, i: number): Float32Array {
   return data.subarray(i * SAMPLE, (i + 1) * SAMPLE);
@@ -45,7 +40,7 @@ describe('attention hooks', () => {
     using untouched = await loadModel(UNET, { device: 'cpu', attentionHooks: false });
     assert.deepEqual(untouched.attentionSites, []);
     const inputs = randomInputs();
-    const handles = [tensor(inputs.x, [BATCH, 1, 28, 28]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+    const handles = inputs.tensors();
     using a = await model.forward<Tensor>(...handles);
     using b = await untouched.forward<Tensor>(...handles);
     assert.deepEqual(await a.toArray(), await b.toArray());
@@ -91,7 +86,7 @@ describe('attention hooks', () => {
   for (const { name, hook, reference } of cases) {
     it(`${name}: equals the eager Python reference, changes its slice, leaves the others bit-identical`, async () => {
       const inputs = randomInputs();
-      const handles = [tensor(inputs.x, [BATCH, 1, 28, 28]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+      const handles = inputs.tensors();
       using plain = await model.forward<Tensor>(...handles);
       const { output, captures } = await model.run<Tensor>({ inputs: handles, hooks: hook });
       assert.equal(captures.size, 0);
@@ -115,7 +110,7 @@ describe('attention hooks', () => {
 
   it('captures the head-averaged probabilities of a slice, as the reference computes them', async () => {
     const inputs = randomInputs();
-    const handles = [tensor(inputs.x, [BATCH, 1, 28, 28]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+    const handles = inputs.tensors();
     using plain = await model.forward<Tensor>(...handles);
     const { output, captures } = await model.run<Tensor>({
       inputs: handles,
@@ -138,7 +133,7 @@ describe('attention hooks', () => {
 
   it('two concurrent forwards with different plans equal the same two in sequence', async () => {
     const inputs = randomInputs();
-    const handles = [tensor(inputs.x, [BATCH, 1, 28, 28]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+    const handles = inputs.tensors();
     const plans = [
       [{ sites: 'mid.attn', action: 'identity' as const }],
       [{ sites: '**', action: 'blur' as const, sigma: 3, start: 1, length: 2 }],
@@ -178,7 +173,7 @@ describe('attention hooks', () => {
         model.run({ inputs: [], hooks: [{ sites: 'mid.attn', action: 'swap' as 'blur' }] }),
       );
       const inputs = randomInputs();
-      const handles = [tensor(inputs.x, [BATCH, 1, 28, 28]), tensor(inputs.t, [BATCH]), tensor(inputs.label, [BATCH])];
+      const handles = inputs.tensors();
       await expectCode(ErrorCodes.INVALID_OPTION, () =>
         model.run({ inputs: handles, hooks: [{ sites: 'mid.attn', action: 'identity', start: 2, length: 2 }] }),
       );

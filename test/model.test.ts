@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { ErrorCodes, isTensor, liveHandles, loadModel, randn, tensor, type Model, type Tensor } from '../src/index.js';
+import { randomDenoiserInputs } from './helpers/denoiser-inputs.js';
 import { expectCode } from './helpers/errors.js';
 import { pythonReference, repoRoot } from './helpers/python.js';
 import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
@@ -11,17 +12,8 @@ import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
 const fixture = (name: string) => join(repoRoot, 'models', 'fixtures', name);
 const UNET = fixture('tiny-unet.pt');
 
-/** Fresh random UNet inputs as JS arrays (for the Python reference) and tensors. */
-function unetInputs(batch: number, rng = freshRandom()) {
-  const x = randomFloat32(batch * 784, rng);
-  const t = Float32Array.from({ length: batch }, () => rng.next() * 999);
-  const label = BigInt64Array.from({ length: batch }, () => BigInt(Math.floor(rng.next() * 11)));
-  return {
-    rng,
-    arrays: { x, t, label },
-    tensors: (): [Tensor, Tensor, Tensor] => [tensor(x, [batch, 1, 28, 28]), tensor(t, [batch]), tensor(label, [batch])],
-  };
-}
+/** Fresh random tiny-unet inputs. */
+const unetInputs = (batch: number) => randomDenoiserInputs(batch, [1, 28, 28]);
 
 
 /** Live tensors and models (jobs and threads are left out: a torch thread may still be finishing its hand-off). */
@@ -56,16 +48,16 @@ describe('Model', () => {
 
   it('forward equals Python torch on fresh random inputs (1e-5 relative)', async () => {
     const batch = 5;
-    const { arrays, tensors, rng } = unetInputs(batch);
+    const { x: xs, t: ts, label: labels, tensors, rng } = unetInputs(batch);
     const inputs = tensors();
     const output = (await unet.forward(...inputs)) as Tensor;
     assert.ok(isTensor(output));
     assert.deepEqual(output.shape, [batch, 1, 28, 28]);
     assert.equal(output.device, 'cpu');
     const reference = pythonReference(UNET, 'forward', [
-      { kind: 'tensor', dtype: 'float32', shape: [batch, 1, 28, 28], data: arrays.x },
-      { kind: 'tensor', dtype: 'float32', shape: [batch], data: arrays.t },
-      { kind: 'tensor', dtype: 'int64', shape: [batch], data: arrays.label },
+      { kind: 'tensor', dtype: 'float32', shape: [batch, 1, 28, 28], data: xs },
+      { kind: 'tensor', dtype: 'float32', shape: [batch], data: ts },
+      { kind: 'tensor', dtype: 'int64', shape: [batch], data: labels },
     ]);
     assert.deepEqual(reference.shapes, [[batch, 1, 28, 28]]);
     const error = relativeError((await output.toArray()) as Float32Array, reference.data);

@@ -100,8 +100,6 @@ at::Tensor AttnProbs(const at::Tensor& x, int64_t site) {
 
 }  // namespace
 
-HookPlan* CurrentHookPlan() { return t_plan; }
-
 ScopedHookPlan::ScopedHookPlan(HookPlan* plan) : previous_(t_plan) { t_plan = plan; }
 
 ScopedHookPlan::~ScopedHookPlan() { t_plan = previous_; }

@@ -43,9 +43,6 @@ struct HookPlan {
 // first use.
 const std::string& HookNamespace();
 
-// The plan of the forward running on this thread, or nullptr.
-HookPlan* CurrentHookPlan();
-
 class ScopedHookPlan {
  public:
   explicit ScopedHookPlan(HookPlan* plan);

@@ -224,7 +224,7 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
     bool hooks = !(options.IsObject() && options.As<Napi::Object>().Get("attentionHooks").StrictEquals(Napi::Boolean::New(env, false)));
     auto state = std::make_shared<ModelState>();
     return PromiseWorker::Start(
-        env, "torch-guidance:load", [state, path, device, dtype, hooks]() { LoadInto(*state, path, device, dtype, hooks); },
+        env, [state, path, device, dtype, hooks]() { LoadInto(*state, path, device, dtype, hooks); },
         [state](Napi::Env env) -> Napi::Value {
           return InstanceData::Get(env).modelClass.New({Napi::External<std::shared_ptr<ModelState>>::New(
               env, const_cast<std::shared_ptr<ModelState>*>(&state))});
@@ -251,7 +251,7 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
     auto output = std::make_shared<c10::IValue>();
     std::shared_ptr<HookPlan> plan = ParsePlan(info.Length() > 2 ? info[2] : env.Undefined(), *state);
     return PromiseWorker::Start(
-        env, "torch-guidance:forward",
+        env,
         [state, name, inputs, output, plan]() {
           c10::InferenceMode guard;
           ScopedHookPlan scopedPlan(plan.get());

@@ -49,7 +49,7 @@ void PromiseWorker::InitEnv(Napi::Env env) {
   data.hasCompletions = true;
 }
 
-Napi::Promise PromiseWorker::Start(Napi::Env env, const char*, Work work, Settle settle) {
+Napi::Promise PromiseWorker::Start(Napi::Env env, Work work, Settle settle) {
   InstanceData& data = InstanceData::Get(env);
   if (!data.hasCompletions) InitEnv(env);
   auto* job = new Job{Napi::Promise::Deferred::New(env), std::move(work), std::move(settle), false, {}, data.completions};

@@ -20,7 +20,7 @@ class PromiseWorker {
   using Settle = std::function<Napi::Value(Napi::Env)>;
 
   // Queues the job and returns its promise.
-  static Napi::Promise Start(Napi::Env env, const char* name, Work work, Settle settle);
+  static Napi::Promise Start(Napi::Env env, Work work, Settle settle);
 
   // Creates the environment's completion channel (once, at init).
   static void InitEnv(Napi::Env env);

@@ -414,7 +414,7 @@ Napi::Value TensorWrap::ToArray(const Napi::CallbackInfo& info) {
     const DtypeEntry& dtype = DtypeByScalarType(source.scalar_type());
     auto host = std::make_shared<at::Tensor>();
     return PromiseWorker::Start(
-        env, "torch-guidance:toArray",
+        env,
         [source, host]() { *host = source.to(at::kCPU).contiguous(); },
         [host, &dtype](Napi::Env env) -> Napi::Value {
           size_t bytes = static_cast<size_t>(host->numel()) * host->element_size();
