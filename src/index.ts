@@ -23,6 +23,11 @@ export {
   type DenoiserCard,
   type ModelCard,
 } from './model-card.js';
+export * from './guidance/index.js';
+export { explain, sample, type SampleOptions, type SampleProgress, type SampleResult } from './sample.js';
+export { samplerSchema, type SamplerName, type SamplerOptions } from './samplers/samplers.js';
+export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './samplers/sigma-schedules.js';
+export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './samplers/noise-schedule.js';
 export { liveHandles, runtimeInfo, type RuntimeInfo } from './runtime.js';
 export {
   cat,

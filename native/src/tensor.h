@@ -55,6 +55,16 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value StdPerSample(const Napi::CallbackInfo& info);
   Napi::Value NormPerSample(const Napi::CallbackInfo& info);
 
+  // Filters, thresholds and axis reductions (tensor_filters.cpp).
+  Napi::Value GaussianBlur(const Napi::CallbackInfo& info);
+  Napi::Value LowPass(const Napi::CallbackInfo& info);
+  Napi::Value ResizeNearest(const Napi::CallbackInfo& info);
+  Napi::Value GreaterThan(const Napi::CallbackInfo& info);
+  Napi::Value Clamp(const Napi::CallbackInfo& info);
+  Napi::Value SumAxis(const Napi::CallbackInfo& info);
+  Napi::Value MeanAxis(const Napi::CallbackInfo& info);
+  Napi::Value SumPerSample(const Napi::CallbackInfo& info);
+
   // Layout.
   Napi::Value Narrow(const Napi::CallbackInfo& info);
   Napi::Value Repeat(const Napi::CallbackInfo& info);

@@ -72,6 +72,23 @@ export interface NativeTensor extends Disposable {
   /** L2 norm over every axis but the batch axis. */
   normPerSample(keepDim?: boolean): NativeTensor;
 
+  /** Sum over every axis but the batch axis (per-sample dot products: a.mul(b).sumPerSample()). */
+  sumPerSample(keepDim?: boolean): NativeTensor;
+  /** Sum or mean over one axis (negative counts from the end). */
+  sumAxis(axis: number, keepDim?: boolean): NativeTensor;
+  meanAxis(axis: number, keepDim?: boolean): NativeTensor;
+  /** 1 where this > value, else 0, as a floating tensor. */
+  greaterThan(value: number): NativeTensor;
+  /** Clamps to [min, max]; pass null for an open side. */
+  clamp(min: number | null, max?: number | null): NativeTensor;
+
+  /** Separable Gaussian blur over H, W of [N, C, H, W] with reflect padding (odd kernelSize). */
+  gaussianBlur(kernelSize: number, sigma: number): NativeTensor;
+  /** Keeps spatial frequencies within `cutoff` (fraction of Nyquist, (0, 1]) of [N, C, H, W]. */
+  lowPass(cutoff: number): NativeTensor;
+  /** Nearest-neighbour resize of [N, C, h, w] to [N, C, height, width]. */
+  resizeNearest(height: number, width: number): NativeTensor;
+
   /** Samples [start, start + length) of the batch axis (a view, no copy). */
   narrow(start: number, length: number): NativeTensor;
   /** The whole batch `times` times over: [a, b] -> [a, b, a, b]. */

@@ -1,0 +1,104 @@
+/**
+ * Every model as a denoiser D(x; sigma, cond) -> x0 in sigma space
+ * (x = x0 + sigma * eps), whatever its parameterisation, following the
+ * preconditioning of Karras et al. (EDM, table 1):
+ *
+ *   D(x) = c_skip · x + c_out · F(c_in · x; c_noise, cond)
+ *
+ *   eps (VP):  c_in = 1/sqrt(σ²+1), c_out = −σ,             c_skip = 1,          c_noise = t(σ)
+ *   v   (VP):  c_in = 1/sqrt(σ²+1), c_out = −σ/sqrt(σ²+1),  c_skip = 1/(σ²+1),   c_noise = t(σ)
+ *   x0  (VP):  c_in = 1/sqrt(σ²+1), c_out = 1,              c_skip = 0,          c_noise = t(σ)
+ *   edm:       c_in = 1/sqrt(σ²+σd²), c_out = σσd/sqrt(σ²+σd²), c_skip = σd²/(σ²+σd²), c_noise = ln(σ)/4
+ *
+ * t(σ) is the discrete timestep, fractional between grid points
+ * (noise-schedule.ts). The scalings are scalars: every sample of a forward
+ * shares sigma.
+ */
+import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import type { DenoiserCard } from '../model-card.js';
+import type { Model } from '../model.js';
+import { type NoiseSchedule, noiseScheduleFromCard, sigmaToTimestep } from '../samplers/noise-schedule.js';
+import { type Tensor, tensor } from '../tensor.js';
+
+export interface Scalings {
+  cIn: number;
+  cOut: number;
+  cSkip: number;
+  /** The model's time input. */
+  cNoise: number;
+}
+
+export class Denoiser {
+  readonly noise: NoiseSchedule;
+
+  private constructor(
+    readonly model: Model,
+    readonly card: DenoiserCard,
+  ) {
+    this.noise = noiseScheduleFromCard(card);
+  }
+
+  /** Wraps a loaded model; its card must describe a denoiser. */
+  static of(model: Model, role = 'model'): Denoiser {
+    const card = model.card;
+    if (!card || 'kind' in card) {
+      throw new TorchGuidanceError(
+        ErrorCodes.MODEL_CARD,
+        `the ${role} has ${card ? 'a classifier card' : 'no model card'}, so its prediction type and noise schedule ` +
+          'are unknown. Fix: export it with a denoiser card (models/README.md, "The model card").',
+      );
+    }
+    return new Denoiser(model, card);
+  }
+
+  get conditioning(): DenoiserCard['conditioning'] {
+    return this.card.conditioning;
+  }
+
+  /** The discrete timestep of sigma, or null for an EDM model. */
+  timestep(sigma: number): number | null {
+    return this.noise.kind === 'discrete' ? sigmaToTimestep(this.noise, sigma) : null;
+  }
+
+  scalings(sigma: number): Scalings {
+    if (this.noise.kind === 'edm') {
+      const sd = this.noise.sigmaData;
+      const total = sigma * sigma + sd * sd;
+      return { cIn: 1 / Math.sqrt(total), cOut: (sigma * sd) / Math.sqrt(total), cSkip: (sd * sd) / total, cNoise: Math.log(sigma) / 4 };
+    }
+    const total = sigma * sigma + 1;
+    const cIn = 1 / Math.sqrt(total);
+    const cNoise = sigmaToTimestep(this.noise, sigma);
+    switch (this.card.prediction) {
+      case 'eps':
+        return { cIn, cOut: -sigma, cSkip: 1, cNoise };
+      case 'v':
+        return { cIn, cOut: -sigma / Math.sqrt(total), cSkip: 1 / total, cNoise };
+      default:
+        return { cIn, cOut: 1, cSkip: 0, cNoise };
+    }
+  }
+
+  /** The forward's inputs for a batch x (already repeated per branch) and its conditions. */
+  inputs(x: Tensor, sigma: number, conditions: Tensor | undefined): { inputs: (Tensor | number)[]; owned: Tensor[] } {
+    const { cIn, cNoise } = this.scalings(sigma);
+    const batch = x.shape[0]!;
+    const scaled = x.mul(cIn);
+    const time = tensor(new Float32Array(batch).fill(cNoise), [batch], { device: this.model.device });
+    const inputs: Tensor[] = [scaled, time];
+    if (this.conditioning.kind !== 'none') {
+      if (!conditions) throw new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, 'a conditional model needs conditions.');
+      inputs.push(conditions);
+    }
+    return { inputs, owned: [scaled, time] };
+  }
+
+  /** D = c_skip · x + c_out · F. */
+  denoised(x: Tensor, output: Tensor, sigma: number): Tensor {
+    const { cOut, cSkip } = this.scalings(sigma);
+    using scaledOut = output.mul(cOut);
+    if (cSkip === 0) return scaledOut.clone();
+    using skip = x.mul(cSkip);
+    return skip.add(scaledOut);
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * The guided denoiser: executes a step's plan and mixes the branches,
+ *
+ *   D = D_base + Σ_i s_i · (D_pos_i − D_neg_i),   then each strategy's finalize.
+ *
+ * It owns the condition tensors of a batch (given, null, and the random ones
+ * ICG draws per evaluation) and the per-run state of non-linear terms.
+ * Every intermediate tensor is disposed before predict() returns.
+ */
+import type { Hook } from '../attention.js';
+import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import type { Model } from '../model.js';
+import { Streams, mixSeed, uniformFromSeed } from '../samplers/seeds.js';
+import { type Tensor, cat, isTensor, randn, tensor } from '../tensor.js';
+import { branchKey, modelKey } from './branch.js';
+import { degradedInput } from './degrade.js';
+import { Denoiser } from './denoiser.js';
+import { type PlanInputs, type PlanSummary, type StepPlan, planStep, summarise } from './planner.js';
+import type { Branch, GuidedPrediction, StepInfo, Strategy, StrategyContext, Term } from './types.js';
+
+export interface Conditions {
+  /** The requested condition per sample: int64 labels [N] or a tensor [N, ...]; undefined for unconditional models. */
+  given?: Tensor;
+  /** The null condition per sample. */
+  null?: Tensor;
+}
+
+export interface GuidedDenoiserOptions {
+  main: Denoiser;
+  strategies: readonly Strategy[];
+  conditions: Conditions;
+  /** Every sample has the null condition (unconditional sampling). */
+  unconditional: boolean;
+  /** Per-sample seeds (random conditions and patches derive from them). */
+  seeds: readonly bigint[];
+  /** Names for explain(): the main model is 'main'. */
+  modelNames?: Map<Model, string>;
+}
+
+export interface PhaseTimes {
+  forwardMs: number;
+  mixMs: number;
+}
+
+export class GuidedDenoiser {
+  readonly main: Denoiser;
+  readonly #inputs: PlanInputs;
+  readonly #conditions: Conditions;
+  readonly #seeds: readonly bigint[];
+  readonly #denoisers = new Map<string, Denoiser>();
+  readonly #state = new Map<Term, Map<string, unknown>>();
+  #evaluation = 0;
+  /** Forwards issued and time spent, for timings and tests. */
+  readonly times: PhaseTimes = { forwardMs: 0, mixMs: 0 };
+  forwards = 0;
+
+  constructor(options: GuidedDenoiserOptions) {
+    this.main = options.main;
+    this.#conditions = options.conditions;
+    this.#seeds = options.seeds;
+    const context: StrategyContext = {
+      conditional: !options.unconditional,
+      strategies: options.strategies,
+      conditioning: options.main.conditioning.kind,
+    };
+    const terms = options.strategies.flatMap((s) => s.terms(context));
+    const names = options.modelNames ?? new Map<Model, string>();
+    this.#inputs = {
+      terms,
+      strategies: options.strategies,
+      context,
+      unconditional: options.unconditional,
+      modelName: (m) => (m === 'main' ? 'main' : (names.get(m) ?? modelKey(m))),
+    };
+    this.#denoisers.set('main', options.main);
+    for (const term of terms) {
+      for (const branch of [term.positive, term.negative]) this.#checkModel(branch.model);
+      this.#state.set(term, new Map());
+    }
+  }
+
+  #checkModel(model: Branch['model']): void {
+    if (model === 'main' || this.#denoisers.has(modelKey(model))) return;
+    const denoiser = Denoiser.of(model, 'second model');
+    const main = this.main.card;
+    const same = JSON.stringify(denoiser.card.sampleShape) === JSON.stringify(main.sampleShape) &&
+      JSON.stringify(denoiser.card.conditioning) === JSON.stringify(main.conditioning);
+    if (!same) {
+      throw new TorchGuidanceError(
+        ErrorCodes.INVALID_OPTION,
+        `the second model '${denoiser.card.name}' has sample shape ${JSON.stringify(denoiser.card.sampleShape)} and ` +
+          `conditioning ${JSON.stringify(denoiser.card.conditioning)}, but the main model has ` +
+          `${JSON.stringify(main.sampleShape)} and ${JSON.stringify(main.conditioning)}. Fix: guide with a model of the same contract.`,
+      );
+    }
+    if (denoiser.model.device !== this.main.model.device) {
+      throw new TorchGuidanceError(
+        ErrorCodes.INVALID_OPTION,
+        `the second model is on ${denoiser.model.device} but the main model is on ${this.main.model.device}. Fix: load both on one device.`,
+      );
+    }
+    this.#denoisers.set(modelKey(model), denoiser);
+  }
+
+  /** Frees per-run state (APG's momentum). */
+  dispose(): void {
+    for (const state of this.#state.values()) {
+      for (const value of state.values()) if (isTensor(value)) value.dispose();
+      state.clear();
+    }
+  }
+
+  stepInfo(step: number, steps: number, sigma: number): StepInfo {
+    return { step, steps, sigma, timestep: this.main.timestep(sigma) };
+  }
+
+  plan(info: StepInfo): StepPlan {
+    return planStep(this.#inputs, info);
+  }
+
+  explain(info: StepInfo): PlanSummary {
+    return summarise(this.plan(info), info, this.#inputs.modelName);
+  }
+
+  /** The guided prediction at (x, sigma). The caller owns the returned tensors. */
+  async predict(x: Tensor, info: StepInfo): Promise<GuidedPrediction> {
+    const plan = this.plan(info);
+    const evaluation = this.#evaluation++;
+    const results = new Map<string, Tensor>();
+    const owned: Tensor[] = [];
+    const captured = new Map<string, { map: Tensor; grid: [number, number] }[]>();
+    try {
+      for (const forwards of plan.stages) {
+        const started = performance.now();
+        // allSettled: a failing forward must not leave a sibling's outputs undisposed.
+        const settled = await Promise.allSettled(
+          forwards.map(async (forward) => {
+            const denoiser = this.#denoisers.get(forward.modelKey)!;
+            const input = forward.degrade ? this.#degraded(forward.degrade, x, results, captured, evaluation) : x;
+            if (input !== x) owned.push(input);
+            const k = forward.branches.length;
+            const batch = input.shape[0]!;
+            const repeated = k === 1 ? input : input.repeat(k);
+            if (repeated !== input) owned.push(repeated);
+            const conditions = this.#batchConditions(forward.branches.map((b) => b.branch), evaluation, owned);
+            const { inputs, owned: scratch } = denoiser.inputs(repeated, info.sigma, conditions);
+            owned.push(...scratch);
+            const hooks: Hook[] = forward.branches.flatMap((b, slice) =>
+              (b.branch.attention ?? []).map((a) => ({
+                sites: a.sites,
+                action: a.action,
+                ...(a.action === 'blur' ? { sigma: a.sigma } : {}),
+                start: slice * batch,
+                length: batch,
+              })),
+            );
+            for (const c of forward.captures) {
+              hooks.push({ sites: c.sites, action: 'capture', self: true, start: c.slice * batch, length: batch });
+            }
+            this.forwards++;
+            const { output, captures } = await denoiser.model.run<Tensor>({ inputs, hooks });
+            owned.push(output);
+            for (const map of captures.values()) owned.push(map);
+            const denoised = denoiser.denoised(repeated, output, info.sigma);
+            owned.push(denoised);
+            forward.branches.forEach((b, slice) => {
+              const part = k === 1 ? denoised : denoised.narrow(slice * batch, batch);
+              if (part !== denoised) owned.push(part);
+              results.set(b.key, part);
+            });
+            for (const c of forward.captures) {
+              const key = forward.branches[c.slice]!.key;
+              const list = captured.get(key) ?? [];
+              for (const [path, map] of captures) list.push({ map, grid: this.#grid(denoiser.model, path) });
+              captured.set(key, list);
+            }
+          }),
+        );
+        this.times.forwardMs += performance.now() - started;
+        const failed = settled.find((r) => r.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+      }
+      const mixStart = performance.now();
+      const prediction = this.#mix(plan, x, info, results);
+      this.times.mixMs += performance.now() - mixStart;
+      return prediction;
+    } finally {
+      for (const t of owned) t.dispose();
+    }
+  }
+
+  #mix(plan: StepPlan, x: Tensor, info: StepInfo, results: Map<string, Tensor>): GuidedPrediction {
+    const base = results.get(plan.base)!;
+    let guided = base;
+    const replace = (next: Tensor) => {
+      if (guided !== base) guided.dispose();
+      guided = next;
+    };
+    for (const active of plan.terms) {
+      const positive = results.get(active.positive)!;
+      const negative = results.get(active.negative)!;
+      const { term, scale } = active;
+      let delta: Tensor;
+      if (term.delta) {
+        delta = term.delta(positive, negative, scale, { ...info, x, state: this.#state.get(term)! });
+      } else {
+        using difference = positive.sub(negative);
+        delta = difference.mul(scale);
+      }
+      using owned = delta;
+      replace(guided.add(owned));
+    }
+    for (const strategy of this.#inputs.strategies) {
+      const next = strategy.finalize?.(guided, { ...info, x, base });
+      if (next) replace(next);
+    }
+    const denoised = guided === base ? base.clone() : guided;
+    const renoise = plan.renoise === undefined ? undefined : results.get(plan.renoise)!.clone();
+    return renoise ? { denoised, renoise } : { denoised };
+  }
+
+  #grid(model: Model, path: string): [number, number] {
+    const site = model.attentionSites.find((s) => s.path === path);
+    if (!site?.grid) {
+      throw new TorchGuidanceError(
+        ErrorCodes.NO_GRID,
+        `the attention site '${path}' has no known query grid, so its map cannot be laid over the sample. ` +
+          'Fix: probe the model with real inputs (model.probe(...)) or add a model card.',
+      );
+    }
+    return site.grid;
+  }
+
+  #degraded(
+    spec: NonNullable<Branch['degrade']>,
+    x: Tensor,
+    results: Map<string, Tensor>,
+    captured: Map<string, { map: Tensor; grid: [number, number] }[]>,
+    evaluation: number,
+  ): Tensor {
+    const sourceKey = this.#plannedKey(spec.source);
+    return degradedInput(spec, {
+      x,
+      x0: results.get(sourceKey)!,
+      captures: captured.get(sourceKey) ?? [],
+      seeds: this.#seeds,
+      evaluation,
+    });
+  }
+
+  #plannedKey(branch: Branch): string {
+    return branchKey(branch, this.#inputs.unconditional);
+  }
+
+  /** The conditions of a batched forward, one slice per branch (the one place that repeats side inputs). */
+  #batchConditions(branches: Branch[], evaluation: number, owned: Tensor[]): Tensor | undefined {
+    if (this.main.conditioning.kind === 'none') return undefined;
+    const parts = branches.map((b) => this.#condition(b.condition, evaluation, owned));
+    if (parts.length === 1) return parts[0];
+    const joined = cat(parts);
+    owned.push(joined);
+    return joined;
+  }
+
+  #condition(kind: Branch['condition'], evaluation: number, owned: Tensor[]): Tensor {
+    const resolved = this.#inputs.unconditional && kind === 'given' ? 'null' : kind;
+    if (resolved === 'given') return this.#conditions.given!;
+    if (resolved === 'null') return this.#conditions.null!;
+    const conditioning = this.main.conditioning;
+    const device = this.main.model.device;
+    const streams = this.#seeds.map((s) => mixSeed(s, Streams.randomCondition + BigInt(evaluation)));
+    let random: Tensor;
+    if (conditioning.kind === 'class') {
+      const labels = streams.map((s) => BigInt(Math.floor(uniformFromSeed(s, 0) * conditioning.numClasses)));
+      random = tensor(BigInt64Array.from(labels), [labels.length], { device });
+    } else {
+      // A Gaussian vector per sample with the requested condition's per-sample mean and std (ICG for tensor conditions).
+      const given = this.#conditions.given!;
+      using noise = randn(given.shape, { seed: streams, device });
+      using std = given.stdPerSample(true);
+      using mean = given.meanPerSample(true);
+      using scaled = noise.mul(std);
+      random = scaled.add(mean);
+    }
+    owned.push(random);
+    return random;
+  }
+}

@@ -1,0 +1,32 @@
+/** zod pieces every strategy shares: scales and sigma windows. */
+import { z } from 'zod';
+
+import type { StepInfo } from './types.js';
+
+/** A finite number; scales may be negative only where a strategy says so. */
+export const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+export const nonNegativeScale = finite.refine((v) => v >= 0, 'must be at least 0');
+
+/**
+ * Apply the term only for sigmaMin < sigma <= sigmaMax (the guidance
+ * interval of Kynkäänniemi et al. is this window on CFG).
+ */
+export const windowSchema = z
+  .object({
+    sigmaMin: z.number().nonnegative().default(0),
+    sigmaMax: z.number().positive().default(Infinity),
+  })
+  .strict()
+  .refine((w) => w.sigmaMin < w.sigmaMax, { message: 'sigmaMin must be below sigmaMax', path: ['sigmaMin'] });
+
+export type WindowOptions = z.input<typeof windowSchema>;
+export type Window = z.output<typeof windowSchema>;
+
+export function inWindow(window: Window | undefined, sigma: number): boolean {
+  return window === undefined || (sigma > window.sigmaMin && sigma <= window.sigmaMax);
+}
+
+/** A constant scale that is 0 outside the window. */
+export function windowed(scale: number, window: Window | undefined): (info: StepInfo) => number {
+  return (info) => (inWindow(window, info.sigma) ? scale : 0);
+}

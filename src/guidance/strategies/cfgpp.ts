@@ -1,0 +1,34 @@
+/**
+ * CFG++ (Chung et al. 2024): a sampler-level change. The denoised estimate is
+ * D(∅) + λ·(D(c) − D(∅)) with λ in [0, 1], and the sampler re-noises with the
+ * unconditional noise estimate (x − D(∅))/σ instead of the guided one. Needs a
+ * first-order sampler (euler, euler_ancestral, ddim).
+ */
+import { z } from 'zod';
+
+import { windowSchema, windowed } from '../options.js';
+import type { Strategy } from '../types.js';
+import { defineStrategy, requireConditional } from './define.js';
+
+export const cfgppSchema = z
+  .object({ scale: z.number().min(0).max(2).default(0.6), window: windowSchema.optional() })
+  .strict();
+
+export type CfgppOptions = z.input<typeof cfgppSchema>;
+
+export function cfgpp(options: CfgppOptions = {}): Strategy {
+  return defineStrategy('cfgpp', cfgppSchema, options, ({ scale, window }) => ({
+    terms(context) {
+      requireConditional('cfgpp', context);
+      return [
+        {
+          label: `cfg++(λ=${scale})`,
+          positive: { model: 'main', condition: 'given' },
+          negative: { model: 'main', condition: 'null' },
+          scale: windowed(scale - 1, window),
+        },
+      ];
+    },
+    renoiseBranch: () => ({ model: 'main', condition: 'null' }),
+  }));
+}

@@ -1,0 +1,48 @@
+/**
+ * Perturbed-attention guidance (Ahn et al. 2024): the negative branch is the
+ * same model with the chosen self-attention maps replaced by the identity
+ * (each query attends only to itself: output = V). Term s·(D(c) − D_pag).
+ * Adaptive scale: s_t = max(0, s − a·(1000 − t)) on the discrete timestep t.
+ */
+import { z } from 'zod';
+
+import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
+import { finite, inWindow, windowSchema } from '../options.js';
+import type { Strategy } from '../types.js';
+import { defineStrategy } from './define.js';
+import { sitesSchema } from './selectors.js';
+
+export const pagSchema = z
+  .object({
+    /** 3 beside CFG, 5 alone in the paper. */
+    scale: finite.default(3),
+    sites: sitesSchema,
+    adaptiveScale: z.number().nonnegative().default(0),
+    window: windowSchema.optional(),
+  })
+  .strict();
+
+export type PagOptions = z.input<typeof pagSchema>;
+
+export function pag(options: PagOptions = {}): Strategy {
+  return defineStrategy('pag', pagSchema, options, ({ scale, sites, adaptiveScale, window }) => ({
+    terms: () => [
+      {
+        label: `pag(s=${scale})`,
+        positive: { model: 'main', condition: 'given' },
+        negative: { model: 'main', condition: 'given', attention: [{ sites, action: 'identity' }] },
+        scale(info) {
+          if (!inWindow(window, info.sigma)) return 0;
+          if (adaptiveScale === 0) return scale;
+          if (info.timestep === null) {
+            throw new TorchGuidanceError(
+              ErrorCodes.INVALID_OPTION,
+              'pag adaptiveScale needs a discrete timestep, and this model is EDM. Fix: use a window instead.',
+            );
+          }
+          return Math.max(0, scale - adaptiveScale * (1000 - info.timestep));
+        },
+      },
+    ],
+  }));
+}

@@ -1,0 +1,108 @@
+/**
+ * Self-attention guidance (Hong et al. 2023) and the degradation baselines of
+ * its ablation. The negative branch predicts again from a degraded input:
+ * x0 of the source branch, blurred where the captured self-attention is high
+ * (SAG) or degraded otherwise (global blur, FFT low-pass, random or square
+ * reset), re-noised with the model's own noise (src/guidance/degrade.ts).
+ * The source is the null branch when a CFG-family strategy is present, else
+ * the conditional one (as the reference: s·(D_u − D_u(x̃)) with CFG,
+ * s·(D_c − D_c(x̃)) without). Runs as a second stage.
+ */
+import { z } from 'zod';
+
+import { finite, windowSchema, windowed } from '../options.js';
+import type { Branch, Degradation, Strategy } from '../types.js';
+import { defineStrategy, hasCfg } from './define.js';
+import { sitesSchema } from './selectors.js';
+
+const common = {
+  /** 0.75 in the paper (diffusers), 0.5 in ComfyUI. */
+  scale: finite.default(0.75),
+  kernelSize: z.number().int().positive().refine((k) => k % 2 === 1, 'must be odd').default(9),
+  blurSigma: z.number().positive().default(1),
+  /** Which prediction is degraded: 'auto' = null if CFG is stacked, else the conditional one. */
+  branch: z.enum(['auto', 'null', 'given']).default('auto'),
+  window: windowSchema.optional(),
+};
+
+export const sagSchema = z
+  .object({ ...common, sites: sitesSchema, threshold: z.number().nonnegative().default(1) })
+  .strict();
+export const blurGuidanceSchema = z.object(common).strict();
+export const lowPassGuidanceSchema = z.object({ ...common, cutoff: z.number().positive().max(1).default(0.25) }).strict();
+export const resetGuidanceSchema = z
+  .object({
+    ...common,
+    fraction: z.number().positive().max(1).default(0.25),
+    patch: z.number().int().positive().default(4),
+  })
+  .strict();
+
+export type SagOptions = z.input<typeof sagSchema>;
+export type BlurGuidanceOptions = z.input<typeof blurGuidanceSchema>;
+export type LowPassGuidanceOptions = z.input<typeof lowPassGuidanceSchema>;
+export type ResetGuidanceOptions = z.input<typeof resetGuidanceSchema>;
+
+type DegradeSettings = Omit<Degradation, 'source' | 'kind'>;
+
+function degradationStrategy(
+  name: string,
+  kind: Degradation['kind'],
+  settings: { scale: number; kernelSize: number; blurSigma: number; branch: 'auto' | 'null' | 'given'; window?: z.output<typeof common.window> },
+  extra: DegradeSettings,
+): Omit<Strategy, 'name' | 'settings'> {
+  return {
+    terms(context) {
+      const useNull = settings.branch === 'null' || (settings.branch === 'auto' && hasCfg(context));
+      const source: Branch = { model: 'main', condition: useNull ? 'null' : 'given' };
+      const degrade: Degradation = { ...extra, kind, source, kernelSize: settings.kernelSize, blurSigma: settings.blurSigma };
+      return [
+        {
+          label: `${name}(s=${settings.scale})`,
+          positive: source,
+          negative: { ...source, degrade },
+          scale: windowed(settings.scale, settings.window),
+        },
+      ];
+    },
+  };
+}
+
+export function sag(options: SagOptions = {}): Strategy {
+  return defineStrategy('sag', sagSchema, options, (s) =>
+    degradationStrategy('sag', 'sag', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, sites: s.sites, threshold: s.threshold }),
+  );
+}
+
+/** SAG ablation: blur the whole of x0. */
+export function blurGuidance(options: BlurGuidanceOptions = {}): Strategy {
+  return defineStrategy('blur', blurGuidanceSchema, options, (s) =>
+    degradationStrategy('blur', 'blur', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma }),
+  );
+}
+
+/** SAG ablation: an FFT low-pass of x0. */
+export function lowPassGuidance(options: LowPassGuidanceOptions = {}): Strategy {
+  return defineStrategy('lowpass', lowPassGuidanceSchema, options, (s) =>
+    degradationStrategy('lowpass', 'lowpass', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, cutoff: s.cutoff }),
+  );
+}
+
+/** SAG ablation: blur random patches covering `fraction` of the area (fresh per evaluation). */
+export function randomResetGuidance(options: ResetGuidanceOptions = {}): Strategy {
+  return defineStrategy('random-reset', resetGuidanceSchema, options, (s) =>
+    degradationStrategy('random-reset', 'random-reset', s, {
+      kernelSize: s.kernelSize,
+      blurSigma: s.blurSigma,
+      fraction: s.fraction,
+      patch: s.patch,
+    }),
+  );
+}
+
+/** SAG ablation: blur one centred square covering `fraction` of the area. */
+export function squareResetGuidance(options: ResetGuidanceOptions = {}): Strategy {
+  return defineStrategy('square-reset', resetGuidanceSchema, options, (s) =>
+    degradationStrategy('square-reset', 'square-reset', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, fraction: s.fraction }),
+  );
+}

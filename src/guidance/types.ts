@@ -1,0 +1,121 @@
+/**
+ * The vocabulary of guidance. A guided prediction is
+ *
+ *   D = D_base + Σ_i s_i(sigma) · (D_pos_i − D_neg_i)
+ *
+ * where D_base is the main model's prediction for the requested condition and
+ * every D_* is a Branch: a model, a condition, attention perturbations and an
+ * input (x itself, or a degraded x from an earlier stage). A Strategy turns
+ * its options into Terms; the planner computes each distinct branch once and
+ * batches branches that share a model and an input into one forward.
+ */
+import type { SiteSelector } from '../attention.js';
+import type { Model } from '../model.js';
+import type { Tensor } from '../tensor.js';
+
+/** An attention perturbation of one branch: PAG's identity or SEG's query blur. */
+export interface BranchAttention {
+  sites: SiteSelector;
+  action: 'identity' | 'blur';
+  /** blur: sigma in grid cells (Infinity: every query is the mean query). */
+  sigma?: number;
+}
+
+/**
+ * The condition a branch sees: the requested one, the null condition, or an
+ * independent random one drawn fresh per model evaluation (ICG).
+ */
+export type BranchCondition = 'given' | 'null' | 'random';
+
+/** Where a second-stage branch's input comes from: x0 of `source`, degraded, then re-noised. */
+export interface Degradation {
+  kind: 'sag' | 'blur' | 'lowpass' | 'random-reset' | 'square-reset';
+  source: Branch;
+  /** sag: the sites whose attention is captured for the mask. */
+  sites?: SiteSelector;
+  /** sag: a key cell is degraded when its attention summed over queries exceeds this (1 = above average). */
+  threshold?: number;
+  /** The Gaussian blur that degrades (sag, blur, the resets). */
+  kernelSize: number;
+  blurSigma: number;
+  /** lowpass: kept radius as a fraction of Nyquist. */
+  cutoff?: number;
+  /** random-reset, square-reset: the fraction of the area degraded. */
+  fraction?: number;
+  /** random-reset: patch side in pixels. */
+  patch?: number;
+}
+
+export interface Branch {
+  /** 'main', or a second model (autoguidance's guide, the SIMS negative). */
+  model: 'main' | Model;
+  condition: BranchCondition;
+  attention?: readonly BranchAttention[];
+  /** A second-stage branch: its input is `degrade`'s output instead of x. */
+  degrade?: Degradation;
+}
+
+/** Where the sampler is when it asks for a prediction. */
+export interface StepInfo {
+  /** Sampler step index, 0-based. */
+  step: number;
+  steps: number;
+  sigma: number;
+  /** The model's discrete timestep for sigma (fractional), or null for EDM models. */
+  timestep: number | null;
+}
+
+export interface TermContext extends StepInfo {
+  /** The noisy input of this evaluation. */
+  x: Tensor;
+  /** Per-run state of this term (APG's momentum); survives across steps of one run. */
+  state: Map<string, unknown>;
+}
+
+export interface Term {
+  /** Shown by explain() and in reports. */
+  label: string;
+  positive: Branch;
+  negative: Branch;
+  /** s_i at this step; 0 switches the term off and its branches are not computed. */
+  scale(info: StepInfo): number;
+  /**
+   * The term's contribution; default scale · (positive − negative). Non-linear
+   * terms (APG, CFG-Zero*) override it; returns a new tensor, leaves inputs alone.
+   */
+  delta?(positive: Tensor, negative: Tensor, scale: number, context: TermContext): Tensor;
+}
+
+export interface StrategyContext {
+  /** The samples carry a condition (class labels or a tensor), not only the null one. */
+  conditional: boolean;
+  /** Every strategy of this guidance list (SAG picks its branch by whether CFG is present). */
+  strategies: readonly Strategy[];
+  /** The main model's conditioning kind. */
+  conditioning: 'none' | 'class' | 'tensor';
+}
+
+export interface FinalizeContext extends StepInfo {
+  x: Tensor;
+  /** The main model's prediction for the requested condition. */
+  base: Tensor;
+}
+
+/** One guidance method with its settings. Build with the factories (cfg(), pag(), ...) or write your own. */
+export interface Strategy {
+  readonly name: string;
+  /** The settings after defaults, for reports and explain(). */
+  readonly settings: Readonly<Record<string, unknown>>;
+  terms(context: StrategyContext): Term[];
+  /** A non-linear correction after the terms are summed (guidance rescale, CFG-Zero*'s zero init). */
+  finalize?(guided: Tensor, context: FinalizeContext): Tensor | undefined;
+  /** CFG++: the branch whose noise estimate the sampler re-noises with. */
+  renoiseBranch?(context: StrategyContext): Branch | undefined;
+}
+
+/** What the guided denoiser hands the sampler. */
+export interface GuidedPrediction {
+  denoised: Tensor;
+  /** CFG++: the x0 whose implied noise the sampler uses to re-noise (else denoised). */
+  renoise?: Tensor;
+}

@@ -1,0 +1,18 @@
+/**
+ * Image utilities for saving samples and drawing labelled comparison figures,
+ * with no dependencies beyond node:zlib.
+ */
+export { BLACK, Canvas, WHITE, type Color } from './canvas.js';
+export { MAGMA, VIRIDIS, colormapColor, heatmap, overlay, type HeatmapOptions } from './colormap.js';
+export { ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT, drawText, fitText, glyphBitmap, measureText, type TextStyle } from './font.js';
+export { imageGrid, labelledRows, type GridOptions, type LabelledRow, type LabelledRowsOptions } from './grid.js';
+export {
+  checkRaster,
+  crc32,
+  decodePng,
+  encodePng,
+  writePng,
+  type EncodePngOptions,
+  type PngFilter,
+  type RasterImage,
+} from './png.js';

@@ -1,0 +1,236 @@
+/**
+ * sample(): draws images from a denoiser with any stack of guidance
+ * strategies. Samples run in batches; sample i of a run with seed s uses seed
+ * s + i for all of its noise, so its result does not depend on its batch.
+ */
+import { z } from 'zod';
+
+import { ErrorCodes, TorchGuidanceError } from './errors.js';
+import { Denoiser } from './guidance/denoiser.js';
+import { GuidedDenoiser } from './guidance/guided-denoiser.js';
+import type { PlanSummary } from './guidance/planner.js';
+import type { Strategy } from './guidance/types.js';
+import { Model } from './model.js';
+import { Streams, mixSeed, sampleSeeds } from './samplers/seeds.js';
+import { type Sampler, samplerSchema, runSampler } from './samplers/samplers.js';
+import { sigmasFor } from './samplers/sigma-schedules.js';
+import { type Tensor, cat, isTensor, randn, tensor } from './tensor.js';
+import { parseOptions } from './util/options.js';
+
+export interface SampleProgress {
+  /** Samples finished so far, of `count`. */
+  done: number;
+  count: number;
+  /** Batch index (0-based) and count. */
+  batch: number;
+  batches: number;
+  /** Sampler step just finished within the batch, of `steps`. */
+  step: number;
+  steps: number;
+  elapsedMs: number;
+}
+
+const strategySchema = z.custom<Strategy>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as Strategy).terms === 'function' && typeof (v as Strategy).name === 'string',
+  'a guidance strategy (cfg(), pag(), ... or an object with name and terms())',
+);
+
+const labelSchema = z.number().int().nonnegative().nullable();
+
+const sampleSchema = z
+  .object({
+    model: z.custom<Model>((v) => v instanceof Model, 'a loaded Model'),
+    /** Strategies stack: [cfg(...), pag(...)] is one guided prediction. Empty: unguided. */
+    guidance: z.array(strategySchema).readonly().default([]),
+    sampler: samplerSchema.default({ name: 'euler', steps: 30, schedule: { kind: 'karras', rho: 7 } }),
+    /** One label per sample (null: the null label, i.e. unconditional), or use count. */
+    labels: z.array(labelSchema).min(1).readonly().optional(),
+    count: z.number().int().positive().optional(),
+    /** With count: every sample's label; 'random' (default) draws one per sample from its seed. */
+    label: z.union([labelSchema, z.literal('random')]).default('random'),
+    /** Tensor conditioning: the condition per sample [count, ...shape], and the null condition (default zeros). */
+    conditions: z.custom<Tensor>(isTensor).optional(),
+    nullConditions: z.custom<Tensor>(isTensor).optional(),
+    seed: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.bigint().nonnegative()]).default(0),
+    batchSize: z.number().int().positive().default(16),
+    /** Called after every sampler step. */
+    onProgress: z.custom<(p: SampleProgress) => void>((v) => typeof v === 'function').optional(),
+    signal: z.instanceof(AbortSignal).optional(),
+  })
+  .strict()
+  .refine((o) => (o.labels === undefined) !== (o.count === undefined) || o.conditions !== undefined, {
+    message: 'give either labels (one per sample) or count, not both and not neither',
+    path: ['count'],
+  });
+
+export type SampleOptions = z.input<typeof sampleSchema>;
+
+export interface SampleResult {
+  /** [count, ...sampleShape] on the model's device, in the model's data range (Fashion-MNIST models: [-1, 1]). */
+  images: Tensor;
+  /** The label each sample was drawn for (null: unconditional); empty for unconditional or tensor-conditioned models. */
+  labels: (number | null)[];
+  seeds: bigint[];
+  /** Forwards issued (batched branches count once). */
+  forwards: number;
+  timings: { totalMs: number; forwardMs: number; mixMs: number; samplerMs: number };
+}
+
+interface Prepared {
+  options: z.output<typeof sampleSchema>;
+  main: Denoiser;
+  sampler: Sampler;
+  sigmas: number[];
+  count: number;
+  labels: (number | null)[];
+}
+
+function prepare(raw: SampleOptions): Prepared {
+  const options = parseOptions(sampleSchema, raw, 'sample options');
+  const main = Denoiser.of(options.model, 'model');
+  const sampler = options.sampler;
+  const sigmas = sigmasFor(sampler.schedule, sampler.steps, main.noise);
+  const conditioning = main.conditioning;
+  let count: number;
+  let labels: (number | null)[] = [];
+  if (conditioning.kind === 'tensor') {
+    if (!options.conditions) {
+      throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, 'invalid sample options: conditions: this model takes a tensor condition; pass conditions [count, ...shape].');
+    }
+    count = options.conditions.shape[0]!;
+  } else if (options.labels) {
+    count = options.labels.length;
+    labels = [...options.labels];
+  } else {
+    count = options.count!;
+    if (conditioning.kind === 'class') {
+      const seeds = sampleSeeds(options.seed, 0, count);
+      labels = seeds.map((s) =>
+        options.label === 'random' ? Number(mixSeed(s, 0xc1a55n) % BigInt(conditioning.numClasses)) : options.label,
+      );
+    }
+  }
+  if (conditioning.kind === 'class') {
+    const bad = labels.findIndex((l) => l !== null && l >= conditioning.numClasses && l !== conditioning.nullLabel);
+    if (bad >= 0) {
+      throw new TorchGuidanceError(
+        ErrorCodes.INVALID_OPTION,
+        `invalid sample options: labels.${bad}: ${labels[bad]} is not a class of this model (0..${conditioning.numClasses - 1}, ` +
+          `or null / ${conditioning.nullLabel} for unconditional).`,
+      );
+    }
+  } else if (conditioning.kind === 'none' && options.labels?.some((l) => l !== null)) {
+    throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, 'invalid sample options: labels: this model is unconditional; use count.');
+  }
+  return { options, main, sampler, sigmas, count, labels };
+}
+
+function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): GuidedDenoiser {
+  const { main, options } = prep;
+  const device = options.model.device;
+  const seeds = sampleSeeds(options.seed, first, n);
+  const conditioning = main.conditioning;
+  let given: Tensor | undefined;
+  let nullConditions: Tensor | undefined;
+  let unconditional = conditioning.kind === 'none';
+  if (conditioning.kind === 'class') {
+    const slice = prep.labels.slice(first, first + n);
+    unconditional = slice.every((l) => l === null || l === conditioning.nullLabel);
+    given = tensor(BigInt64Array.from(slice.map((l) => BigInt(l ?? conditioning.nullLabel))), [n], { device });
+    nullConditions = tensor(new BigInt64Array(n).fill(BigInt(conditioning.nullLabel)), [n], { device });
+    owned.push(given, nullConditions);
+  } else if (conditioning.kind === 'tensor') {
+    given = options.conditions!.narrow(first, n);
+    owned.push(given);
+    if (options.nullConditions) {
+      nullConditions = options.nullConditions.narrow(first, n);
+    } else {
+      nullConditions = given.mul(0);
+    }
+    owned.push(nullConditions);
+  }
+  return new GuidedDenoiser({ main, strategies: options.guidance, conditions: { given, null: nullConditions }, unconditional, seeds });
+}
+
+/**
+ * The plan the sampler would run, per model evaluation: forwards, their batch
+ * multiples and branches, and the active terms. Runs no forward.
+ */
+export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; forwards: number; modelEvaluations: number } {
+  const prep = prepare(raw);
+  const owned: Tensor[] = [];
+  try {
+    const guided = guidedFor(prep, 0, Math.min(prep.count, prep.options.batchSize), owned);
+    const evaluations: PlanSummary[] = [];
+    const { sigmas, sampler } = prep;
+    for (let i = 0; i < sigmas.length - 1; i++) {
+      evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigmas[i]!)));
+      // Heun evaluates again at the next sigma, except on the last step.
+      if (sampler.name === 'heun' && sigmas[i + 1]! > 0) evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigmas[i + 1]!)));
+    }
+    return {
+      evaluations,
+      forwards: evaluations.reduce((s, e) => s + e.forwards, 0),
+      modelEvaluations: evaluations.reduce((s, e) => s + e.modelEvaluations, 0),
+    };
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+}
+
+export async function sample(raw: SampleOptions): Promise<SampleResult> {
+  const prep = prepare(raw);
+  const { options, main, sampler, sigmas, count } = prep;
+  const { signal, onProgress, batchSize } = options;
+  const started = performance.now();
+  const timings = { totalMs: 0, forwardMs: 0, mixMs: 0, samplerMs: 0 };
+  const batches = Math.ceil(count / batchSize);
+  const results: Tensor[] = [];
+  let forwards = 0;
+  const checkAbort = () => {
+    if (signal?.aborted) throw signal.reason;
+  };
+  try {
+    for (let b = 0; b < batches; b++) {
+      checkAbort();
+      const first = b * batchSize;
+      const n = Math.min(batchSize, count - first);
+      const owned: Tensor[] = [];
+      let guided: GuidedDenoiser | undefined;
+      try {
+        guided = guidedFor(prep, first, n, owned);
+        const denoiser = guided;
+        const seeds = sampleSeeds(options.seed, first, n);
+        const shape = [n, ...main.card.sampleShape];
+        const device = options.model.device;
+        using noise = randn(shape, { seed: seeds, device });
+        const x = noise.mul(sigmas[0]!);
+        const batchStart = performance.now();
+        const images = await runSampler(sampler, sigmas, x, {
+          denoise: async (current, sigma, step) => {
+            checkAbort();
+            return denoiser.predict(current, denoiser.stepInfo(step, sampler.steps, sigma));
+          },
+          noise: (step) => randn(shape, { seed: seeds.map((s) => mixSeed(s, Streams.stepNoise + BigInt(step))), device }),
+          afterStep: (step) =>
+            onProgress?.({ done: first, count, batch: b, batches, step: step + 1, steps: sampler.steps, elapsedMs: performance.now() - started }),
+        });
+        results.push(images);
+        forwards += guided.forwards;
+        timings.forwardMs += guided.times.forwardMs;
+        timings.mixMs += guided.times.mixMs;
+        timings.samplerMs += performance.now() - batchStart - guided.times.forwardMs - guided.times.mixMs;
+      } finally {
+        guided?.dispose();
+        for (const t of owned) t.dispose();
+      }
+    }
+    const images = results.length === 1 ? results[0]! : cat(results);
+    if (results.length > 1) for (const r of results) r.dispose();
+    results.length = 0;
+    timings.totalMs = performance.now() - started;
+    return { images, labels: prep.labels, seeds: sampleSeeds(options.seed, 0, count), forwards, timings };
+  } finally {
+    for (const r of results) r.dispose();
+  }
+}
