@@ -26,6 +26,7 @@ has_libtorch() {
 packages=()
 has_libtorch || packages+=(libtorch-dev)
 "$python_for_tests" -c 'import torch' 2>/dev/null || packages+=(python3-torch)
+"$python_for_tests" -c 'import PIL' 2>/dev/null || packages+=(python3-pil)  # test/image.test.ts checks PNGs against PIL
 command -v cmake > /dev/null || packages+=(cmake)
 command -v g++ > /dev/null || packages+=(g++)
 command -v make > /dev/null || packages+=(make)
