@@ -46,10 +46,9 @@ export function apgDelta(
   previous?.dispose();
   state.set('running', diff.clone());
   if (options.normThreshold > 0) {
+    // factor = min(1, r/‖Δ‖) = 1 / max(1, ‖Δ‖/r); safe for ‖Δ‖ = 0.
     using norm = diff.normPerSample(true);
-    using inverse = norm.clamp(1e-12, null);
-    using ratio = inverse.div(options.normThreshold);
-    // factor = min(1, r/‖Δ‖) = 1 / max(1, ‖Δ‖/r)
+    using ratio = norm.div(options.normThreshold);
     using atLeastOne = ratio.clamp(1, null);
     const clipped = diff.div(atLeastOne);
     diff.dispose();
