@@ -3,6 +3,7 @@
 // resizing (attention masks up to the sample size), thresholds, clamps and
 // axis reductions. Kept apart from tensor.cpp, which holds the handle itself.
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "errors.h"
@@ -71,9 +72,9 @@ Napi::Value TensorWrap::GaussianBlur(const Napi::CallbackInfo& info) {
     at::Tensor vertical = kernel.view({1, 1, size, 1}).expand({channels, 1, size, 1});
     int64_t pad = size / 2;
     at::Tensor padded = at::reflection_pad2d(self, {pad, pad, pad, pad});
-    const c10::optional<at::Tensor> noBias;
-    at::Tensor out = at::conv2d(padded, horizontal, noBias, at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, channels);
-    out = at::conv2d(out, vertical, noBias, at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, channels);
+    // `{}` (no bias) converts to c10::optional on libtorch 1.x and std::optional on 2.x.
+    at::Tensor out = at::conv2d(padded, horizontal, {}, at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, channels);
+    out = at::conv2d(out, vertical, {}, at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, channels);
     return Wrap(env, out);
   });
 }
@@ -128,11 +129,14 @@ Napi::Value TensorWrap::Clamp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guarded(env, [&]() -> Napi::Value {
     const at::Tensor& self = Checked(env);
-    c10::optional<at::Scalar> low, high;
+    // std::optional here and the one-sided ops below: libtorch 1.x takes
+    // c10::optional, 2.x std::optional, and neither converts to the other.
+    std::optional<double> low, high;
     if (Arg(info, 0).IsNumber()) low = ToDouble(Arg(info, 0), "clamp: min");
     if (Arg(info, 1).IsNumber()) high = ToDouble(Arg(info, 1), "clamp: max");
     if (!low && !high) throw Error(code::kInvalidArgument, "clamp needs a min, a max, or both (null for none).");
-    return Wrap(env, at::clamp(self, low, high));
+    if (low && high) return Wrap(env, at::clamp(self, at::Scalar(*low), at::Scalar(*high)));
+    return Wrap(env, low ? at::clamp_min(self, *low) : at::clamp_max(self, *high));
   });
 }
 

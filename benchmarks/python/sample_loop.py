@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Guided Euler sampling in Python, written the way users write it today.
+
+Usage:
+  sample_loop.py --model M.pt [--guide G.pt] --strategy NAME --batch N
+                 --sigmas JSON --runs R --threads T --device cpu|cuda [--seed S]
+
+Prints one JSON line {"times_ms": [...], "peak_bytes": ...}: the wall time of
+each whole sampling run (after one untimed warm-up run), ending with the
+images copied to the host, as the Node side does.
+
+Strategies (the same settings as benchmarks/speed.ts):
+  none          D(c)
+  cfg           D(∅) + 3 (D(c) − D(∅))                       one 2N forward
+  pag           D(c) + 3 (D(c) − D_pag(c))                   one 2N forward
+  seg           D(c) + 3 (D(c) − D_seg(c)), σ = 10             one 2N forward
+  cfg+pag       cfg + 3 (D(c) − D_pag(c))                    one 3N forward
+  autoguidance  D_guide(c) + 2 (D(c) − D_guide(c))           two N forwards
+
+Which Python runs: `none`, `cfg` and `autoguidance` run the TorchScript file
+itself (torch.jit.load, then frozen: the faster of plain and frozen on our
+runs). PAG and SEG need the attention perturbed, which TorchScript cannot do
+from Python, so they run the eager module from models/train/unet.py with the
+TorchScript file's weights and its attention patched per batch slice, the way
+diffusers' attention processors do it (only `mid.attn`, the package's default
+site).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import types
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "models", "train"))
+
+NULL_LABEL = 10
+SEG_SIGMA = 10.0
+
+
+def vp_sigmas(timesteps=1000, beta_start=1e-4, beta_end=0.02):
+    betas = torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64)
+    alphas = torch.cumprod(1 - betas, 0)
+    return ((1 - alphas) / alphas).sqrt()
+
+
+def seg_kernel(n, sigma, device):
+    k = math.ceil(6 * sigma) + 1
+    k = k + 1 if k % 2 == 0 else k
+    k = min(k, n - (n % 2 - 1))
+    x = torch.arange(k, device=device, dtype=torch.float32) - (k - 1) / 2
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def patched_attention(perturb):
+    """An AttentionBlock.forward that perturbs the batch slice perturb[0]:perturb[1]."""
+
+    def forward(self, x, emb):
+        n, c, hh, ww = x.shape
+        hw = hh * ww
+        qkv = self.qkv(self.norm(x)).reshape(n, 3, self.heads, self.head_dim, hw)
+        q, k, v = (qkv[:, i].transpose(-1, -2) for i in range(3))
+        state = self.perturb_state
+        if state is None:
+            h = torch.softmax(q @ k.transpose(-1, -2) * self.scale, dim=-1) @ v
+        else:
+            kind, start, stop = state
+            parts = []
+            if start > 0:
+                parts.append(torch.softmax(q[:start] @ k[:start].transpose(-1, -2) * self.scale, -1) @ v[:start])
+            if kind == "pag":  # identity attention: the output is the values
+                parts.append(v[start:stop])
+            else:  # seg: blur the queries over the token grid (reflect padding)
+                qs = q[start:stop]
+                b, heads, _, d = qs.shape
+                grid = qs.permute(0, 1, 3, 2).reshape(b * heads * d, 1, hh, ww)
+                ky, kx = seg_kernel(hh, SEG_SIGMA, x.device), seg_kernel(ww, SEG_SIGMA, x.device)
+                grid = F.pad(grid, (kx.numel() // 2, kx.numel() // 2, ky.numel() // 2, ky.numel() // 2), mode="reflect")
+                grid = F.conv2d(grid, ky.view(1, 1, -1, 1))
+                grid = F.conv2d(grid, kx.view(1, 1, 1, -1))
+                qs = grid.reshape(b, heads, d, hw).permute(0, 1, 3, 2)
+                parts.append(torch.softmax(qs @ k[start:stop].transpose(-1, -2) * self.scale, -1) @ v[start:stop])
+            h = torch.cat(parts, 0)
+        h = h.transpose(-1, -2).reshape(n, c, hh, ww)
+        return x + self.proj(h)
+
+    return forward
+
+
+def load_scripted(path, device):
+    model = torch.jit.load(path, map_location=device).eval()
+    return torch.jit.freeze(model)
+
+
+def load_eager(path, device):
+    import unet  # models/train/unet.py
+
+    scripted = torch.jit.load(path, map_location="cpu")
+    model = unet.build("main")
+    model.load_state_dict(scripted.state_dict())
+    model = model.to(device).eval()
+    attn = model.mid.attn
+    attn.perturb_state = None
+    attn.forward = types.MethodType(patched_attention(None), attn)
+    return model
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", required=True)
+    p.add_argument("--guide")
+    p.add_argument("--strategy", required=True)
+    p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--sigmas", required=True)
+    p.add_argument("--runs", type=int, required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    sigmas = json.loads(a.sigmas)
+    n = a.batch
+    strategy = a.strategy
+    eager = strategy in ("pag", "seg", "cfg+pag")
+    model = load_eager(a.model, device) if eager else load_scripted(a.model, device)
+    guide = load_scripted(a.guide, device) if strategy == "autoguidance" else None
+    log_sigmas = vp_sigmas().log()
+    labels = torch.arange(n, device=device) % 10
+    nulls = torch.full((n,), NULL_LABEL, device=device)
+
+    def timestep(sigma):
+        # t(σ) by interpolating log σ over the discrete schedule (k-diffusion's sigma_to_t).
+        ls = math.log(sigma)
+        idx = int(torch.searchsorted(log_sigmas, torch.tensor(ls, dtype=log_sigmas.dtype)).clamp(1, 999))
+        lo, hi = log_sigmas[idx - 1].item(), log_sigmas[idx].item()
+        w = min(max((lo - ls) / (lo - hi), 0.0), 1.0)
+        return (idx - 1) + w
+
+    # Time values per step, computed once on the host (no device sync in the loop).
+    t_of = {s: timestep(s) for s in sigmas if s > 0}
+
+    def run_model(m, x, sigma, label, perturb=None):
+        c_in = 1 / math.sqrt(sigma * sigma + 1)
+        t = torch.full((x.shape[0],), t_of[sigma], device=device)
+        if perturb is not None:
+            m.mid.attn.perturb_state = perturb
+        eps = m(x * c_in, t, label)
+        if perturb is not None:
+            m.mid.attn.perturb_state = None
+        return x - sigma * eps
+
+    def denoise(x, sigma):
+        if strategy == "none":
+            return run_model(model, x, sigma, labels)
+        if strategy == "cfg":
+            d = run_model(model, torch.cat([x, x]), sigma, torch.cat([nulls, labels]))
+            d_u, d_c = d.chunk(2)
+            return d_u + 3 * (d_c - d_u)
+        if strategy in ("pag", "seg"):
+            d = run_model(model, torch.cat([x, x]), sigma, torch.cat([labels, labels]), (strategy, n, 2 * n))
+            d_c, d_p = d.chunk(2)
+            return d_c + 3 * (d_c - d_p)
+        if strategy == "cfg+pag":
+            d = run_model(model, torch.cat([x, x, x]), sigma, torch.cat([nulls, labels, labels]), ("pag", 2 * n, 3 * n))
+            d_u, d_c, d_p = d.chunk(3)
+            return d_u + 3 * (d_c - d_u) + 3 * (d_c - d_p)
+        if strategy == "autoguidance":
+            d_c = run_model(model, x, sigma, labels)
+            d_g = run_model(guide, x, sigma, labels)
+            return d_g + 2 * (d_c - d_g)
+        raise SystemExit(f"unknown strategy {strategy}")
+
+    def sample():
+        g = torch.Generator(device="cpu").manual_seed(a.seed)
+        x = torch.randn(n, 1, 28, 28, generator=g).to(device) * sigmas[0]
+        for i in range(len(sigmas) - 1):
+            d = denoise(x, sigmas[i])
+            x = x + (x - d) / sigmas[i] * (sigmas[i + 1] - sigmas[i]) if sigmas[i + 1] > 0 else d
+        return x.cpu()
+
+    times = []
+    with torch.inference_mode():
+        sample()  # warm-up: the profiling executor specialises, CUDA allocates
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(a.runs):
+            start = time.perf_counter()
+            sample()
+            times.append((time.perf_counter() - start) * 1000)
+    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+    print(json.dumps({"times_ms": times, "peak_bytes": peak}))
+
+
+if __name__ == "__main__":
+    main()

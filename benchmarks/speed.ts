@@ -1,0 +1,147 @@
+/**
+ * Guided sampling speed: this package next to a Python loop written the way
+ * users write it (benchmarks/python/sample_loop.py), same TorchScript model,
+ * same Euler sampler, sigmas, batch and strategy, in one run, alternating.
+ *
+ *   npx tsx benchmarks/speed.ts [--device cpu|cuda] [--batch 16] [--steps 20] [--quick]
+ *
+ * Writes benchmarks/results/speed-<device>.md. Columns: ms per sampling run
+ * (median over runs), the ratio Python / ours (> 1: we are faster), and each
+ * strategy's cost relative to unguided sampling next to its ideal (the number
+ * of batch-N model evaluations per step).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+
+import {
+  autoguidance,
+  cfg,
+  loadModel,
+  noiseScheduleFromCard,
+  pag,
+  runtimeInfo,
+  sag,
+  sample,
+  seg,
+  sigmasFor,
+  type Strategy,
+} from '../src/index.js';
+
+const root = join(import.meta.dirname, '..');
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+};
+const quick = argv.includes('--quick');
+const device = flag('device', 'cpu');
+const batch = Number(flag('batch', '16'));
+const steps = Number(flag('steps', quick ? '6' : '20'));
+const runs = quick ? 2 : 5;
+const rounds = quick ? 1 : 2;
+const python = process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
+const info = runtimeInfo();
+
+const modelPath = join(root, 'models', 'fashion-unet.pt');
+const guidePath = join(root, 'models', 'fashion-unet-weak.pt');
+const model = await loadModel(modelPath, { device });
+const guide = await loadModel(guidePath, { device });
+const sigmas = sigmasFor({ kind: 'karras', rho: 7 }, steps, noiseScheduleFromCard(model.card));
+
+interface Row {
+  name: string;
+  strategies: Strategy[];
+  /** Batch-N model evaluations per step in the ideal plan. */
+  ideal: number;
+  /** Strategy name in sample_loop.py, or null where the Python side has none. */
+  python: string | null;
+}
+const rows: Row[] = [
+  { name: 'none', strategies: [], ideal: 1, python: 'none' },
+  { name: 'cfg', strategies: [cfg({ scale: 4 })], ideal: 2, python: 'cfg' },
+  { name: 'pag', strategies: [pag({ scale: 3 })], ideal: 2, python: 'pag' },
+  { name: 'seg', strategies: [seg({ scale: 3, sigma: 10 })], ideal: 2, python: 'seg' },
+  { name: 'sag', strategies: [sag()], ideal: 2, python: null },
+  { name: 'autoguidance', strategies: [autoguidance({ guide, scale: 2 })], ideal: 2, python: 'autoguidance' },
+  { name: 'cfg+pag', strategies: [cfg({ scale: 4 }), pag({ scale: 3 })], ideal: 3, python: 'cfg+pag' },
+];
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+async function oursOnce(row: Row): Promise<number> {
+  const labels = Array.from({ length: batch }, (_, i) => i % 10);
+  const start = performance.now();
+  const result = await sample({
+    model,
+    guidance: row.strategies,
+    sampler: { name: 'euler', steps, schedule: { kind: 'karras', rho: 7 } },
+    labels,
+    seed: 0,
+    batchSize: batch,
+  });
+  await result.images.toArray(); // end on the host, as the Python side does
+  const elapsed = performance.now() - start;
+  result.images.dispose();
+  return elapsed;
+}
+
+async function ours(row: Row): Promise<number[]> {
+  await oursOnce(row); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await oursOnce(row));
+  return times;
+}
+
+function pythonSide(row: Row): { times: number[]; peak: number | null } {
+  const args = [
+    join(root, 'benchmarks', 'python', 'sample_loop.py'),
+    '--model', modelPath, '--guide', guidePath, '--strategy', row.python!, '--batch', String(batch),
+    '--sigmas', JSON.stringify(sigmas), '--runs', String(runs), '--threads', String(info.intraOpThreads), '--device', device,
+  ];
+  const out = JSON.parse(execFileSync(python, args, { encoding: 'utf8' })) as { times_ms: number[]; peak_bytes: number | null };
+  return { times: out.times_ms, peak: out.peak_bytes };
+}
+
+const lines: string[] = [];
+let unguided = 0;
+for (const row of rows) {
+  const mine: number[] = [];
+  const theirs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    mine.push(...(await ours(row)));
+    if (row.python) theirs.push(...pythonSide(row).times);
+  }
+  const ourMs = median(mine);
+  if (row.name === 'none') unguided = ourMs;
+  const pyMs = theirs.length ? median(theirs) : NaN;
+  const ratio = theirs.length ? (pyMs / ourMs).toFixed(2) : '—';
+  const line = `| ${row.name} | ${ourMs.toFixed(1)} | ${theirs.length ? pyMs.toFixed(1) : '—'} | ${ratio} | ${(ourMs / unguided).toFixed(2)} | ${row.ideal} |`;
+  lines.push(line);
+  console.log(line);
+}
+model.dispose();
+guide.dispose();
+
+const machine = info.cudaAvailable && device !== 'cpu' ? `${info.cudaDevices[0]?.model ?? 'CUDA device'}` : `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}`;
+const report = `# Guided sampling speed: torch-guidance vs a Python loop (${device})
+
+Command: \`npx tsx benchmarks/speed.ts --device ${device} --batch ${batch} --steps ${steps}${quick ? ' --quick' : ''}\`
+Date: ${new Date().toISOString()}
+Machine: ${machine}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides
+Model: models/fashion-unet.pt (guide: fashion-unet-weak.pt), Euler, ${steps} Karras steps, batch ${batch}.
+Each cell: median of ${runs * rounds} whole sampling runs (after a warm-up), ending with the images on the host.
+Python: benchmarks/python/sample_loop.py (TorchScript, frozen, for none/cfg/autoguidance; the eager module
+with patched attention for pag/seg/cfg+pag, as diffusers does). SAG has no Python counterpart here.
+
+| strategy | ours ms | Python ms | Python / ours | cost vs unguided | ideal |
+|---|---|---|---|---|---|
+${lines.join('\n')}
+`;
+writeFileSync(join(root, 'benchmarks', 'results', `speed-${device.replace(/:.*/, '')}.md`), report);
+console.log(report);
