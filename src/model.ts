@@ -140,10 +140,18 @@ export class Model implements Disposable, AsyncDisposable {
     if (!signature) return undefined;
     const inputs: ForwardInput[] = [randn([1, ...(card.sampleShape as number[])], { seed: 0 })];
     if (signature.inputs.length > 1) inputs.push(tensor(new Float32Array([500]), [1]));
-    if (signature.inputs.length > 2 && 'conditioning' in card && card.conditioning.kind === 'class') {
-      inputs.push(tensor(new BigInt64Array([BigInt(card.conditioning.nullLabel)]), [1]));
+    if (signature.inputs.length > 2 && 'conditioning' in card) {
+      const conditioning = card.conditioning;
+      if (conditioning.kind === 'class') inputs.push(tensor(new BigInt64Array([BigInt(conditioning.nullLabel)]), [1]));
+      if (conditioning.kind === 'tensor') {
+        const shape = [1, ...conditioning.shape];
+        inputs.push(tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
+      }
     }
-    return inputs.length === signature.inputs.length ? inputs : undefined;
+    if (inputs.length === signature.inputs.length) return inputs;
+    // Not enough known inputs: free what was made (the caller only frees returned inputs).
+    for (const input of inputs) if (isTensor(input)) input.dispose();
+    return undefined;
   }
 
   /**

@@ -12,7 +12,7 @@ import type { PlanSummary } from './guidance/planner.js';
 import type { Strategy } from './guidance/types.js';
 import { Model } from './model.js';
 import { Streams, mixSeed, sampleSeeds } from './samplers/seeds.js';
-import { type Sampler, samplerSchema, runSampler } from './samplers/samplers.js';
+import { type Sampler, heunChurnedSigma, samplerSchema, runSampler } from './samplers/samplers.js';
 import { sigmasFor } from './samplers/sigma-schedules.js';
 import { type Tensor, cat, isTensor, randn, tensor } from './tensor.js';
 import { parseOptions } from './util/options.js';
@@ -149,33 +149,62 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
     }
     owned.push(nullConditions);
   }
-  return new GuidedDenoiser({ main, strategies: options.guidance, conditions: { given, null: nullConditions }, unconditional, seeds });
+  const guided = new GuidedDenoiser({ main, strategies: options.guidance, conditions: { given, null: nullConditions }, unconditional, seeds });
+  // CFG++ needs a first-order sampler. Checked here, before any forward (and so
+  // that explain() rejects it too); the sampler's own check only fires after
+  // the first forward has run.
+  if (guided.renoises && (prep.sampler.name === 'heun' || prep.sampler.name === 'dpmpp_2m')) {
+    throw new TorchGuidanceError(
+      ErrorCodes.INVALID_OPTION,
+      `invalid sample options: sampler.name: '${prep.sampler.name}' is not a first-order sampler, and ` +
+        `${options.guidance.filter((s) => s.renoiseBranch).map((s) => s.name).join(', ')} re-noises with the unconditional ` +
+        "estimate, which needs one. Fix: use sampler { name: 'euler' }, 'euler_ancestral' or 'ddim'.",
+    );
+  }
+  return guided;
 }
 
 /**
  * The plan the sampler would run, per model evaluation: forwards, their batch
  * multiples and branches, and the active terms. Runs no forward.
+ *
+ * `evaluations` are the first batch's. `forwards` counts the whole run, every
+ * batch (what sample() reports and the models' forward counters see), and
+ * `modelEvaluations` is the samples through a model per input sample over the
+ * whole run. Every batch is planned: a batch whose labels are all null plans
+ * differently (the given and null branches are one).
  */
-export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; forwards: number; modelEvaluations: number } {
+export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batches: number; forwards: number; modelEvaluations: number } {
   const prep = prepare(raw);
-  const owned: Tensor[] = [];
-  try {
-    const guided = guidedFor(prep, 0, Math.min(prep.count, prep.options.batchSize), owned);
-    const evaluations: PlanSummary[] = [];
-    const { sigmas, sampler } = prep;
-    for (let i = 0; i < sigmas.length - 1; i++) {
-      evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigmas[i]!)));
-      // Heun evaluates again at the next sigma, except on the last step.
-      if (sampler.name === 'heun' && sigmas[i + 1]! > 0) evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigmas[i + 1]!)));
+  const { sigmas, sampler, count } = prep;
+  const batchSize = prep.options.batchSize;
+  const batches = Math.ceil(count / batchSize);
+  let first: PlanSummary[] | undefined;
+  let forwards = 0;
+  let sampleForwards = 0;
+  for (let b = 0; b < batches; b++) {
+    const n = Math.min(batchSize, count - b * batchSize);
+    const owned: Tensor[] = [];
+    try {
+      const guided = guidedFor(prep, b * batchSize, n, owned);
+      const evaluations: PlanSummary[] = [];
+      for (let i = 0; i < sigmas.length - 1; i++) {
+        // Heun evaluates at the churned sigma (a window edge may lie between the two), then
+        // again at the next sigma, except on the last step.
+        const sigma = sampler.name === 'heun' ? heunChurnedSigma(sampler, sigmas[i]!, sampler.steps) : sigmas[i]!;
+        evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigma)));
+        if (sampler.name === 'heun' && sigmas[i + 1]! > 0) evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigmas[i + 1]!)));
+      }
+      first ??= evaluations;
+      for (const e of evaluations) {
+        forwards += e.forwards;
+        sampleForwards += e.modelEvaluations * n;
+      }
+    } finally {
+      for (const t of owned) t.dispose();
     }
-    return {
-      evaluations,
-      forwards: evaluations.reduce((s, e) => s + e.forwards, 0),
-      modelEvaluations: evaluations.reduce((s, e) => s + e.modelEvaluations, 0),
-    };
-  } finally {
-    for (const t of owned) t.dispose();
   }
+  return { evaluations: first ?? [], batches, forwards, modelEvaluations: sampleForwards / count };
 }
 
 export async function sample(raw: SampleOptions): Promise<SampleResult> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { loadModel, randn, runtimeInfo, tensor, type Tensor } from '../src/index.js';
+import { cfg, liveHandles, loadModel, pag, randn, runtimeInfo, sag, sample, seg, tensor, type Tensor } from '../src/index.js';
 import { repoRoot } from './helpers/python.js';
 import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
 
@@ -14,7 +14,7 @@ const reason = info.cudaAvailable
 const cudaIt = info.cudaAvailable ? it : it.skip;
 
 describe(`CUDA${reason}`, () => {
-  cudaIt('a CUDA forward equals the CPU forward (1e-4 relative) and stays on the device', async () => {
+  cudaIt('a CUDA forward equals the CPU forward (5e-3 relative: TF32 convolutions) and stays on the device', async () => {
     const path = join(repoRoot, 'models', 'fixtures', 'tiny-unet.pt');
     using cpu = await loadModel(path, { device: 'cpu' });
     using gpu = await loadModel(path, { device: 'cuda' });
@@ -30,7 +30,9 @@ describe(`CUDA${reason}`, () => {
     using onGpu = (await gpu.forward(...inputs)) as Tensor;
     assert.equal(onGpu.device, 'cuda:0');
     const error = relativeError((await onGpu.toArray()) as Float32Array, (await onCpu.toArray()) as Float32Array);
-    assert.ok(error < 1e-4, `relative error ${error} (seed ${rng.seed})`);
+    // cuDNN convolutions run in TF32 on Ampere and later (PyTorch's default,
+    // the same in Python): about 1e-3 relative, where an actual device bug is O(1).
+    assert.ok(error < 5e-3, `relative error ${error} (seed ${rng.seed})`);
     for (const t of inputs) t.dispose();
   });
 
@@ -51,12 +53,62 @@ describe(`CUDA${reason}`, () => {
     back.forEach((v, i) => assert.equal(v, Math.fround(Math.fround(x[i]! * 2) + 1)));
   });
 
-  cudaIt('a float16 model on CUDA runs', async () => {
-    using model = await loadModel(join(repoRoot, 'models', 'fixtures', 'tiny-unet.pt'), { device: 'cuda', dtype: 'float16' });
-    using x = randn([2, 1, 28, 28], { seed: 1, device: 'cuda' });
+  cudaIt('a float16 model runs under autocast and stays close to float32', async () => {
+    const path = join(repoRoot, 'models', 'fixtures', 'tiny-unet.pt');
+    using half = await loadModel(path, { device: 'cuda', dtype: 'float16' });
+    using full = await loadModel(path, { device: 'cuda' });
+    const seed = freshRandom().seed;
+    using x = randn([2, 1, 28, 28], { seed, device: 'cuda' });
     using t = tensor(new Float32Array([10, 900]), [2]);
     using label = tensor(new BigInt64Array([1n, 10n]), [2]);
-    using out = (await model.forward(x, t, label)) as Tensor;
+    using out = (await half.forward(x, t, label)) as Tensor;
+    using reference = (await full.forward(x, t, label)) as Tensor;
     assert.equal(out.dtype, 'float16');
+    using outFloat = out.to({ dtype: 'float32' });
+    const values = (await outFloat.toArray()) as Float32Array;
+    assert.ok(values.every(Number.isFinite));
+    const error = relativeError(values, (await reference.toArray()) as Float32Array);
+    assert.ok(error < 5e-2, `float16 vs float32 relative error ${error} (seed ${seed})`);
+  });
+
+  cudaIt('guided sampling on CUDA (CFG + PAG + SEG, SAG) matches the CPU and leaks nothing', async () => {
+    const path = join(repoRoot, 'models', 'fixtures', 'tiny-unet.pt');
+    using cpu = await loadModel(path, { device: 'cpu' });
+    using gpu = await loadModel(path, { device: 'cuda' });
+    const seed = freshRandom().seed;
+    const before = liveHandles().tensors;
+    for (const guidance of [[cfg({ scale: 3 }), pag({ scale: 2 }), seg({ scale: 2 })], [sag()]]) {
+      const options = { guidance, sampler: { name: 'euler_ancestral', steps: 4 }, labels: [0, 3, 7, null], seed, batchSize: 3 } as const;
+      const onGpu = await sample({ model: gpu, ...options });
+      const onCpu = await sample({ model: cpu, ...options });
+      assert.equal(onGpu.images.device, 'cuda:0');
+      assert.equal(onGpu.forwards, onCpu.forwards);
+      const error = relativeError((await onGpu.images.toArray()) as Float32Array, (await onCpu.images.toArray()) as Float32Array);
+      assert.ok(error < 2e-2, `${guidance.map((g) => g.name).join('+')}: GPU vs CPU relative error ${error} (seed ${seed})`);
+      onGpu.images.dispose();
+      onCpu.images.dispose();
+    }
+    assert.equal(liveHandles().tensors, before);
+  });
+
+  cudaIt('concurrent forwards on one CUDA model give the sequential results', async () => {
+    using gpu = await loadModel(join(repoRoot, 'models', 'fixtures', 'tiny-unet.pt'), { device: 'cuda' });
+    const seed = freshRandom().seed;
+    const inputs = Array.from({ length: 4 }, (_, i) => [
+      randn([8, 1, 28, 28], { seed: seed + i, device: 'cuda' }),
+      tensor(new Float32Array(8).fill(100 + 200 * i), [8]),
+      tensor(new BigInt64Array(8).fill(BigInt(i)), [8]),
+    ]);
+    const sequential: Float32Array[] = [];
+    for (const [x, t, label] of inputs) {
+      using out = (await gpu.forward(x!, t!, label!)) as Tensor;
+      sequential.push((await out.toArray()) as Float32Array);
+    }
+    const concurrent = await Promise.all(inputs.map(([x, t, label]) => gpu.forward(x!, t!, label!) as Promise<Tensor>));
+    for (let i = 0; i < inputs.length; i++) {
+      assert.deepEqual((await concurrent[i]!.toArray()) as Float32Array, sequential[i], `input ${i} (seed ${seed})`);
+      concurrent[i]!.dispose();
+    }
+    for (const row of inputs) for (const h of row) h.dispose();
   });
 });

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "device.h"
+#include "autocast.h"
 #include "dtype.h"
 #include "errors.h"
 #include "hook_plan.h"
@@ -255,6 +256,7 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
         [state, name, inputs, output, plan]() {
           c10::InferenceMode guard;
           ScopedHookPlan scopedPlan(plan.get());
+          AutocastScope autocast(state->device, state->dtype);
           PlaceInputs(*inputs, state->device, state->dtype);
           try {
             *output = state->module.get_method(name)(*inputs);

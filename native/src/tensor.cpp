@@ -67,6 +67,17 @@ at::Tensor RandnFrom(uint64_t seed, at::IntArrayRef shape) {
   return at::randn(shape, generator, at::TensorOptions().dtype(at::kFloat));
 }
 
+// A host tensor onto `device` (in `dtype`). For CUDA the bytes are staged in
+// pinned memory and copied without blocking: a copy from pageable memory
+// makes the host wait until the GPU has run every kernel queued before it,
+// which serialised the sampling loop (one such copy per forward for the time
+// input). The host allocator keeps the pinned block until the copy is done.
+at::Tensor HostToDevice(const at::Tensor& host, at::Device device, at::ScalarType dtype) {
+  if (!device.is_cuda()) return host.to(device, dtype);
+  at::Tensor onDevice = host.pin_memory().to(device, host.scalar_type(), /*non_blocking=*/true);
+  return dtype == host.scalar_type() ? onDevice : onDevice.to(dtype);
+}
+
 }  // namespace
 
 int64_t TensorWrap::LiveCount() { return g_liveTensors.load(); }
@@ -195,7 +206,7 @@ Napi::Value TensorWrap::FromArray(const Napi::CallbackInfo& info) {
     at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(dtype.scalarType));
     const uint8_t* bytes = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
     if (count > 0) std::memcpy(tensor.data_ptr(), bytes, array.ByteLength());
-    return Wrap(env, device.is_cpu() ? tensor : tensor.to(device));
+    return Wrap(env, device.is_cpu() ? tensor : HostToDevice(tensor, device, tensor.scalar_type()));
   });
 }
 
@@ -221,7 +232,7 @@ Napi::Value TensorWrap::Randn(const Napi::CallbackInfo& info) {
       for (uint64_t seed : seeds) rows.push_back(RandnFrom(seed, row));
       noise = rows.empty() ? at::empty(shape, at::kFloat) : at::stack(rows);
     }
-    return Wrap(env, noise.to(device, dtype.scalarType));
+    return Wrap(env, HostToDevice(noise, device, dtype.scalarType));
   });
 }
 

@@ -7,7 +7,7 @@
  * ICG draws per evaluation) and the per-run state of non-linear terms.
  * Every intermediate tensor is disposed before predict() returns.
  */
-import type { Hook } from '../attention.js';
+import { type Hook, planHooks } from '../attention.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { Model } from '../model.js';
 import { Streams, mixSeed, uniformFromSeed } from '../samplers/seeds.js';
@@ -74,8 +74,42 @@ export class GuidedDenoiser {
     };
     this.#denoisers.set('main', options.main);
     for (const term of terms) {
-      for (const branch of [term.positive, term.negative]) this.#checkModel(branch.model);
+      for (const branch of [term.positive, term.negative]) {
+        this.#checkModel(branch.model);
+        this.#checkSites(term, branch);
+      }
       this.#state.set(term, new Map());
+    }
+  }
+
+  /** Whether a strategy asks the sampler to re-noise with another branch (CFG++: first-order samplers only). */
+  get renoises(): boolean {
+    return this.#inputs.strategies.some((s) => s.renoiseBranch?.(this.#inputs.context) !== undefined);
+  }
+
+  /**
+   * Resolves a branch's site selectors (its attention perturbations, and a SAG
+   * degradation's captures on its source) against the model now, so that a
+   * selector matching no site fails before any forward (a concurrent forward on
+   * another model would otherwise still run), in explain() as in sample(), and
+   * names the term rather than an internal hook index only.
+   */
+  #checkSites(term: Term, branch: Branch): void {
+    const check = (model: Branch['model'], hook: Hook, what: string) => {
+      try {
+        planHooks([hook], this.#denoisers.get(modelKey(model))!.model.attentionSites, 1);
+      } catch (error) {
+        if (!(error instanceof TorchGuidanceError)) throw error;
+        throw new TorchGuidanceError(error.code, `${term.label}: its sites option (${what}) does not fit this model: ${error.message}`, { cause: error });
+      }
+    };
+    for (const a of branch.attention ?? []) {
+      check(branch.model, { sites: a.sites, action: a.action, ...(a.action === 'blur' ? { sigma: a.sigma } : {}) }, a.action);
+    }
+    const degrade = branch.degrade;
+    if (degrade?.kind === 'sag' && degrade.sites !== undefined) {
+      this.#checkModel(degrade.source.model);
+      check(degrade.source.model, { sites: degrade.sites, action: 'capture', self: true }, 'capture');
     }
   }
 

@@ -90,7 +90,7 @@ export function planStep(inputs: PlanInputs, info: StepInfo): StepPlan {
   }
   let renoise: string | undefined;
   for (const strategy of inputs.strategies) {
-    const branch = strategy.renoiseBranch?.(inputs.context);
+    const branch = strategy.renoiseBranch?.(inputs.context, info);
     if (branch) renoise = need(branch);
   }
 

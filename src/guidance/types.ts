@@ -109,8 +109,12 @@ export interface Strategy {
   terms(context: StrategyContext): Term[];
   /** A non-linear correction after the terms are summed (guidance rescale, CFG-Zero*'s zero init). */
   finalize?(guided: Tensor, context: FinalizeContext): Tensor | undefined;
-  /** CFG++: the branch whose noise estimate the sampler re-noises with. */
-  renoiseBranch?(context: StrategyContext): Branch | undefined;
+  /**
+   * CFG++: the branch whose noise estimate the sampler re-noises with at this
+   * step (undefined: the guided one, e.g. outside the strategy's window).
+   * Called without `info` to ask whether the strategy ever re-noises.
+   */
+  renoiseBranch?(context: StrategyContext, info?: StepInfo): Branch | undefined;
 }
 
 /** What the guided denoiser hands the sampler. */

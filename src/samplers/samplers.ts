@@ -126,6 +126,17 @@ async function ancestralStep(io: SamplerIO, x: Tensor, sigma: number, next: numb
   return owned.add(scaled);
 }
 
+/**
+ * The sigma Heun's first evaluation of a step runs at: sigma raised by the
+ * churn, σ̂ = σ·(1 + γ). Exported so that explain() plans at the sigma the
+ * sampler really evaluates (a term window between σ and σ̂ changes the plan).
+ */
+export function heunChurnedSigma(options: Extract<Sampler, { name: 'heun' }>, sigma: number, steps: number): number {
+  const inRange = sigma >= options.churnSigmaMin && sigma <= options.churnSigmaMax;
+  const gamma = inRange ? Math.min(options.churn / steps, Math.SQRT2 - 1) : 0;
+  return sigma * (gamma + 1);
+}
+
 async function heunStep(
   io: SamplerIO,
   x: Tensor,
@@ -135,11 +146,9 @@ async function heunStep(
   steps: number,
   options: Extract<Sampler, { name: 'heun' }>,
 ): Promise<Tensor> {
-  const inRange = sigma >= options.churnSigmaMin && sigma <= options.churnSigmaMax;
-  const gamma = inRange ? Math.min(options.churn / steps, Math.SQRT2 - 1) : 0;
-  const sigmaHat = sigma * (gamma + 1);
+  const sigmaHat = heunChurnedSigma(options, sigma, steps);
   let xHat = x;
-  if (gamma > 0) {
+  if (sigmaHat > sigma) {
     using z = io.noise(step);
     using scaled = z.mul(options.churnNoise * Math.sqrt(sigmaHat * sigmaHat - sigma * sigma));
     xHat = x.add(scaled);

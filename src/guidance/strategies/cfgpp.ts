@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 
-import { windowSchema, windowed } from '../options.js';
+import { inWindow, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
@@ -29,6 +29,9 @@ export function cfgpp(options: CfgppOptions = {}): Strategy {
         },
       ];
     },
-    renoiseBranch: () => ({ model: 'main', condition: 'null' }),
+    // Outside the window the step is plain sampling: guided estimate D(c), and
+    // re-noising with it too (not with D(∅)).
+    renoiseBranch: (_context, info) =>
+      info === undefined || inWindow(window, info.sigma) ? { model: 'main', condition: 'null' } : undefined,
   }));
 }
