@@ -91,7 +91,7 @@ describe(`CUDA${reason}`, () => {
     assert.equal(liveHandles().tensors, before);
   });
 
-  cudaIt('concurrent forwards on one CUDA model give the sequential results', async () => {
+  cudaIt('concurrent forwards on one CUDA model give the sequential results (2e-3 relative)', async () => {
     using gpu = await loadModel(join(repoRoot, 'models', 'fixtures', 'tiny-unet.pt'), { device: 'cuda' });
     const seed = freshRandom().seed;
     const inputs = Array.from({ length: 4 }, (_, i) => [
@@ -105,8 +105,12 @@ describe(`CUDA${reason}`, () => {
       sequential.push((await out.toArray()) as Float32Array);
     }
     const concurrent = await Promise.all(inputs.map(([x, t, label]) => gpu.forward(x!, t!, label!) as Promise<Tensor>));
+    // Not bit-equal on an H200 (2026-11-26: up to 2e-4 relative): each torch
+    // thread has its own cuDNN/cuBLAS handles and TF32 convolutions; crossed
+    // inputs or hook plans would differ by O(1).
     for (let i = 0; i < inputs.length; i++) {
-      assert.deepEqual((await concurrent[i]!.toArray()) as Float32Array, sequential[i], `input ${i} (seed ${seed})`);
+      const error = relativeError((await concurrent[i]!.toArray()) as Float32Array, sequential[i]!);
+      assert.ok(error < 2e-3, `input ${i}: concurrent vs sequential relative error ${error} (seed ${seed})`);
       concurrent[i]!.dispose();
     }
     for (const row of inputs) for (const h of row) h.dispose();
