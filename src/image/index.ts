@@ -5,6 +5,7 @@
 export { BLACK, Canvas, WHITE, type Color } from './canvas.js';
 export { MAGMA, VIRIDIS, colormapColor, heatmap, overlay, type HeatmapOptions } from './colormap.js';
 export { ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT, drawText, fitText, glyphBitmap, measureText, type TextStyle } from './font.js';
+export { toImages, toUint8Batch, type ToImagesOptions, type UInt8Batch } from './from-tensor.js';
 export { imageGrid, labelledRows, type GridOptions, type LabelledRow, type LabelledRowsOptions } from './grid.js';
 export {
   checkRaster,
