@@ -53,6 +53,16 @@ const sampleSchema = z
     nullConditions: z.custom<Tensor>(isTensor).optional(),
     seed: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.bigint().nonnegative()]).default(0),
     batchSize: z.number().int().positive().default(16),
+    /**
+     * Clip every guided denoised estimate to this data range, e.g. [-1, 1] for
+     * the shipped Fashion-MNIST models: what diffusers' DDPM/DDIM schedulers do
+     * for pixel-space models (clip_sample). Small or briefly trained models
+     * leave speckle noise without it. Default: no clipping (k-diffusion's).
+     */
+    clipDenoised: z
+      .tuple([z.number().finite(), z.number().finite()])
+      .refine(([low, high]) => high > low, 'clipDenoised must be [low, high] with high > low')
+      .optional(),
     /** Called after every sampler step. */
     onProgress: z.custom<(p: SampleProgress) => void>((v) => typeof v === 'function').optional(),
     signal: z.instanceof(AbortSignal).optional(),
@@ -238,7 +248,12 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
         const images = await runSampler(sampler, sigmas, x, {
           denoise: async (current, sigma, step) => {
             checkAbort();
-            return denoiser.predict(current, denoiser.stepInfo(step, sampler.steps, sigma));
+            const prediction = await denoiser.predict(current, denoiser.stepInfo(step, sampler.steps, sigma));
+            const clip = options.clipDenoised;
+            if (!clip) return prediction;
+            const clipped = prediction.denoised.clamp(clip[0], clip[1]);
+            prediction.denoised.dispose();
+            return { ...prediction, denoised: clipped };
           },
           noise: (step) => randn(shape, { seed: seeds.map((s) => mixSeed(s, Streams.stepNoise + BigInt(step))), device }),
           afterStep: (step) =>

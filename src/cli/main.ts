@@ -6,6 +6,7 @@
  * 2 a usage error (unknown command or flag), 70 an unexpected failure.
  */
 import { isTorchGuidanceError } from '../errors.js';
+import { compareCommand, compareHelp } from './compare.js';
 import { inspectCommand, inspectHelp } from './inspect.js';
 import { UsageError } from './usage-error.js';
 
@@ -14,12 +15,14 @@ const EXIT_FAILURE = 1;
 const EXIT_INTERNAL = 70;
 
 const commands: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
+  compare: { help: compareHelp, run: compareCommand },
   inspect: { help: inspectHelp, run: inspectCommand },
 };
 
 const mainHelp = `Usage: torch-guidance <command> [options]
 
 Commands:
+  compare              every guidance method on the same seeds and classes: a labelled picture and a report
   inspect <model.pt>   the runtime (libtorch, CUDA, threads) and the model: card, methods, signatures
 
 Run 'torch-guidance <command> --help' for a command's options.

@@ -1,0 +1,52 @@
+/**
+ * The rows of the comparison picture: one guidance setting each, with the
+ * settings the literature recommends for it (../shared/design/guidance-methods.md).
+ * Kept apart from the command so a row can be added without reading the CLI.
+ */
+import * as guidance from '../guidance/index.js';
+import type { Strategy } from '../guidance/types.js';
+import type { Model } from '../model.js';
+
+export interface CompareModels {
+  main: Model;
+  /** The weak model for autoguidance. */
+  guide?: Model;
+  /** The SIMS negative (the main model fine-tuned on its own samples). */
+  sims?: Model;
+}
+
+export interface CompareRow {
+  name: string;
+  /** What the row needs beyond the main model; rows whose model is missing are left out. */
+  needs?: 'guide' | 'sims';
+  /** Rows that sample with the null label (unconditional), to show what guidance does without a class. */
+  unconditional?: boolean;
+  strategies: (models: CompareModels) => Strategy[];
+}
+
+export const compareRows: CompareRow[] = [
+  { name: 'none', strategies: () => [] },
+  { name: 'cfg', strategies: () => [guidance.cfg({ scale: 3 })] },
+  { name: 'pag', strategies: () => [guidance.pag({ scale: 3 })] },
+  { name: 'seg', strategies: () => [guidance.seg({ scale: 3 })] },
+  { name: 'sag', strategies: () => [guidance.sag({ scale: 0.75 })] },
+  { name: 'autoguidance', needs: 'guide', strategies: ({ guide }) => [guidance.autoguidance({ guide: guide!, scale: 2 })] },
+  { name: 'sims', needs: 'sims', strategies: ({ sims }) => [guidance.sims({ negative: sims!, scale: 1 })] },
+  { name: 'icg', strategies: () => [guidance.icg({ scale: 3 })] },
+  { name: 'cfg+pag', strategies: () => [guidance.cfg({ scale: 3 }), guidance.pag({ scale: 3 })] },
+  { name: 'none, null label', unconditional: true, strategies: () => [] },
+  { name: 'pag, null label', unconditional: true, strategies: () => [guidance.pag({ scale: 3 })] },
+];
+
+/** "w=3 sites=mid.*" from a strategy's settings (models and functions left out). */
+export function describeSettings(strategies: readonly Strategy[]): string {
+  if (strategies.length === 0) return 'unguided';
+  return strategies
+    .map((s) => {
+      const parts = Object.entries(s.settings ?? {})
+        .filter(([, v]) => v !== undefined && (typeof v !== 'object' || Array.isArray(v) || v instanceof RegExp))
+        .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('|') : String(v)}`);
+      return parts.length ? `${s.name}(${parts.join(' ')})` : s.name;
+    })
+    .join(' + ');
+}
