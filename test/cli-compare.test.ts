@@ -33,9 +33,9 @@ describe('CLI compare', () => {
     using model = await loadModel(fixture, { device: 'cpu' });
     const labels = Array.from({ length: 10 }, (_, i) => i);
     const planned = explain({ model, guidance: [cfg({ scale: 3 }), pag({ scale: 3 })], sampler: { name: 'euler', steps }, labels, batchSize: 10 });
-    assert.match(report, new RegExp(`\\| cfg\\+pag \\| cfg\\(scale=3[^|]*\\) \\+ pag\\(scale=3[^|]*\\) \\| ${planned.forwards} \\(`));
-    assert.match(report, new RegExp(`\\| none \\| unguided \\| ${steps} \\(1/step\\)`));
-    assert.match(report, new RegExp(`\\| autoguidance \\| autoguidance\\(scale=2\\) \\| ${2 * steps} \\(2/step\\)`));
+    assert.match(report, new RegExp(`\\| cfg\\+pag \\| cfg\\(scale=3[^|]*\\) \\+ pag\\(scale=3[^|]*\\) \\| ${planned.forwards} \\(1/step\\) \\| 3 \\|`));
+    assert.match(report, new RegExp(`\\| none \\| unguided \\| ${steps} \\(1/step\\) \\| 1 \\|`));
+    assert.match(report, new RegExp(`\\| autoguidance \\| autoguidance\\(scale=2\\) \\| ${2 * steps} \\(2/step\\) \\| 2 \\|`));
     assert.match(report, /\| (\d+)\/10 \|/, 'classifier column');
   });
 

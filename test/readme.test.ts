@@ -34,3 +34,71 @@ describe('README example', () => {
     assert.deepEqual(handleCounts(), before);
   });
 });
+
+describe('README guided-sampling examples', () => {
+  it('sample() with cfg + pag writes a grid PNG and leaves no handle behind', async () => {
+    const { cfg, pag, sample, toImages, imageGrid, writePng, loadModel: load, decodePng } = await import('../src/index.js');
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'tg-readme-'));
+    const before = handleCounts();
+    try {
+      const progress: number[] = [];
+      {
+        // ---- the README's example, with 3 steps on the CPU instead of 20 and the file in a temp folder ----
+        using model = await load('models/fashion-unet.pt', { device: 'cpu' });
+        const result = await sample({
+          model,
+          guidance: [cfg({ scale: 3 }), pag({ scale: 3 })],
+          sampler: { name: 'euler', steps: 3 },
+          labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+          seed: 42,
+          clipDenoised: [-1, 1],
+          signal: AbortSignal.timeout(60_000),
+          onProgress: ({ step }) => progress.push(step),
+        });
+        assert.equal(result.forwards, 3); // stacked: one forward per step
+        await writePng(join(dir, 'samples.png'), imageGrid(await toImages(result.images), { columns: 10, scale: 2 }));
+        const values = (await result.images.toArray()) as Float32Array;
+        assert.ok(values.every((v) => v >= -1 && v <= 1), 'clipDenoised keeps samples in [-1, 1]');
+        result.images.dispose();
+      }
+      assert.deepEqual(progress, [1, 2, 3]);
+      const png = decodePng(readFileSync(join(dir, 'samples.png')));
+      assert.ok(png.width >= 10 * 56 && png.height >= 56);
+      assert.deepEqual(handleCounts(), before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a custom strategy plans as one forward of 3N with CFG and samples', async () => {
+    const { cfg, explain, sample, loadModel: load } = await import('../src/index.js');
+    type Strategy = import('../src/index.js').Strategy;
+    using model = await load('models/fixtures/tiny-unet.pt', { device: 'cpu' });
+    const before = handleCounts();
+    // ---- the README's custom strategy, verbatim ----
+    const perturbedNull = (scale: number): Strategy => ({
+      name: 'perturbed-null',
+      settings: { scale },
+      terms: () => [{
+        label: `perturbed-null(s=${scale})`,
+        positive: { model: 'main', condition: 'given' },
+        negative: { model: 'main', condition: 'null', attention: [{ sites: 'mid.*', action: 'identity' }] },
+        scale: ({ sigma }) => (sigma > 0.5 ? scale : 0),
+      }],
+    });
+    const options = { model, guidance: [cfg({ scale: 2 }), perturbedNull(1)], labels: [3, 7], sampler: { name: 'euler', steps: 10 } } as const;
+    const plan = explain(options);
+    const first = plan.evaluations[0]!;
+    assert.equal(first.forwards, 1);
+    assert.equal(first.modelEvaluations, 3, JSON.stringify(first));
+    // Off at the end: the last evaluations (sigma <= 0.5) plan CFG's 2N only.
+    assert.equal(plan.evaluations.at(-1)!.modelEvaluations, 2);
+    const { images } = await sample(options);
+    assert.deepEqual(images.shape, [2, 1, 28, 28]);
+    images.dispose();
+    assert.deepEqual(handleCounts(), before);
+  });
+});

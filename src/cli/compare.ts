@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { labelledRows, toImages, writePng, type LabelledRow } from '../image/index.js';
 import { loadModel, type Model } from '../model.js';
 import { runtimeInfo } from '../runtime.js';
-import { sample } from '../sample.js';
+import { explain, sample } from '../sample.js';
 import type { DeviceName, Tensor } from '../tensor.js';
 import { compareRows, describeSettings, type CompareModels } from './compare-rows.js';
 import { UsageError } from './usage-error.js';
@@ -122,14 +122,17 @@ export async function compareCommand(argv: string[]): Promise<void> {
     for (const row of rows) {
       const strategies = row.strategies(models);
       const labels = row.unconditional ? conditional.map(() => null) : conditional;
-      const result = await sample({ model: main, guidance: strategies, sampler: sampler as never, labels, seed, batchSize: labels.length, clipDenoised: [-1, 1] });
+      const options = { model: main, guidance: strategies, sampler: sampler as never, labels, seed, batchSize: labels.length, clipDenoised: [-1, 1] as [number, number] };
+      // Samples through a model per sample and step: 2 for CFG's batched 2N forward.
+      const evaluations = explain(options).modelEvaluations / steps;
+      const result = await sample(options);
       try {
         const settings = describeSettings(strategies);
         const agree = classifier && !row.unconditional ? await agreement(classifier, result.images, labels) : undefined;
         figure.push({ label: row.name, sublabel: settings, images: await toImages(result.images) });
         const forwardsPerStep = (result.forwards / steps).toFixed(1).replace(/\.0$/, '');
         const line =
-          `| ${row.name} | ${settings} | ${result.forwards} (${forwardsPerStep}/step) | ` +
+          `| ${row.name} | ${settings} | ${result.forwards} (${forwardsPerStep}/step) | ${Number(evaluations.toFixed(2))} | ` +
           `${(result.timings.totalMs / 1000).toFixed(1)} s | ${agree ? `${agree.agree}/${agree.of}` : '—'} |`;
         report.push(line);
         console.log(`${row.name.padEnd(18)} ${settings.padEnd(40)} ${String(result.forwards).padStart(4)} forwards  ${(result.timings.totalMs / 1000).toFixed(1).padStart(5)} s${agree ? `  classifier ${agree.agree}/${agree.of}` : ''}`);
@@ -160,8 +163,8 @@ export async function compareCommand(argv: string[]): Promise<void> {
       '',
       '![comparison](compare.png)',
       '',
-      '| row | settings | forwards | time | classifier |',
-      '|---|---|---|---|---|',
+      '| row | settings | forwards | model evaluations per sample and step | time | classifier |',
+      '|---|---|---|---|---|---|',
       ...report,
       '',
       `Total: ${((performance.now() - started) / 1000).toFixed(1)} s.`,
