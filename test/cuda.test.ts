@@ -47,7 +47,8 @@ describe(`CUDA${reason}`, () => {
   cudaIt('tensor ops run on the device and copy back asynchronously', async () => {
     const x = randomFloat32(64);
     using t = tensor(x, [4, 16], { device: 'cuda' });
-    using y = t.mul(2).add(1);
+    using doubled = t.mul(2); // named, so it is disposed (an unnamed intermediate lives until a GC)
+    using y = doubled.add(1);
     assert.equal(y.device, 'cuda:0');
     const back = (await y.toArray()) as Float32Array;
     back.forEach((v, i) => assert.equal(v, Math.fround(Math.fround(x[i]! * 2) + 1)));
@@ -76,6 +77,9 @@ describe(`CUDA${reason}`, () => {
     using cpu = await loadModel(path, { device: 'cpu' });
     using gpu = await loadModel(path, { device: 'cuda' });
     const seed = freshRandom().seed;
+    // Collect earlier tests' garbage first: a wrapper collected during the
+    // test would lower the count (the first GPU run failed 0 !== 1 this way).
+    (globalThis as { gc?: () => void }).gc?.();
     const before = liveHandles().tensors;
     for (const guidance of [[cfg({ scale: 3 }), pag({ scale: 2 }), seg({ scale: 2 })], [sag()]]) {
       const options = { guidance, sampler: { name: 'euler_ancestral', steps: 4 }, labels: [0, 3, 7, null], seed, batchSize: 3 } as const;
