@@ -1,0 +1,90 @@
+/**
+ * Soak: many consecutive sampling runs, rotating through the strategies, must
+ * keep the live-handle count constant and resident memory flat.
+ *
+ *   npx tsx --expose-gc benchmarks/soak.ts [--runs 500] [--model models/fixtures/tiny-unet.pt] [--device cpu]
+ *
+ * Writes benchmarks/results/soak-<device>.md. After a warm-up (the first 10 %
+ * of runs: allocator pools, the profiling executor, V8's heap settle), RSS
+ * must stay within 5 % of its value at the end of the warm-up. Exit code 1
+ * when a check fails, so it can gate a long run in CI-like jobs.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+
+import { autoguidance, cfg, icg, liveHandles, loadModel, pag, runtimeInfo, sag, sample, seg, type Strategy } from '../src/index.js';
+
+const root = join(import.meta.dirname, '..');
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+};
+const runs = Number(flag('runs', '500'));
+const modelPath = flag('model', 'models/fixtures/tiny-unet.pt');
+const device = flag('device', 'cpu');
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) console.warn('soak: run with --expose-gc for steadier memory readings');
+
+const model = await loadModel(join(root, modelPath), { device });
+const guide = await loadModel(join(root, modelPath), { device });
+const rotation: Strategy[][] = [[], [cfg()], [pag()], [seg({ sigma: 2 })], [sag()], [icg()], [autoguidance({ guide })], [cfg(), pag(), seg()]];
+const samplers = ['euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'ddim'] as const;
+
+const warmup = Math.max(1, Math.floor(runs / 10));
+const handlesAtStart = liveHandles();
+let rssAfterWarmup = 0;
+let maxRss = 0;
+let minRss = Infinity;
+let maxHandleDrift = 0;
+const started = performance.now();
+for (let i = 0; i < runs; i++) {
+  const result = await sample({
+    model,
+    guidance: rotation[i % rotation.length]!,
+    sampler: { name: samplers[i % samplers.length]!, steps: 3 },
+    count: 4,
+    batchSize: 3,
+    seed: i,
+  });
+  await result.images.toArray();
+  result.images.dispose();
+  const handles = liveHandles();
+  maxHandleDrift = Math.max(maxHandleDrift, Math.abs(handles.tensors - handlesAtStart.tensors), Math.abs(handles.models - handlesAtStart.models));
+  if (i % 10 === 9) gc?.();
+  const rss = process.memoryUsage().rss;
+  if (i === warmup - 1) rssAfterWarmup = rss;
+  if (i >= warmup) {
+    maxRss = Math.max(maxRss, rss);
+    minRss = Math.min(minRss, rss);
+  }
+  if (i % 50 === 49) console.log(`run ${i + 1}/${runs}: rss ${(rss / 2 ** 20).toFixed(1)} MiB, tensors ${handles.tensors}`);
+}
+const seconds = (performance.now() - started) / 1000;
+model.dispose();
+guide.dispose();
+
+const drift = (maxRss - rssAfterWarmup) / rssAfterWarmup;
+const handlesOk = maxHandleDrift === 0;
+const rssOk = drift <= 0.05;
+const info = runtimeInfo();
+const report = `# Soak: ${runs} consecutive sampling runs (${device})
+
+Command: \`npx tsx --expose-gc benchmarks/soak.ts --runs ${runs} --model ${modelPath} --device ${device}\`
+Date: ${new Date().toISOString()}
+Machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}; libtorch ${info.torchVersion}
+
+Each run: 4 samples in batches of 3, 3 steps, rotating through ${rotation.length} guidance settings
+(none, CFG, PAG, SEG, SAG, ICG, autoguidance, CFG+PAG+SEG) and ${samplers.length} samplers. ${seconds.toFixed(0)} s in all.
+
+| check | result | |
+|---|---|---|
+| live tensor/model handles after every run vs before the first | max drift ${maxHandleDrift} | ${handlesOk ? 'holds' : 'FAILS'} |
+| RSS after warm-up (${warmup} runs) | ${(rssAfterWarmup / 2 ** 20).toFixed(1)} MiB | |
+| RSS range over the remaining runs | ${(minRss / 2 ** 20).toFixed(1)}–${(maxRss / 2 ** 20).toFixed(1)} MiB | |
+| largest RSS growth over the warm-up value (≤ 5 %) | ${(drift * 100).toFixed(2)} % | ${rssOk ? 'holds' : 'FAILS'} |
+`;
+writeFileSync(join(root, 'benchmarks', 'results', `soak-${device.replace(/:.*/, '')}.md`), report);
+console.log(report);
+process.exitCode = handlesOk && rssOk ? 0 : 1;
