@@ -6,12 +6,16 @@
  * records each site's shape, from which the query grid and the self/cross
  * flag follow. A forward may carry hooks: per site and batch slice, replace
  * the probabilities by the identity (PAG), blur the queries over the grid
- * (SEG), or capture the head-averaged probabilities (SAG, attention maps).
+ * (SEG), capture the head-averaged probabilities (SAG, attention maps), or
+ * skip the attention block (src/hooks.ts does that with a module hook).
  */
 import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from './errors.js';
+import { type SiteSelector, selectSites, selectorSchema } from './site-selectors.js';
 import { parseOptions } from './util/options.js';
+
+export { globToRegExp, type SiteSelector } from './site-selectors.js';
 
 export interface AttentionSite {
   /** The addon's index of the site. */
@@ -27,16 +31,6 @@ export interface AttentionSite {
   grid: [number, number] | null;
 }
 
-/** Which sites a hook applies to: a path glob, a RegExp, a site index, or a list of these. */
-export type SiteSelector = string | RegExp | number | readonly (string | RegExp | number)[];
-
-const selectorSchema = z.union([
-  z.string().min(1),
-  z.instanceof(RegExp),
-  z.number().int().nonnegative(),
-  z.array(z.union([z.string().min(1), z.instanceof(RegExp), z.number().int().nonnegative()])).min(1).readonly(),
-]);
-
 export const hookSchema = z
   .object({
     /**
@@ -45,10 +39,11 @@ export const hookSchema = z
      * path also matches its further sites (`mid.attn#1`).
      */
     sites: selectorSchema,
-    action: z.enum(['identity', 'blur', 'capture']),
+    /** skip: the attention block adds nothing (its module returns its input for the slice). */
+    action: z.enum(['identity', 'blur', 'capture', 'skip']),
     /** blur only: the Gaussian's sigma in grid cells; Infinity makes every query the mean query. */
     sigma: z.union([z.number().positive(), z.custom<number>((v) => v === Infinity, 'Infinity')]).optional(),
-    /** Only self-attention sites (default true for identity and blur, false for capture). */
+    /** Only self-attention sites (default true for identity and blur, false for capture and skip). */
     self: z.boolean().optional(),
     /** The batch slice [start, start + length) in samples; default the whole batch. */
     start: z.number().int().nonnegative().default(0),
@@ -60,43 +55,21 @@ export const hookSchema = z
     path: ['sigma'],
   });
 
-export type Hook = z.input<typeof hookSchema>;
+/** A hook on attention sites (see Hook in src/hooks.ts for module hooks too). */
+export type AttentionHook = z.input<typeof hookSchema>;
 
-/** What the addon takes: one entry per (site, slice, action). */
+/**
+ * What the addon takes: one entry per (site, slice, action). `skip` entries
+ * never reach it: src/hooks.ts turns them into module skips.
+ */
 export interface NativePlanEntry {
   site: number;
   start: number;
   length: number;
-  action: 'identity' | 'blur' | 'capture';
+  action: 'identity' | 'blur' | 'capture' | 'skip';
   sigma?: number;
   gridHeight?: number;
   gridWidth?: number;
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** A path glob as a RegExp over whole segments: `*` within one segment, `**` any number of segments. */
-export function globToRegExp(glob: string): RegExp {
-  if (glob === '**') return /^.*$/;
-  const segments = glob.split('.');
-  let pattern = '';
-  segments.forEach((segment, i) => {
-    if (segment === '**') {
-      pattern += i === 0 ? '(?:[^.]+\\.)*' : '(?:\\.[^.]+)*';
-      return;
-    }
-    const dot = i > 0 && !(i === 1 && segments[0] === '**') ? '\\.' : '';
-    pattern += dot + segment.split('*').map(escapeRegExp).join('[^.]*');
-  });
-  return new RegExp(`^${pattern}(?:#\\d+)?$`);
-}
-
-function matches(selector: string | RegExp | number, site: AttentionSite): boolean {
-  if (typeof selector === 'number') return site.id === selector;
-  if (selector instanceof RegExp) return new RegExp(selector.source, selector.flags.replace('g', '')).test(site.path);
-  return globToRegExp(selector).test(site.path);
 }
 
 function describeSites(sites: readonly AttentionSite[]): string {
@@ -107,14 +80,22 @@ function describeSites(sites: readonly AttentionSite[]): string {
 }
 
 /** Resolves hooks against a model's sites into the addon's plan entries. */
-export function planHooks(hooks: readonly Hook[], sites: readonly AttentionSite[], batch: number): NativePlanEntry[] {
+export function planHooks(
+  hooks: readonly AttentionHook[],
+  sites: readonly AttentionSite[],
+  batch: number,
+  first = 0,
+): NativePlanEntry[] {
   const entries: NativePlanEntry[] = [];
-  hooks.forEach((raw, index) => {
+  hooks.forEach((raw, offset) => {
+    // `first`: the index of hooks[0] in the caller's list, for messages.
+    const index = first + offset;
     const hook = parseOptions(hookSchema, raw, `hooks[${index}]`);
-    const selectors = Array.isArray(hook.sites) ? hook.sites : [hook.sites as string | RegExp | number];
-    const perturbs = hook.action !== 'capture';
+    // skip removes the attention block's contribution (module hooks do it,
+    // see src/hooks.ts); it needs no grid and works on cross-attention too.
+    const perturbs = hook.action === 'identity' || hook.action === 'blur';
     const onlySelf = hook.self ?? perturbs;
-    const selected = sites.filter((site) => selectors.some((selector) => matches(selector, site)));
+    const selected = selectSites(hook.sites as SiteSelector, sites);
     if (selected.length === 0) {
       throw new TorchGuidanceError(
         ErrorCodes.NO_MATCHING_SITE,

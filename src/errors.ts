@@ -37,12 +37,14 @@ export const ErrorCodes = {
   DISPOSED: 'ERR_DISPOSED',
   /** An allocation failed (host or device). */
   OUT_OF_MEMORY: 'ERR_OUT_OF_MEMORY',
-  /** A hook's site selector matches no attention site (the message lists them). */
+  /** A hook's site selector matches no attention or module site (the message lists them). */
   NO_MATCHING_SITE: 'ERR_NO_MATCHING_SITE',
   /** identity or blur asked for on a cross-attention site. */
   CROSS_ATTENTION: 'ERR_CROSS_ATTENTION',
   /** blur on a site whose query grid is unknown (the model has no card to probe with). */
   NO_GRID: 'ERR_NO_GRID',
+  /** skip on a module (or attention block) whose output does not have its input's shape, or that has no module hook. */
+  NOT_SKIPPABLE: 'ERR_NOT_SKIPPABLE',
   /** The operation was aborted through its AbortSignal. */
   ABORTED: 'ERR_ABORTED',
   /** No native binary could be loaded; the message lists what was tried. */

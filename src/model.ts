@@ -7,7 +7,9 @@ import { resolve } from 'node:path';
 
 import { z } from 'zod';
 
-import { type AttentionSite, type Hook, planHooks, siteFromProbe } from './attention.js';
+import { type AttentionSite, siteFromProbe } from './attention.js';
+import { type Hook, planForward } from './hooks.js';
+import { type ModuleSite, moduleSiteFromProbe } from './module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
 import { checkModelCard, type ModelCard } from './model-card.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription } from './native/binding.js';
@@ -44,7 +46,7 @@ export interface RunOptions extends CallOptions {
   /** The method to run (default forward). */
   method?: string;
   inputs: readonly ForwardInput[];
-  /** Attention hooks for this call only (see AttentionSite and Hook). */
+  /** Attention and module hooks for this call only (see AttentionSite, ModuleSite and Hook). */
   hooks?: readonly Hook[];
 }
 
@@ -58,6 +60,8 @@ interface NativeHookResult {
   output: ForwardOutput;
   captures: [number, Tensor][];
   shapes: [number, number[]][];
+  /** [site, output shape, input shape] per module site the forward passed. */
+  moduleShapes: [number, number[], number[]][];
 }
 
 export type ModelDescription = NativeModelDescription & { card: ModelCard | null };
@@ -68,6 +72,7 @@ export class Model implements Disposable, AsyncDisposable {
   #pending = 0;
   #disposed = false;
   #sites: AttentionSite[];
+  #moduleSites: ModuleSite[];
   /** The archive's model.json, checked against the card schema; null when it has none. */
   readonly card: ModelCard | null;
 
@@ -75,6 +80,7 @@ export class Model implements Disposable, AsyncDisposable {
     this.#native = handle;
     this.card = card;
     this.#sites = handle.attentionSites.map((site) => siteFromProbe(site, undefined, undefined));
+    this.#moduleSites = handle.moduleSites.map((site) => moduleSiteFromProbe(site, undefined));
   }
 
   /** @internal Use loadModel(). */
@@ -135,7 +141,7 @@ export class Model implements Disposable, AsyncDisposable {
   /** One-sample inputs built from the card: x ~ N(0, 1) of sampleShape, t, and the null label. */
   #probeInputsFromCard(): ForwardInput[] | undefined {
     const card = this.card;
-    if (this.#sites.length === 0 || !card) return undefined;
+    if ((this.#sites.length === 0 && this.#moduleSites.length === 0) || !card) return undefined;
     const signature = this.methods.find((m) => m.name === 'forward');
     if (!signature) return undefined;
     const inputs: ForwardInput[] = [randn([1, ...(card.sampleShape as number[])], { seed: 0 })];
@@ -163,9 +169,19 @@ export class Model implements Disposable, AsyncDisposable {
   }
 
   /**
+   * The module outputs a forward can hook (noise, skip): the card's time
+   * embedding and the model's own blocks, with whether each can be skipped.
+   * Probed at load from the model card; see probe().
+   */
+  get moduleSites(): readonly ModuleSite[] {
+    return this.#moduleSites;
+  }
+
+  /**
    * Runs forward once on `inputs` and records each attention site's shape
-   * (token counts, self/cross, query grid). loadModel() does this with inputs
-   * built from the card; call it for models without one.
+   * (token counts, self/cross, query grid) and each module site's shapes
+   * (whether it can be skipped). loadModel() does this with inputs built
+   * from the card; call it for models without one.
    */
   async probe(...inputs: ForwardInput[]): Promise<readonly AttentionSite[]> {
     this.#checkLive();
@@ -176,14 +192,19 @@ export class Model implements Disposable, AsyncDisposable {
     disposeOutput(result.output);
     const shapes = new Map(result.shapes);
     this.#sites = this.#sites.map((site) => siteFromProbe(site, shapes.get(site.id), spatial));
+    const moduleShapes = new Map(result.moduleShapes.map(([id, output, input]) => [id, { output, input }]));
+    const natives = new Map(this.#native.moduleSites.map((site) => [site.id, site]));
+    this.#moduleSites = this.#moduleSites.map((site) => moduleSiteFromProbe(natives.get(site.id)!, moduleShapes.get(site.id)));
     return this.#sites;
   }
 
   /**
-   * Runs a method with attention hooks for this call only: each hook picks
-   * sites and a batch slice, and replaces the probabilities by the identity,
-   * blurs the queries, or captures the probabilities. Other slices are
-   * computed exactly as without hooks.
+   * Runs a method with hooks for this call only: each hook picks sites and a
+   * batch slice, and replaces the probabilities by the identity, blurs the
+   * queries, captures the probabilities or skips the attention block
+   * (attention hooks, `sites`), or adds seeded noise to a module's output or
+   * skips the module (module hooks, `modules`). Other slices are computed
+   * exactly as without hooks.
    */
   async run<T extends ForwardOutput = ForwardOutput>(options: RunOptions): Promise<RunResult<T>> {
     this.#checkLive();
@@ -191,10 +212,10 @@ export class Model implements Disposable, AsyncDisposable {
     if (signal?.aborted) throw abortError(signal);
     const first = inputs.find(isTensor);
     const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
-    const entries = planHooks(hooks, this.#sites, batch);
+    const { entries, modules } = planForward(hooks, this.#sites, this.#moduleSites, batch);
     this.#pending++;
     try {
-      const result = (await this.#native.call(method, inputs as unknown[], { batch, entries })) as NativeHookResult;
+      const result = (await this.#native.call(method, inputs as unknown[], { batch, entries, modules })) as NativeHookResult;
       const byId = new Map(this.#sites.map((site) => [site.id, site.path]));
       return {
         output: result.output as T,

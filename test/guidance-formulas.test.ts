@@ -35,8 +35,10 @@ import {
   sag,
   seg,
   sims,
+  slg,
   squareResetGuidance,
   tensor,
+  tsg,
 } from '../src/index.js';
 import { Denoiser } from '../src/guidance/denoiser.js';
 import { GuidedDenoiser } from '../src/guidance/guided-denoiser.js';
@@ -987,6 +989,110 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
       }
     }));
 
+  // ---- TSG and SLG (module hooks) ------------------------------------------
+
+  /** The engine's time-embedding noise seeds at an evaluation: mixSeed(seed_i, Streams.moduleNoise + evaluation). */
+  const noiseSeeds = (seeds: bigint[], evaluation: number) => seeds.map((s) => mixSeed(s, Streams.moduleNoise + BigInt(evaluation)));
+
+  for (const [name, conditional] of [
+    ['tiny-unet', true],
+    ['tiny-uncond', false],
+  ] as const) {
+    it(`tsg on ${name}: D(t̃) + w(D(t) − D(t̃)), emb + k·n at the card's timeEmbedding, n fresh per evaluation from each sample's seed`, () =>
+      withoutLeaks(async () => {
+        const ref = get(name);
+        const path = ref.card.timeEmbedding!;
+        const rng = freshRandom();
+        const cond: Cond = conditional ? randomLabels(rng) : { kind: 'none' };
+        const w = between(rng, 1.5, 4);
+        const k = between(rng, 0.3, 2);
+        const seeds = randomSeeds(rng);
+        const e = engine(ref, [tsg({ scale: w, noiseScale: k })], cond, seeds);
+        try {
+          for (const evaluation of [0, 1]) {
+            const sigma = randomSigma(rng);
+            const x = randomX(rng, sigma);
+            const actual = await e.predict(x, sigma);
+            const d = await refX0(ref, x, sigma, cond);
+            const dn = await refX0(ref, x, sigma, cond, [{ modules: path, action: 'noise', scale: k, seed: noiseSeeds(seeds, evaluation) }]);
+            expectDiffers(d, dn, rng, 'D(t) vs D(t̃)');
+            // Evaluation 1 checks against evaluation 1's seeds: the noise is drawn afresh.
+            expectClose(actual, mix(dn, [[w, d, dn]]), rng, `tsg evaluation ${evaluation} w=${w} k=${k}`);
+          }
+        } finally {
+          e.dispose();
+        }
+      }));
+  }
+
+  it('tsg refuses a model whose card names no time embedding, and a module path that matches nothing', async () => {
+    using zoo = await loadModel(fixture('attn-zoo.pt'), { device: 'cpu' });
+    const make = (model: Model, strategy: Strategy) =>
+      new GuidedDenoiser({ main: Denoiser.of(model), strategies: [strategy], conditions: {}, unconditional: true, seeds: [1n] });
+    assert.throws(() => make(zoo, tsg()), (error: unknown) => isTorchGuidanceError(error, ErrorCodes.MODEL_CARD) && /timeEmbedding/.test(error.message));
+    assert.throws(
+      () => make(get('tiny-unet').model, tsg({ module: 'time_embedding' })),
+      (error: unknown) => isTorchGuidanceError(error, ErrorCodes.NO_MATCHING_SITE) && /time_embed/.test(error.message),
+    );
+  });
+
+  it('slg on tiny-unet: D(c) + s(D(c) − D_skip) inside its steps range (default 1 %–20 % of the run) and sigma window, D(c) outside', () =>
+    withoutLeaks(async () => {
+      const ref = get('tiny-unet');
+      const rng = freshRandom();
+      const cond = randomLabels(rng);
+      const s = between(rng, 1, 4);
+      const choices = ['mid.attn', ['mid.res1', 'up.2'], 'down.2', 'mid'] as const;
+      const blocks = choices[Math.floor(rng.next() * choices.length)]!;
+      const skipHook = (): Hook[] => [{ modules: blocks as string | string[], action: 'skip' }];
+      const e = engine(ref, [slg({ scale: s, blocks: blocks as string | string[], window: { sigmaMax: 3 } })], cond, randomSeeds(rng));
+      try {
+        // Step 1 of 10 is inside [0.01, 0.2); sigma below the window's top.
+        const sigma = randomSigma(rng, 0.3, 2.5);
+        const x = randomX(rng, sigma);
+        const actual = await e.predict(x, sigma, 1);
+        const dc = await refX0(ref, x, sigma, cond);
+        const ds = await refX0(ref, x, sigma, cond, skipHook());
+        expectDiffers(dc, ds, rng, `D(c) vs D with ${String(blocks)} skipped`);
+        expectClose(actual, mix(dc, [[s, dc, ds]]), rng, `slg s=${s} blocks=${String(blocks)}`);
+        // Step 0 (before 1 %) and step 2 (at 20 %) of 10: off; step 1 above the sigma window: off.
+        for (const [step, sig] of [[0, sigma], [2, sigma], [1, between(rng, 3.5, 6)]] as const) {
+          const xo = randomX(rng, sig);
+          expectClose(await e.predict(xo, sig, step), await refX0(ref, xo, sig, cond), rng, `slg off at step ${step}, sigma ${sig}`);
+        }
+      } finally {
+        e.dispose();
+      }
+    }));
+
+  it('equal branches run once: two slg terms on the same blocks share D_skip, two tsg terms with one k share D(t̃)', () =>
+    withoutLeaks(async () => {
+      const ref = get('tiny-unet');
+      const rng = freshRandom();
+      const cond = randomLabels(rng);
+      const [s1, s2, w1, w2] = [between(rng, 1, 3), between(rng, 1, 3), between(rng, 1.5, 3), between(rng, 1.5, 3)];
+      const k = between(rng, 0.3, 1.5);
+      const seeds = randomSeeds(rng);
+      const always = { start: 0, end: 1 };
+      const strategies = [slg({ scale: s1, blocks: 'mid.*', steps: always }), slg({ scale: s2, blocks: 'mid.*', steps: always }),
+        tsg({ scale: w1, noiseScale: k }), tsg({ scale: w2, noiseScale: k })];
+      const e = engine(ref, strategies, cond, seeds);
+      try {
+        const sigma = randomSigma(rng);
+        const plan = e.guided.explain(e.guided.stepInfo(0, 10, sigma));
+        assert.equal(plan.forwards, 1);
+        assert.deepEqual(plan.stages[0]![0]!.branches, ['main(given)', 'main(given)+skip{mid.*}', `main(given)+noise(${k}){time_embed}`]);
+        const x = randomX(rng, sigma);
+        const actual = await e.predict(x, sigma);
+        const dc = await refX0(ref, x, sigma, cond);
+        const ds = await refX0(ref, x, sigma, cond, [{ modules: 'mid.*', action: 'skip' }]);
+        const dn = await refX0(ref, x, sigma, cond, [{ modules: 'time_embed', action: 'noise', scale: k, seed: noiseSeeds(seeds, 0) }]);
+        expectClose(actual, mix(dc, [[s1 + s2, dc, ds], [w1 - 1 + w2 - 1, dc, dn]]), rng, 'two slg + two tsg');
+      } finally {
+        e.dispose();
+      }
+    }));
+
   // ---- Stacks --------------------------------------------------------------
 
   it('stack [cfg, pag, seg] on tiny-tensor-cond: D(∅) + w(D(c) − D(∅)) + s_p(D(c) − D_pag) + s_s(D(c) − D_seg), one 4N forward', () =>
@@ -1036,6 +1142,37 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
         const dp = await refX0(ref, x, sigma, cond, [{ sites: 'up.2', action: 'identity' }]);
         const ds = await refX0(ref, x, sigma, cond, [{ sites: ['mid.*', 'down.3'], action: 'blur', sigma: blur }]);
         expectClose(actual, mix(dc, [[sp, dc, dp], [ss, dc, ds]]), rng, `pag ${sp} + seg ${ss} (blur ${blur}), cfg off`);
+      } finally {
+        e.dispose();
+      }
+    }));
+
+  it('stack [cfg, tsg, slg] on tiny-unet: D(∅) + w(D(c) − D(∅)) + (w_t − 1)(D(c) − D(t̃)) + s(D(c) − D_skip), one 4N forward', () =>
+    withoutLeaks(async () => {
+      const ref = get('tiny-unet');
+      const rng = freshRandom();
+      const sigma = randomSigma(rng);
+      const x = randomX(rng, sigma);
+      const cond = randomLabels(rng);
+      const [w, wt, s] = [between(rng, 1.5, 4), between(rng, 1.5, 4), between(rng, 1, 3)];
+      const k = between(rng, 0.3, 2);
+      const seeds = randomSeeds(rng);
+      const strategies = [cfg({ scale: w }), tsg({ scale: wt, noiseScale: k }), slg({ scale: s, blocks: 'up.2', steps: { start: 0, end: 1 } })];
+      const e = engine(ref, strategies, cond, seeds);
+      try {
+        const plan = e.guided.explain(e.guided.stepInfo(0, 10, sigma));
+        assert.equal(plan.forwards, 1, 'cfg + tsg + slg: one forward');
+        assert.equal(plan.stages[0]![0]!.batchMultiple, 4, 'of 4N');
+        assert.deepEqual(plan.stages[0]![0]!.branches, ['main(given)', 'main(null)', `main(given)+noise(${k}){time_embed}`, 'main(given)+skip{up.2}']);
+        const counted = ref.model.forwardCount;
+        const actual = await e.predict(x, sigma);
+        assert.equal(ref.model.forwardCount - counted, 1, 'one native forward');
+        const dc = await refX0(ref, x, sigma, cond);
+        const du = await refX0(ref, x, sigma, NULL);
+        const dn = await refX0(ref, x, sigma, cond, [{ modules: 'time_embed', action: 'noise', scale: k, seed: noiseSeeds(seeds, 0) }]);
+        const ds = await refX0(ref, x, sigma, cond, [{ modules: 'up.2', action: 'skip' }]);
+        expectDiffers(dn, ds, rng, 'D(t̃) vs D_skip');
+        expectClose(actual, mix(du, [[w, dc, du], [wt - 1, dc, dn], [s, dc, ds]]), rng, `cfg w=${w} + tsg ${wt} (k ${k}) + slg ${s}`);
       } finally {
         e.dispose();
       }

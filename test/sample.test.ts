@@ -34,6 +34,8 @@ import {
   sag,
   sample,
   seg,
+  slg,
+  tsg,
 } from '../src/index.js';
 import { expectCode } from './helpers/errors.js';
 import { repoRoot } from './helpers/python.js';
@@ -70,6 +72,12 @@ describe('sample()', () => {
       { what: 'icg (random labels), labels drawn from the seeds', guidance: (rng) => [icg({ scale: scale(rng) })], labelsBy: 'count' },
       // PAG perturbs its branch's slice of a batched forward.
       { what: 'pag (attention hooks), explicit labels', guidance: (rng) => [pag({ scale: scale(rng) })], labelsBy: 'labels' },
+      // TSG draws its time-embedding noise per sample and evaluation from the sample's seed; SLG skips blocks on its slice.
+      {
+        what: 'tsg (module noise) + slg (module skip), explicit labels',
+        guidance: (rng) => [tsg({ scale: scale(rng), noiseScale: 0.5 + rng.next() }), slg({ scale: scale(rng), steps: { start: 0, end: 1 } })],
+        labelsBy: 'labels',
+      },
     ];
 
     for (const c of cases) {

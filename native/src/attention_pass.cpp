@@ -2,12 +2,13 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
-#include <torch/csrc/jit/passes/inliner.h>
 
 #include <map>
 
 #include "errors.h"
+#include "graph_paths.h"
 #include "hook_plan.h"
+#include "module_pass.h"
 
 namespace tg {
 
@@ -21,26 +22,6 @@ const c10::Symbol kSoftmax = c10::Symbol::fromQualString("aten::softmax");
 const c10::Symbol kSoftmaxInternal = c10::Symbol::fromQualString("aten::_softmax");
 
 bool IsSoftmax(const Node* node) { return node->kind() == kSoftmax || node->kind() == kSoftmaxInternal; }
-
-// The GetAttr names from `self` to `module` ("down", "3"), or false when the
-// module value does not come from `self` through attributes.
-bool AttrChain(Value* module, Value* self, std::vector<std::string>& names) {
-  std::vector<std::string> reversed;
-  while (module != self) {
-    Node* node = module->node();
-    if (node->kind() != c10::prim::GetAttr) return false;
-    reversed.push_back(node->s(c10::attr::name));
-    module = node->input(0);
-  }
-  names.assign(reversed.rbegin(), reversed.rend());
-  return true;
-}
-
-std::string Join(const std::string& prefix, const std::vector<std::string>& names) {
-  std::string path = prefix;
-  for (const auto& name : names) path += (path.empty() ? "" : ".") + name;
-  return path;
-}
 
 // Step 1: the module path of every softmax, in the order Inline() will lay
 // them out (depth first, in program order, nested blocks in place).
@@ -56,7 +37,7 @@ void CollectPaths(Block* block, Value* self, const std::string& prefix, std::vec
       torch::jit::Function* method = type->findMethod(node->s(c10::attr::name));
       if (method == nullptr) continue;
       std::vector<std::string> names;
-      std::string path = AttrChain(module, self, names) ? Join(prefix, names) : prefix + ".?";
+      std::string path = AttrChain(module, self, names) ? JoinPath(prefix, names) : prefix + ".?";
       auto graph = torch::jit::toGraphFunction(*method).graph();
       CollectPaths(graph->block(), graph->inputs()[0], path, paths);
     } else if (node->kind() == c10::prim::CallFunction) {
@@ -121,14 +102,17 @@ void Wrap(Node* softmax, int64_t site) {
 
 }  // namespace
 
-std::vector<AttentionSite> InsertAttentionHooks(torch::jit::Module& module) {
+HookSites InsertHooks(torch::jit::Module& module, const std::string& timeEmbedding) {
   auto method = module.find_method("forward");
   if (!method) return {};
   std::shared_ptr<torch::jit::Graph> graph = toGraphFunction(method->function()).graph();
 
+  HookSites result;
   std::vector<std::string> paths;
   CollectPaths(graph->block(), graph->inputs()[0], "", paths);
-  torch::jit::Inline(*graph);
+  // Inlines from the same unoptimised graphs CollectPaths walked, so the k-th
+  // softmax below is the k-th one named above; tags module outputs on the way.
+  result.modules = InlineWithModuleHooks(*graph, timeEmbedding);
   std::vector<Node*> softmaxes;
   CollectSoftmaxes(graph->block(), softmaxes);
   if (softmaxes.size() != paths.size()) {
@@ -136,7 +120,7 @@ std::vector<AttentionSite> InsertAttentionHooks(torch::jit::Module& module) {
                                    std::to_string(softmaxes.size()) + " after inlining; please report this model.");
   }
 
-  std::vector<AttentionSite> sites;
+  std::vector<AttentionSite>& sites = result.attention;
   std::map<std::string, int> perPath;
   for (size_t i = 0; i < softmaxes.size(); ++i) {
     if (!FeedsAttentionProduct(softmaxes[i]->output())) continue;
@@ -148,7 +132,7 @@ std::vector<AttentionSite> InsertAttentionHooks(torch::jit::Module& module) {
     Wrap(softmaxes[i], site.id);
     sites.push_back(site);
   }
-  return sites;
+  return result;
 }
 
 }  // namespace tg

@@ -8,7 +8,8 @@
 //      ModuleList and ModuleDict elements keep their container's name, which
 //      an inlined call stack loses), with `#1`, `#2` for further sites in one
 //      module;
-//   2. inlines forward in place (the same program order), pairs the k-th
+//   2. inlines forward in place (the same program order; module_pass.h, which
+//      also wraps module outputs in guidance::module_out), pairs the k-th
 //      softmax with the k-th named site, and inserts
 //      guidance::attn_logits before and guidance::attn_probs after it.
 // A softmax counts as attention when its result is the left operand of a
@@ -20,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "module_pass.h"
+
 namespace tg {
 
 struct AttentionSite {
@@ -28,6 +31,13 @@ struct AttentionSite {
   std::string kind;  // "softmax"
 };
 
-std::vector<AttentionSite> InsertAttentionHooks(torch::jit::Module& module);
+struct HookSites {
+  std::vector<AttentionSite> attention;
+  std::vector<ModuleSite> modules;
+};
+
+// `timeEmbedding`: the model card's module path of the time embedding ("" if
+// none); its output is tagged whatever its class.
+HookSites InsertHooks(torch::jit::Module& module, const std::string& timeEmbedding);
 
 }  // namespace tg

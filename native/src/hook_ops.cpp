@@ -1,6 +1,8 @@
 // The attention hook ops, registered as guidance::attn_logits and
-// guidance::attn_probs. The attention pass (attention_pass.cpp) inserts them
-// around every softmax attention site; each reads the thread's HookPlan.
+// guidance::attn_probs, and the registration of every hook op (with
+// guidance::module_out, module_hook_op.cpp). The attention pass
+// (attention_pass.cpp) inserts them around every softmax attention site; each
+// reads the thread's HookPlan.
 //
 // Both take the site's tensor of shape [B * R, ..., Nq, Nk] (R rows per
 // sample: the heads, whether folded into the batch axis or kept apart), view
@@ -12,6 +14,7 @@
 
 #include "errors.h"
 #include "hook_plan.h"
+#include "module_hook_op.h"
 
 namespace tg {
 
@@ -100,6 +103,8 @@ at::Tensor AttnProbs(const at::Tensor& x, int64_t site) {
 
 }  // namespace
 
+HookPlan* ThreadHookPlan() { return t_plan; }
+
 ScopedHookPlan::ScopedHookPlan(HookPlan* plan) : previous_(t_plan) { t_plan = plan; }
 
 ScopedHookPlan::~ScopedHookPlan() { t_plan = previous_; }
@@ -120,6 +125,8 @@ std::string RegisterOnce() {
     // Outputs may alias inputs (a hook with nothing to do returns its input).
     library->def("attn_logits(Tensor(a) x, int site) -> Tensor(a)", &AttnLogits);
     library->def("attn_probs(Tensor(a) x, int site) -> Tensor(a)", &AttnProbs);
+    // `input` is only read (copied from), never returned: no alias annotation.
+    library->def("module_out(Tensor(a) x, Tensor input, int site) -> Tensor(a)", &ModuleOut);
     return ns;
   }
 }

@@ -1,4 +1,4 @@
-// The per-call plan that the attention hook ops read.
+// The per-call plan that the hook ops (attention sites and module outputs) read.
 //
 // A forward sets its plan in a thread-local for the duration of the call
 // (ScopedHookPlan), so concurrent forwards with different plans on one model
@@ -30,13 +30,39 @@ struct SiteShape {
   std::vector<int64_t> logits;  // the softmax input's shape
 };
 
+// Module outputs (module_pass.h): add seeded Gaussian noise (time-step
+// guidance) or replace the output by the module's input (skip-layer guidance).
+enum class ModuleAction { kNoise, kSkip };
+
+struct ModuleHookEntry {
+  int64_t site = 0;
+  int64_t start = 0;   // first sample of the slice
+  int64_t length = 0;  // samples in the slice
+  ModuleAction action = ModuleAction::kNoise;
+  double scale = 0;    // noise: the standard deviation added
+  // noise: one seed for the slice's noise tensor, or one per sample
+  // (perSampleSeeds); drawn as randn() draws them (seeded_noise.h).
+  std::vector<uint64_t> seeds;
+  bool perSampleSeeds = false;
+};
+
+struct ModuleShape {
+  std::vector<int64_t> output;
+  std::vector<int64_t> input;  // the first tensor argument's shape (the output's when the call has none)
+};
+
 struct HookPlan {
   int64_t batch = 0;  // samples in this forward (the hooks' slices count in samples)
   std::vector<HookEntry> entries;
   bool probe = false;
   std::map<int64_t, SiteShape> shapes;       // filled when probe
   std::map<int64_t, at::Tensor> captures;    // filled by capture entries
+  std::vector<ModuleHookEntry> moduleEntries;
+  std::map<int64_t, ModuleShape> moduleShapes;  // filled when probe
 };
+
+// The plan of the forward running on this thread, or null.
+HookPlan* ThreadHookPlan();
 
 // The operator namespace of this addon's hook ops ("guidance", or
 // "guidance_N" when another copy of the addon took it); registers them on

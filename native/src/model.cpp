@@ -10,6 +10,7 @@
 #include "dtype.h"
 #include "errors.h"
 #include "hook_plan.h"
+#include "hook_plan_js.h"
 #include "instance_data.h"
 #include "ivalue_convert.h"
 #include "js_convert.h"
@@ -55,6 +56,20 @@ std::string ShapesOf(const std::vector<c10::IValue>& inputs) {
   return text;
 }
 
+// A top-level string field of the model card, or "" (the card is checked by
+// src/model-card.ts; here only the time embedding's module path is needed,
+// before the graph pass, and module paths hold no quotes or escapes).
+std::string CardString(const std::string& card, const std::string& key) {
+  size_t at = card.find("\"" + key + "\"");
+  if (at == std::string::npos) return "";
+  at = card.find_first_not_of(" \t\r\n", at + key.size() + 2);
+  if (at == std::string::npos || card[at] != ':') return "";
+  at = card.find_first_not_of(" \t\r\n", at + 1);
+  if (at == std::string::npos || card[at] != '"') return "";
+  size_t end = card.find('"', at + 1);
+  return end == std::string::npos ? "" : card.substr(at + 1, end - at - 1);
+}
+
 void LoadInto(ModelState& state, const std::string& path, at::Device device, at::ScalarType dtype, bool hooks) {
   if (!std::ifstream(path).good()) {
     throw Error(code::kModelNotFound, "no readable model file at '" + path + "'. Fix: check the path.");
@@ -89,11 +104,17 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
                                                    "is the denoiser.");
   }
   // Hooks go in before freezing: the pass needs the module tree to name the
-  // sites. A model the pass cannot handle still loads, without sites.
+  // sites. A model the pass cannot handle still loads, without sites (hook
+  // ops it inserted before failing return their input: no plan can name them).
   try {
-    if (hooks) state.sites = InsertAttentionHooks(state.module);
+    if (hooks) {
+      HookSites sites = InsertHooks(state.module, CardString(state.card, "timeEmbedding"));
+      state.sites = std::move(sites.attention);
+      state.moduleSites = std::move(sites.modules);
+    }
   } catch (const std::exception& e) {
     state.sites.clear();
+    state.moduleSites.clear();
     state.attentionPassError = e.what();
   }
   // Freezing folds parameters into the graph and inlines submodule calls.
@@ -112,53 +133,6 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
   }
 }
 
-HookAction ParseAction(const std::string& name) {
-  if (name == "identity") return HookAction::kIdentity;
-  if (name == "blur") return HookAction::kBlur;
-  if (name == "capture") return HookAction::kCapture;
-  throw Error(code::kInvalidArgument, "unknown hook action '" + name + "'. Use identity, blur or capture.");
-}
-
-// { batch, probe?, entries: [{ site, start, length, action, sigma?, gridHeight?, gridWidth? }] }
-std::shared_ptr<HookPlan> ParsePlan(const Napi::Value& value, const ModelState& state) {
-  if (!value.IsObject()) return nullptr;
-  Napi::Object object = value.As<Napi::Object>();
-  auto plan = std::make_shared<HookPlan>();
-  plan->batch = ToInt64(object.Get("batch"), "plan.batch");
-  if (plan->batch < 1) throw Error(code::kInvalidArgument, "plan.batch must be at least 1.");
-  plan->probe = object.Get("probe").ToBoolean().Value();
-  Napi::Value entries = object.Get("entries");
-  if (entries.IsUndefined()) return plan;
-  if (!entries.IsArray()) throw Error(code::kInvalidArgument, "plan.entries must be an array.");
-  Napi::Array list = entries.As<Napi::Array>();
-  for (uint32_t i = 0; i < list.Length(); ++i) {
-    if (!list.Get(i).IsObject()) throw Error(code::kInvalidArgument, "plan.entries[i] must be an object.");
-    Napi::Object item = list.Get(i).As<Napi::Object>();
-    HookEntry entry;
-    entry.site = ToInt64(item.Get("site"), "plan entry site");
-    entry.start = ToInt64(item.Get("start"), "plan entry start");
-    entry.length = ToInt64(item.Get("length"), "plan entry length");
-    entry.action = ParseAction(ToString(item.Get("action"), "plan entry action"));
-    if (entry.site < 0 || entry.site >= static_cast<int64_t>(state.sites.size())) {
-      throw Error(code::kInvalidArgument, "plan entry site " + std::to_string(entry.site) + " does not exist (the model has " +
-                                              std::to_string(state.sites.size()) + " attention sites).");
-    }
-    if (entry.start < 0 || entry.length < 1 || entry.start + entry.length > plan->batch) {
-      throw Error(code::kInvalidArgument, "plan entry slice [" + std::to_string(entry.start) + ", " +
-                                              std::to_string(entry.start + entry.length) + ") is outside the batch of " +
-                                              std::to_string(plan->batch) + ".");
-    }
-    if (entry.action == HookAction::kBlur) {
-      entry.sigma = ToDouble(item.Get("sigma"), "plan entry sigma");
-      entry.gridHeight = ToInt64(item.Get("gridHeight"), "plan entry gridHeight");
-      entry.gridWidth = ToInt64(item.Get("gridWidth"), "plan entry gridWidth");
-      if (!(entry.sigma > 0)) throw Error(code::kInvalidArgument, "blur sigma must be positive (or Infinity).");
-    }
-    plan->entries.push_back(entry);
-  }
-  return plan;
-}
-
 }  // namespace
 
 int64_t ModelWrap::LiveCount() { return g_liveModels.load(); }
@@ -171,6 +145,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                         InstanceMethod<&ModelWrap::Describe>("describe"),
                                         InstanceAccessor<&ModelWrap::Card>("card"),
                                         InstanceAccessor<&ModelWrap::AttentionSites>("attentionSites"),
+                                        InstanceAccessor<&ModelWrap::ModuleSites>("moduleSites"),
                                         InstanceAccessor<&ModelWrap::Device>("device"),
                                         InstanceAccessor<&ModelWrap::Dtype>("dtype"),
                                         InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
@@ -250,7 +225,8 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
     auto inputs = std::make_shared<std::vector<c10::IValue>>(
         InputsFromJs(env, method->function().getSchema(), info[1].As<Napi::Array>()));
     auto output = std::make_shared<c10::IValue>();
-    std::shared_ptr<HookPlan> plan = ParsePlan(info.Length() > 2 ? info[2] : env.Undefined(), *state);
+    std::shared_ptr<HookPlan> plan =
+        ParseHookPlan(info.Length() > 2 ? info[2] : env.Undefined(), state->sites.size(), state->moduleSites);
     return PromiseWorker::Start(
         env,
         [state, name, inputs, output, plan]() {
@@ -309,6 +285,15 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
             shapes.Set(shapes.Length(), pair);
           }
           withHooks.Set("shapes", shapes);
+          Napi::Array moduleShapes = Napi::Array::New(env);
+          for (const auto& [site, shape] : plan->moduleShapes) {
+            Napi::Array triple = Napi::Array::New(env, 3);
+            triple.Set(0u, Napi::Number::New(env, static_cast<double>(site)));
+            triple.Set(1u, FromShape(env, shape.output));
+            triple.Set(2u, FromShape(env, shape.input));
+            moduleShapes.Set(moduleShapes.Length(), triple);
+          }
+          withHooks.Set("moduleShapes", moduleShapes);
           return withHooks;
         });
   });
@@ -368,6 +353,22 @@ Napi::Value ModelWrap::AttentionSites(const Napi::CallbackInfo& info) {
       site.Set("id", static_cast<double>(state->sites[i].id));
       site.Set("path", state->sites[i].path);
       site.Set("kind", state->sites[i].kind);
+      sites.Set(static_cast<uint32_t>(i), site);
+    }
+    return sites;
+  });
+}
+
+Napi::Value ModelWrap::ModuleSites(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const auto& state = Checked();
+    Napi::Array sites = Napi::Array::New(env, state->moduleSites.size());
+    for (size_t i = 0; i < state->moduleSites.size(); ++i) {
+      Napi::Object site = Napi::Object::New(env);
+      site.Set("id", static_cast<double>(state->moduleSites[i].id));
+      site.Set("path", state->moduleSites[i].path);
+      site.Set("hasInput", state->moduleSites[i].hasInput);
       sites.Set(static_cast<uint32_t>(i), site);
     }
     return sites;

@@ -29,6 +29,7 @@ struct ModelState {
   int64_t parameterBytes = 0;
   std::atomic<int64_t> forwardCount{0};
   std::vector<AttentionSite> sites;  // found by the attention pass, ids = indices
+  std::vector<ModuleSite> moduleSites;  // module outputs tagged by the same pass, ids = indices
   std::string attentionPassError;    // why the pass was skipped, if it was
 };
 
@@ -45,11 +46,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static Napi::Value Load(const Napi::CallbackInfo& info);
 
   // call(method, inputs[], plan?) -> Promise<output>, or with a plan
-  // Promise<{ output, captures: [site, Tensor][], shapes: [site, number[]][] }>
+  // Promise<{ output, captures: [site, Tensor][], shapes: [site, number[]][],
+  //           moduleShapes: [site, output number[], input number[]][] }>
   Napi::Value Call(const Napi::CallbackInfo& info);
   Napi::Value Describe(const Napi::CallbackInfo& info);
   Napi::Value Card(const Napi::CallbackInfo& info);
   Napi::Value AttentionSites(const Napi::CallbackInfo& info);
+  Napi::Value ModuleSites(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value ForwardCount(const Napi::CallbackInfo& info);

@@ -11,6 +11,7 @@
 #include "instance_data.h"
 #include "js_convert.h"
 #include "promise_worker.h"
+#include "seeded_noise.h"
 
 namespace tg {
 
@@ -60,11 +61,6 @@ std::vector<uint64_t> SeedsOption(const Napi::Value& options, int64_t batch) {
   std::vector<uint64_t> result;
   for (uint32_t i = 0; i < seeds.Length(); ++i) result.push_back(ToSeed(seeds.Get(i), "seed[i]"));
   return result;
-}
-
-at::Tensor RandnFrom(uint64_t seed, at::IntArrayRef shape) {
-  at::Generator generator = at::detail::createCPUGenerator(seed);
-  return at::randn(shape, generator, at::TensorOptions().dtype(at::kFloat));
 }
 
 // A host tensor onto `device` (in `dtype`). For CUDA the bytes are staged in
@@ -223,15 +219,8 @@ Napi::Value TensorWrap::Randn(const Napi::CallbackInfo& info) {
     std::vector<uint64_t> seeds = SeedsOption(options, shape.empty() ? -1 : shape[0]);
     // Noise is drawn on the CPU in float32, then converted and moved: the same
     // seed gives the same noise on every device and in every dtype.
-    at::Tensor noise;
-    if (seeds.size() == 1 && !(options.As<Napi::Object>().Get("seed").IsArray())) {
-      noise = RandnFrom(seeds[0], shape);
-    } else {
-      std::vector<int64_t> row(shape.begin() + 1, shape.end());
-      std::vector<at::Tensor> rows;
-      for (uint64_t seed : seeds) rows.push_back(RandnFrom(seed, row));
-      noise = rows.empty() ? at::empty(shape, at::kFloat) : at::stack(rows);
-    }
+    bool perSample = options.As<Napi::Object>().Get("seed").IsArray();
+    at::Tensor noise = SeededNoise(seeds, perSample, shape);
     return Wrap(env, HostToDevice(noise, device, dtype.scalarType));
   });
 }

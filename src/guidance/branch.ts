@@ -4,7 +4,7 @@
  * keyed by a per-instance number.
  */
 import type { Model } from '../model.js';
-import type { Branch, BranchAttention, Degradation } from './types.js';
+import type { Branch, BranchAttention, BranchModule, Degradation } from './types.js';
 
 const modelIds = new WeakMap<Model, number>();
 let nextModelId = 1;
@@ -29,6 +29,11 @@ function attentionKey(attention: readonly BranchAttention[] | undefined): string
   return attention.map((a) => `${a.action}${a.action === 'blur' ? `(${a.sigma})` : ''}[${selectorKey(a.sites)}]`).join(',');
 }
 
+function modulesKey(modules: readonly BranchModule[] | undefined): string {
+  if (!modules || modules.length === 0) return '';
+  return modules.map((m) => `${m.action}${m.action === 'noise' ? `(${m.scale})` : ''}{${selectorKey(m.modules)}}`).join(',');
+}
+
 /**
  * `unconditional`: every sample has the null condition, so 'given' and
  * 'null' are the same branch.
@@ -50,16 +55,22 @@ export function branchKey(branch: Branch, unconditional: boolean): string {
     modelKey(branch.model),
     conditionKey(branch, unconditional),
     attentionKey(branch.attention),
+    modulesKey(branch.modules),
     inputKey(branch.degrade, unconditional),
   ].join(' ');
 }
 
-/** A short human label: `main(given)`, `main(given)+identity[mid.*]`, `guide(given)`, `main(null)@sag`. */
+/**
+ * A short human label: `main(given)`, `main(given)+identity[mid.*]`,
+ * `main(given)+noise(0.5){time_embed}`, `main(given)+skip{mid.attn}`, `guide(given)`, `main(null)@sag`.
+ */
 export function branchLabel(branch: Branch, unconditional: boolean, modelName: (m: Branch['model']) => string): string {
   const attention = attentionKey(branch.attention);
+  const modules = modulesKey(branch.modules);
   return (
     `${modelName(branch.model)}(${conditionKey(branch, unconditional)})` +
     (attention ? `+${attention}` : '') +
+    (modules ? `+${modules}` : '') +
     (branch.degrade ? `@${branch.degrade.kind}` : '')
   );
 }

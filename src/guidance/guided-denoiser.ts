@@ -7,8 +7,8 @@
  * ICG draws per evaluation) and the per-run state of non-linear terms.
  * Every intermediate tensor is disposed before predict() returns.
  */
-import { type Hook, planHooks } from '../attention.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { type Hook, planForward } from '../hooks.js';
 import type { Model } from '../model.js';
 import { Streams, mixSeed, uniformFromSeed } from '../samplers/seeds.js';
 import { type Tensor, cat, isTensor, randn, tensor } from '../tensor.js';
@@ -62,6 +62,7 @@ export class GuidedDenoiser {
       conditional: !options.unconditional,
       strategies: options.strategies,
       conditioning: options.main.conditioning.kind,
+      ...(options.main.card.timeEmbedding === undefined ? {} : { timeEmbedding: options.main.card.timeEmbedding }),
     };
     const terms = options.strategies.flatMap((s) => s.terms(context));
     const names = options.modelNames ?? new Map<Model, string>();
@@ -88,16 +89,18 @@ export class GuidedDenoiser {
   }
 
   /**
-   * Resolves a branch's site selectors (its attention perturbations, and a SAG
-   * degradation's captures on its source) against the model now, so that a
+   * Resolves a branch's site selectors (its attention and module
+   * perturbations, and a SAG degradation's captures on its source) against
+   * the model now, so that a
    * selector matching no site fails before any forward (a concurrent forward on
    * another model would otherwise still run), in explain() as in sample(), and
    * names the term rather than an internal hook index only.
    */
   #checkSites(term: Term, branch: Branch): void {
     const check = (model: Branch['model'], hook: Hook, what: string) => {
+      const { attentionSites, moduleSites } = this.#denoisers.get(modelKey(model))!.model;
       try {
-        planHooks([hook], this.#denoisers.get(modelKey(model))!.model.attentionSites, 1);
+        planForward([hook], attentionSites, moduleSites, 1);
       } catch (error) {
         if (!(error instanceof TorchGuidanceError)) throw error;
         throw new TorchGuidanceError(error.code, `${term.label}: its sites option (${what}) does not fit this model: ${error.message}`, { cause: error });
@@ -105,6 +108,9 @@ export class GuidedDenoiser {
     };
     for (const a of branch.attention ?? []) {
       check(branch.model, { sites: a.sites, action: a.action, ...(a.action === 'blur' ? { sigma: a.sigma } : {}) }, a.action);
+    }
+    for (const m of branch.modules ?? []) {
+      check(branch.model, m.action === 'noise' ? { ...m, seed: 0 } : m, m.action);
     }
     const degrade = branch.degrade;
     if (degrade?.kind === 'sag' && degrade.sites !== undefined) {
@@ -179,15 +185,7 @@ export class GuidedDenoiser {
             const conditions = this.#batchConditions(forward.branches.map((b) => b.branch), evaluation, owned);
             const { inputs, owned: scratch } = denoiser.inputs(repeated, info.sigma, conditions);
             owned.push(...scratch);
-            const hooks: Hook[] = forward.branches.flatMap((b, slice) =>
-              (b.branch.attention ?? []).map((a) => ({
-                sites: a.sites,
-                action: a.action,
-                ...(a.action === 'blur' ? { sigma: a.sigma } : {}),
-                start: slice * batch,
-                length: batch,
-              })),
-            );
+            const hooks: Hook[] = forward.branches.flatMap((b, slice) => this.#branchHooks(b.branch, slice * batch, batch, evaluation));
             for (const c of forward.captures) {
               hooks.push({ sites: c.sites, action: 'capture', self: true, start: c.slice * batch, length: batch });
             }
@@ -251,6 +249,27 @@ export class GuidedDenoiser {
     const denoised = guided === base ? base.clone() : guided;
     const renoise = plan.renoise === undefined ? undefined : results.get(plan.renoise)!.clone();
     return renoise ? { denoised, renoise } : { denoised };
+  }
+
+  /** One branch's attention and module hooks on its slice [start, start + length) of a batched forward. */
+  #branchHooks(branch: Branch, start: number, length: number, evaluation: number): Hook[] {
+    const hooks: Hook[] = (branch.attention ?? []).map((a) => ({
+      sites: a.sites,
+      action: a.action,
+      ...(a.action === 'blur' ? { sigma: a.sigma } : {}),
+      start,
+      length,
+    }));
+    for (const m of branch.modules ?? []) {
+      if (m.action === 'skip') {
+        hooks.push({ modules: m.modules, action: 'skip', start, length });
+      } else {
+        // Fresh noise per model evaluation, one seed per sample: batch-invariant.
+        const seed = this.#seeds.map((s) => mixSeed(s, Streams.moduleNoise + BigInt(evaluation)));
+        hooks.push({ modules: m.modules, action: 'noise', scale: m.scale, seed, start, length });
+      }
+    }
+    return hooks;
   }
 
   #grid(model: Model, path: string): [number, number] {

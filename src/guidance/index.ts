@@ -21,6 +21,8 @@ export {
 } from './strategies/sag.js';
 export { seg, segSchema, type SegOptions } from './strategies/seg.js';
 export { sims, simsSchema, type SimsOptions } from './strategies/sims.js';
+export { slg, slgSchema, type SlgOptions } from './strategies/slg.js';
+export { tsg, tsgSchema, type TsgOptions } from './strategies/tsg.js';
 export { defineStrategy } from './strategies/define.js';
 export { windowed, inWindow, windowSchema, type WindowOptions } from './options.js';
 export { Denoiser, type Scalings } from './denoiser.js';
@@ -29,6 +31,7 @@ export type {
   Branch,
   BranchAttention,
   BranchCondition,
+  BranchModule,
   Degradation,
   FinalizeContext,
   GuidedPrediction,

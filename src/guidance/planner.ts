@@ -7,9 +7,10 @@
  * 2. Stage 0 reads x; a degraded branch (SAG) reads its source's x0 and runs
  *    one stage later.
  * 3. Within a stage, branches on the same model and input form one forward:
- *    the input is repeated once per branch and each branch's attention
- *    perturbation (and SAG's capture) applies to its slice only. Forwards of
- *    one stage run concurrently.
+ *    the input is repeated once per branch and each branch's attention and
+ *    module perturbations (PAG, SEG, TSG's time-embedding noise, SLG's
+ *    skipped blocks; SAG's capture) apply to its slice only. Forwards of one
+ *    stage run concurrently.
  *
  * Pure: explain() shows the same plan the sampler executes.
  */

@@ -13,13 +13,24 @@ import type { SiteSelector } from '../attention.js';
 import type { Model } from '../model.js';
 import type { Tensor } from '../tensor.js';
 
-/** An attention perturbation of one branch: PAG's identity or SEG's query blur. */
+/** An attention perturbation of one branch: PAG's identity, SEG's query blur, or no attention at all (skip). */
 export interface BranchAttention {
   sites: SiteSelector;
-  action: 'identity' | 'blur';
+  action: 'identity' | 'blur' | 'skip';
   /** blur: sigma in grid cells (Infinity: every query is the mean query). */
   sigma?: number;
 }
+
+/**
+ * A module-output perturbation of one branch (see ModuleSite): skip the
+ * selected blocks (skip-layer guidance), or add scale · n to their output
+ * with n ~ N(0, I) (time-step guidance on the time embedding). The noise is
+ * drawn fresh per model evaluation from each sample's seed, so a sample's
+ * noise does not depend on its batch.
+ */
+export type BranchModule =
+  | { modules: SiteSelector; action: 'skip' }
+  | { modules: SiteSelector; action: 'noise'; scale: number };
 
 /**
  * The condition a branch sees: the requested one, the null condition, or an
@@ -51,6 +62,7 @@ export interface Branch {
   model: 'main' | Model;
   condition: BranchCondition;
   attention?: readonly BranchAttention[];
+  modules?: readonly BranchModule[];
   /** A second-stage branch: its input is `degrade`'s output instead of x. */
   degrade?: Degradation;
 }
@@ -93,6 +105,8 @@ export interface StrategyContext {
   strategies: readonly Strategy[];
   /** The main model's conditioning kind. */
   conditioning: 'none' | 'class' | 'tensor';
+  /** The main model card's module path of the time embedding, if it names one. */
+  timeEmbedding?: string;
 }
 
 export interface FinalizeContext extends StepInfo {

@@ -55,8 +55,14 @@ export interface NativeModelDescription {
 }
 
 export interface NativeModel {
-  call(method: string, inputs: unknown[], plan?: { batch: number; probe?: boolean; entries?: unknown[] }): Promise<unknown>;
+  call(
+    method: string,
+    inputs: unknown[],
+    plan?: { batch: number; probe?: boolean; entries?: unknown[]; modules?: unknown[] },
+  ): Promise<unknown>;
   readonly attentionSites: { id: number; path: string; kind: 'softmax' }[];
+  /** Module outputs the graph pass tagged; hasInput: the call has a tensor argument (skip needs one). */
+  readonly moduleSites: { id: number; path: string; hasInput: boolean }[];
   describe(): NativeModelDescription;
   readonly card: string | null;
   readonly device: ResolvedDevice;

@@ -29,4 +29,6 @@ export function sampleSeeds(seed: number | bigint, first: number, count: number)
 export const Streams = {
   stepNoise: 0x1000_0000n,
   randomCondition: 0x2000_0000n,
+  /** Module-output noise (time-step guidance's time-embedding noise). */
+  moduleNoise: 0x3000_0000n,
 } as const;

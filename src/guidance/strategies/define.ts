@@ -21,7 +21,7 @@ export function requireConditional(name: string, context: StrategyContext): void
     throw new TorchGuidanceError(
       ErrorCodes.INVALID_OPTION,
       `${name} contrasts conditions, but the model is unconditional (card conditioning 'none'). ` +
-        'Fix: use a condition-free method (pag, seg, sag, autoguidance, tsg).',
+        'Fix: use a condition-free method (pag, seg, sag, autoguidance, tsg, slg).',
     );
   }
 }

@@ -1,0 +1,24 @@
+// A forward's hook plan from its JS form (src/model.ts builds it):
+//
+//   { batch, probe?, entries?: [{ site, start, length, action, sigma?, gridHeight?, gridWidth? }],
+//     modules?: [{ site, start, length, action: 'noise' | 'skip', scale?, seed? }] }
+//
+// Checked here, on the main thread, so a bad plan fails before the forward is
+// queued.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <vector>
+
+#include "hook_plan.h"
+#include "module_pass.h"
+
+namespace tg {
+
+// Null when `value` is not an object (a forward without a plan).
+std::shared_ptr<HookPlan> ParseHookPlan(const Napi::Value& value, size_t attentionSites,
+                                        const std::vector<ModuleSite>& moduleSites);
+
+}  // namespace tg
