@@ -20,7 +20,7 @@ import { UsageError } from './usage-error.js';
 export const compareHelp = `Usage: torch-guidance compare [options]
 
 Samples the same seeds and classes with no guidance, CFG, PAG, SEG, SAG,
-autoguidance, SIMS, ICG, CFG + PAG and unconditional rows, and writes one
+autoguidance, SIMS, ICG, TSG, SLG, CFG + PAG and unconditional rows, and writes one
 labelled picture (<out>/compare.png) and a report (<out>/compare.md) with each
 row's settings, forward count, time and classifier agreement.
 

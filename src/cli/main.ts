@@ -6,8 +6,10 @@
  * 2 a usage error (unknown command or flag), 70 an unexpected failure.
  */
 import { isTorchGuidanceError } from '../errors.js';
+import { attentionCommand, attentionHelp } from './attention.js';
 import { compareCommand, compareHelp } from './compare.js';
 import { inspectCommand, inspectHelp } from './inspect.js';
+import { sampleCommand, sampleHelp } from './sample.js';
 import { UsageError } from './usage-error.js';
 
 const EXIT_USAGE = 2;
@@ -15,15 +17,19 @@ const EXIT_FAILURE = 1;
 const EXIT_INTERNAL = 70;
 
 const commands: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
+  attention: { help: attentionHelp, run: attentionCommand },
   compare: { help: compareHelp, run: compareCommand },
   inspect: { help: inspectHelp, run: inspectCommand },
+  sample: { help: sampleHelp, run: sampleCommand },
 };
 
 const mainHelp = `Usage: torch-guidance <command> [options]
 
 Commands:
+  attention            heat maps of the self-attention each site captures over the samples, and SAG's mask
   compare              every guidance method on the same seeds and classes: a labelled picture and a report
   inspect <model.pt>   the runtime (libtorch, CUDA, threads) and the model: card, methods, signatures
+  sample               guided samples as PNGs and/or .npz shards; resumable batch runs (--count 50000 --out dir)
 
 Run 'torch-guidance <command> --help' for a command's options.
 Exit codes: 0 success, 1 error (code printed), 2 usage error.`;
@@ -48,7 +54,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`torch-guidance ${name}: ${(error as Error).message}\n\n${command.help}`);
+      // The message names the flag; the full help would bury it, so point to it instead.
+      console.error(`torch-guidance ${name}: ${(error as Error).message}\nRun 'torch-guidance ${name} --help' for the options.`);
       return EXIT_USAGE;
     }
     if (isTorchGuidanceError(error)) {

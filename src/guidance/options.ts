@@ -14,7 +14,8 @@ export const nonNegativeScale = finite.refine((v) => v >= 0, 'must be at least 0
 export const windowSchema = z
   .object({
     sigmaMin: z.number().nonnegative().default(0),
-    sigmaMax: z.number().positive().default(Infinity),
+    // zod 4's number() refuses ±Infinity, and an open upper end is the natural way to write it.
+    sigmaMax: z.union([z.number().positive(), z.literal(Infinity)]).default(Infinity),
   })
   .strict()
   .refine((w) => w.sigmaMin < w.sigmaMax, { message: 'sigmaMin must be below sigmaMax', path: ['sigmaMin'] });
