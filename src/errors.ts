@@ -57,6 +57,9 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/** Marks instances across copies of this module (see Symbol.hasInstance below). */
+const BRAND = Symbol.for('torch-guidance.error');
+
 export class TorchGuidanceError extends Error {
   override readonly name = 'TorchGuidanceError';
   readonly code: ErrorCode;
@@ -64,6 +67,17 @@ export class TorchGuidanceError extends Error {
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /**
+   * `instanceof` by brand, not by prototype: when the package is loaded twice
+   * in one process (two installed copies, or a loader that instantiates the
+   * module again), the addon creates errors of whichever copy initialised it
+   * last, and a prototype check in the other copy would miss them.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 }
 

@@ -1,6 +1,25 @@
 import assert from 'node:assert/strict';
 
-import { liveHandles, loadModel, randn, tensor, type Tensor } from '../src/index.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import {
+  cfg,
+  decodePng,
+  explain,
+  imageGrid,
+  liveHandles,
+  loadModel,
+  pag,
+  randn,
+  sample,
+  tensor,
+  toImages,
+  writePng,
+  type Strategy,
+  type Tensor,
+} from '../src/index.js';
 
 
 /** Live tensors and models (jobs and threads are left out: a torch thread may still be finishing its hand-off). */
@@ -37,17 +56,13 @@ describe('README example', () => {
 
 describe('README guided-sampling examples', () => {
   it('sample() with cfg + pag writes a grid PNG and leaves no handle behind', async () => {
-    const { cfg, pag, sample, toImages, imageGrid, writePng, loadModel: load, decodePng } = await import('../src/index.js');
-    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'tg-readme-'));
     const before = handleCounts();
     try {
       const progress: number[] = [];
       {
         // ---- the README's example, with 3 steps on the CPU instead of 20 and the file in a temp folder ----
-        using model = await load('models/fashion-unet.pt', { device: 'cpu' });
+        using model = await loadModel('models/fashion-unet.pt', { device: 'cpu' });
         const result = await sample({
           model,
           guidance: [cfg({ scale: 3 }), pag({ scale: 3 })],
@@ -74,9 +89,7 @@ describe('README guided-sampling examples', () => {
   });
 
   it('a custom strategy plans as one forward of 3N with CFG and samples', async () => {
-    const { cfg, explain, sample, loadModel: load } = await import('../src/index.js');
-    type Strategy = import('../src/index.js').Strategy;
-    using model = await load('models/fixtures/tiny-unet.pt', { device: 'cpu' });
+    using model = await loadModel('models/fixtures/tiny-unet.pt', { device: 'cpu' });
     const before = handleCounts();
     // ---- the README's custom strategy, verbatim ----
     const perturbedNull = (scale: number): Strategy => ({
