@@ -1,0 +1,108 @@
+/**
+ * The sweep: which strategies, at which scales, conditional or with the
+ * null label. One place to change what the benchmark covers. Scales follow
+ * ../shared/design/guidance-methods.md (the papers' defaults) and reach past
+ * them on both sides so that each curve has a turning point.
+ */
+import { autoguidance, cfg, guidanceInterval, icg, pag, sag, seg, sims, type Model, type Strategy } from '../../src/index.js';
+
+export interface Models {
+  main: Model;
+  /** The weak model for autoguidance (models/fashion-unet-weak.pt). */
+  guide: Model;
+  /** The SIMS negative (models/fashion-unet-sims.pt). */
+  sims: Model;
+}
+
+/** The guidance interval of Kynkäänniemi et al. 2024 (EDM2's and SDXL's (0.28, 5.42]): CFG only for 0.28 < σ ≤ 5.42. */
+export const INTERVAL = { sigmaMin: 0.28, sigmaMax: 5.42 } as const;
+
+export interface Family {
+  /** Curve name in the tables and charts. */
+  name: string;
+  /** What the scale is: 'w' (CFG-like: 1 = no guidance) or 's' (added term: 0 = no guidance). */
+  scaleName: 'w' | 's' | null;
+  scales: readonly number[];
+  /** Scales in --quick mode. */
+  quickScales: readonly number[];
+  /** Samples with the null label (no class). */
+  unconditional: boolean;
+  strategies: (models: Models, scale: number) => Strategy[];
+  /** Model evaluations per sample and step, in main-model forwards (the weak guide at its relative cost, ~0.5). */
+  cost: number;
+}
+
+export interface Setting {
+  /** Unique, e.g. 'cfg w=3', 'null: pag s=3'. */
+  id: string;
+  family: Family;
+  /** The factory's scale; null for the unguided rows. */
+  scale: number | null;
+  /** Weight of the guidance term: w − 1 for w-scales, s for s-scales, 0 unguided (the charts' x axis: every curve starts at its unguided row). */
+  weight: number;
+  strategies: (models: Models) => Strategy[];
+}
+
+const WEAK_COST = 0.5;
+
+export const families: readonly Family[] = [
+  { name: 'none', scaleName: null, scales: [], quickScales: [], unconditional: false, strategies: () => [], cost: 1 },
+  { name: 'cfg', scaleName: 'w', scales: [1.25, 1.5, 2, 3, 5], quickScales: [1.5, 5], unconditional: false, strategies: (_, w) => [cfg({ scale: w })], cost: 2 },
+  {
+    name: 'cfg+interval',
+    scaleName: 'w',
+    scales: [2, 3, 5],
+    quickScales: [2],
+    unconditional: false,
+    strategies: (_, w) => [guidanceInterval({ scale: w, window: INTERVAL })],
+    // Inside the window 2N, outside N: 3 of 10 Euler Karras steps are inside.
+    cost: 1.3,
+  },
+  { name: 'pag', scaleName: 's', scales: [1, 3, 5], quickScales: [3], unconditional: false, strategies: (_, s) => [pag({ scale: s })], cost: 2 },
+  { name: 'seg', scaleName: 's', scales: [1, 3, 5], quickScales: [3], unconditional: false, strategies: (_, s) => [seg({ scale: s })], cost: 2 },
+  { name: 'sag', scaleName: 's', scales: [0.5, 1, 2], quickScales: [1], unconditional: false, strategies: (_, s) => [sag({ scale: s })], cost: 2 },
+  {
+    name: 'autoguidance',
+    scaleName: 'w',
+    scales: [1.5, 2, 3],
+    quickScales: [2],
+    unconditional: false,
+    strategies: ({ guide }, w) => [autoguidance({ guide, scale: w })],
+    cost: 1 + WEAK_COST,
+  },
+  { name: 'sims', scaleName: 's', scales: [0.5, 1, 2], quickScales: [1], unconditional: false, strategies: ({ sims: negative }, s) => [sims({ negative, scale: s })], cost: 2 },
+  { name: 'icg', scaleName: 'w', scales: [1.5, 2, 3], quickScales: [2], unconditional: false, strategies: (_, w) => [icg({ scale: w })], cost: 2 },
+  { name: 'null: none', scaleName: null, scales: [], quickScales: [], unconditional: true, strategies: () => [], cost: 1 },
+  { name: 'null: pag', scaleName: 's', scales: [1, 3], quickScales: [3], unconditional: true, strategies: (_, s) => [pag({ scale: s })], cost: 2 },
+  { name: 'null: seg', scaleName: 's', scales: [1, 3], quickScales: [3], unconditional: true, strategies: (_, s) => [seg({ scale: s })], cost: 2 },
+  { name: 'null: sag', scaleName: 's', scales: [0.5, 1], quickScales: [1], unconditional: true, strategies: (_, s) => [sag({ scale: s })], cost: 2 },
+];
+
+export function familyByName(name: string): Family {
+  const family = families.find((f) => f.name === name);
+  if (!family) throw new Error(`no family '${name}'`);
+  return family;
+}
+
+/** The unguided family a family's curve starts from. */
+export function baselineOf(family: Family): Family {
+  return familyByName(family.unconditional ? 'null: none' : 'none');
+}
+
+export function settingFor(family: Family, scale: number | null): Setting {
+  if (scale === null || family.scaleName === null) {
+    return { id: family.name, family, scale: null, weight: 0, strategies: () => [] };
+  }
+  return {
+    id: `${family.name} ${family.scaleName}=${scale}`,
+    family,
+    scale,
+    weight: family.scaleName === 'w' ? scale - 1 : scale,
+    strategies: (models) => family.strategies(models, scale),
+  };
+}
+
+/** Every setting of the sweep, in order. */
+export function sweep(quick: boolean): Setting[] {
+  return families.flatMap((f) => (f.scaleName === null ? [settingFor(f, null)] : (quick ? f.quickScales : f.scales).map((s) => settingFor(f, s))));
+}
