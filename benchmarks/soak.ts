@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 
-import { autoguidance, cfg, icg, liveHandles, loadModel, pag, runtimeInfo, sag, sample, seg, type Strategy } from '../src/index.js';
+import { autoguidance, cfg, icg, liveHandles, loadModel, pag, runtimeInfo, sag, sample, seg, type DeviceName, type Strategy } from '../src/index.js';
 
 const root = join(import.meta.dirname, '..');
 const argv = process.argv.slice(2);
@@ -23,7 +23,7 @@ const flag = (name: string, fallback: string) => {
 };
 const runs = Number(flag('runs', '500'));
 const modelPath = flag('model', 'models/fixtures/tiny-unet.pt');
-const device = flag('device', 'cpu');
+const device = flag('device', 'cpu') as DeviceName;
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) console.warn('soak: run with --expose-gc for steadier memory readings');
 

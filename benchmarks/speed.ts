@@ -26,6 +26,8 @@ import {
   sample,
   seg,
   sigmasFor,
+  type DeviceName,
+  type DenoiserCard,
   type Strategy,
 } from '../src/index.js';
 
@@ -36,7 +38,7 @@ const flag = (name: string, fallback: string) => {
   return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
 };
 const quick = argv.includes('--quick');
-const device = flag('device', 'cpu');
+const device = flag('device', 'cpu') as DeviceName;
 const batch = Number(flag('batch', '16'));
 const steps = Number(flag('steps', quick ? '6' : '20'));
 const runs = quick ? 2 : 5;
@@ -48,7 +50,7 @@ const modelPath = join(root, 'models', 'fashion-unet.pt');
 const guidePath = join(root, 'models', 'fashion-unet-weak.pt');
 const model = await loadModel(modelPath, { device });
 const guide = await loadModel(guidePath, { device });
-const sigmas = sigmasFor({ kind: 'karras', rho: 7 }, steps, noiseScheduleFromCard(model.card));
+const sigmas = sigmasFor({ kind: 'karras', rho: 7 }, steps, noiseScheduleFromCard(model.card as DenoiserCard));
 
 interface Row {
   name: string;

@@ -79,7 +79,7 @@ export async function writeReport(results: Results, outDir: string, previews?: P
     });
     if (rows.length) {
       const file = `quality${suffix}-best.png`;
-      const rgb = labelledRows(rows, { scale: 2, title: `Each strategy's best setting by FD, seed set A: samples 0-${rows[0]!.images.length - 1} (classes 0-9; none for null labels)` });
+      const rgb = labelledRows(rows, { scale: 2, title: `Best by FD (seed set A), samples 0-${rows[0]!.images.length - 1}` });
       // Everything is gray: store one channel (a third of the bytes).
       const gray = new Uint8Array(rgb.width * rgb.height);
       for (let i = 0; i < gray.length; i++) gray[i] = rgb.data[i * 3]!;

@@ -6,15 +6,15 @@
  *   npx tsx benchmarks/quality/run.ts [--quick] [--n N] [--steps S] [--sampler euler|ddim]
  *                                     [--batch B] [--resume] [--from FILE] [--out DIR]
  *
- * Writes benchmarks/results/quality.md (quality-quick.md with --quick), its
- * charts (quality-<metric>.png), a picture of each strategy's best setting
- * and the raw numbers (quality.json). Intermediate results go to
+ * Writes benchmarks/results/quality.md, its charts (quality-<metric>.png), a
+ * picture of each strategy's best setting and the raw numbers (quality.json);
+ * --quick writes quality-quick.* to out/quality-quick/ instead (--out DIR). Intermediate results go to
  * benchmarks/quality/cache/ (gitignored): --resume continues an interrupted
  * run with the same options; --from redraws the report from a cached run.
  * Not part of `npm test`; test/quality-metrics.test.ts checks the metrics.
  *
  * Defaults: N = 400 samples per setting, Euler 10 steps, batch 200; --quick:
- * N = 60, 6 steps, one or two scales per strategy. Threads are the
+ * N = 40, 6 steps, one or two scales per strategy. Threads are the
  * package's (TORCH_GUIDANCE_INTRAOP_THREADS, default all cores); on a
  * machine shared with other jobs 1 can be faster. Metrics do not depend on it.
  */
@@ -46,7 +46,7 @@ const { values } = parseArgs({
     batch: { type: 'string' },
     resume: { type: 'boolean', default: false },
     from: { type: 'string' },
-    out: { type: 'string', default: join(root, 'benchmarks', 'results') },
+    out: { type: 'string' },
   },
 });
 const quick = values.quick;
@@ -56,7 +56,7 @@ const positive = (value: string | undefined, fallback: number, flag: string) => 
   return n;
 };
 /** Defaults sized for about 45 minutes on the 2-core build machine (see notes/issue-7-benchmarks.md). */
-const n = positive(values.n, quick ? 60 : 400, '--n');
+const n = positive(values.n, quick ? 40 : 400, '--n');
 if (n % 10 !== 0 || n < 20) throw new Error(`--n must be a multiple of 10 and at least 20 (class-balanced), got ${n}`);
 const steps = positive(values.steps, quick ? 6 : 10, '--steps');
 if (values.sampler !== 'euler' && values.sampler !== 'ddim') throw new Error(`--sampler must be euler or ddim, got '${values.sampler}'`);
@@ -64,8 +64,6 @@ const sampler: SamplerChoice = { name: values.sampler, steps };
 const batchSize = positive(values.batch, Math.min(n, 200), '--batch');
 const K = 3;
 const SEEDS = { a: 0, b: 1_000_000 };
-const outDir = values.out;
-mkdirSync(outDir, { recursive: true });
 
 const modelPaths = {
   main: 'models/fashion-unet.pt',
@@ -101,6 +99,9 @@ function previewsOf(progress: Progress) {
 async function render(progress: Progress): Promise<void> {
   const results: Results = { meta: progress.meta!, settings: progress.settings };
   const suffix = results.meta.quick ? '-quick' : '';
+  // Smoke runs stay out of benchmarks/results (out/ is gitignored).
+  const outDir = values.out ?? join(root, ...(results.meta.quick ? ['out', 'quality-quick'] : ['benchmarks', 'results']));
+  mkdirSync(outDir, { recursive: true });
   writeJson(join(outDir, `quality${suffix}.json`), results);
   const path = await writeReport(results, outDir, previewsOf(progress));
   console.log(`wrote ${relative(process.cwd(), path)}`);
@@ -136,9 +137,9 @@ async function measureStepCost(): Promise<number> {
   using x = randn([batchSize, 1, 28, 28], { seed: 1 });
   using t = tensor(new Float32Array(batchSize).fill(500), [batchSize]);
   using label = tensor(BigInt64Array.from({ length: batchSize }, (_, i) => BigInt(i % 10)), [batchSize]);
-  (await models.main.forward<Tensor>(x, t, label)).dispose();
+  for (let i = 0; i < 2; i++) (await models.main.forward<Tensor>(x, t, label)).dispose(); // warm-up
   const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
     (await models.main.forward<Tensor>(x, t, label)).dispose();
     times.push(performance.now() - t0);
