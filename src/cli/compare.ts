@@ -5,10 +5,11 @@
  * the requested class). The package's main job (`npm start`).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { writeBytesAtomic } from '../io/atomic.js';
 import { labelledRows, toImages, writePng, type LabelledRow } from '../image/index.js';
 import { loadModel, type Model } from '../model.js';
 import { runtimeInfo } from '../runtime.js';
@@ -68,12 +69,6 @@ async function agreement(classifier: Model, images: Tensor, labels: readonly (nu
     if (best === label) agree++;
   });
   return { agree, of };
-}
-
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const temporary = `${path}.tmp-${process.pid}`;
-  await writeFile(temporary, data);
-  await rename(temporary, path);
 }
 
 export async function compareCommand(argv: string[]): Promise<void> {
@@ -170,7 +165,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
       `Total: ${((performance.now() - started) / 1000).toFixed(1)} s.`,
       '',
     ].join('\n');
-    await writeAtomic(join(outDir, 'compare.md'), md);
+    await writeBytesAtomic(join(outDir, 'compare.md'), new TextEncoder().encode(md));
     console.log(`wrote ${relative(process.cwd(), png)} and ${relative(process.cwd(), join(outDir, 'compare.md'))} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
   } finally {
     guide?.dispose();

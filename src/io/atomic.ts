@@ -76,15 +76,19 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Removes temporary files left in `dir` by an interrupted write (this module's or writePng's); returns their names. */
-export async function removeTempFiles(dir: string): Promise<string[]> {
-  let names: string[];
+/** The names in `dir`, or none when it does not exist yet. */
+export async function readdirIfExists(dir: string): Promise<string[]> {
   try {
-    names = await readdir(dir);
+    return await readdir(dir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
+}
+
+/** Removes temporary files left in `dir` by an interrupted write (this module's or writePng's); returns their names. */
+export async function removeTempFiles(dir: string): Promise<string[]> {
+  const names = await readdirIfExists(dir);
   const stale = names.filter(isTempFile);
   await Promise.all(stale.map((name) => unlink(join(dir, name)).catch(() => undefined)));
   return stale.map((name) => basename(name));

@@ -11,10 +11,10 @@
  * whole or absent; a resume re-checks each shard (entries, shapes, CRCs,
  * PNG headers) and redoes any that is missing or incomplete.
  */
-import { open, readFile, readdir, stat, unlink } from 'node:fs/promises';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { removeTempFiles, writeBytesAtomic } from './atomic.js';
+import { readdirIfExists, removeTempFiles, writeBytesAtomic } from './atomic.js';
 import { type NpzArray, checkNpzCrc, readNpzData, readNpzEntries, writeNpz } from './npz.js';
 
 export const MANIFEST = 'manifest.json';
@@ -264,13 +264,7 @@ export async function checkMerged(dir: string, plan: ShardPlan, geometry: ImageG
 
 /** Names in `dir` that a run writes, to tell a run directory from an unrelated one. */
 export async function runFilesIn(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
+  const names = await readdirIfExists(dir);
   return names.filter((n) => n === MANIFEST || n === MERGED || n === PNG_DIR || /^shard-\d+\.npz$/.test(n));
 }
 
