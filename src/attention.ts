@@ -22,7 +22,7 @@ export interface AttentionSite {
   id: number;
   /** The module path, as PyTorch's named_modules() names it (`mid.attn`; `#1` for a second site in a module). */
   path: string;
-  kind: 'softmax';
+  kind: 'softmax' | 'sdpa';
   /** Query and key counts equal; null when the model could not be probed. */
   selfAttention: boolean | null;
   /** Query and key token counts; null when not probed. */
@@ -150,7 +150,7 @@ export function planHooks(
  * left unknown rather than guessed.
  */
 export function siteFromProbe(
-  base: { id: number; path: string; kind: 'softmax' },
+  base: { id: number; path: string; kind: 'softmax' | 'sdpa' },
   logitsShape: readonly number[] | undefined,
   spatial: readonly [number, number] | undefined,
 ): AttentionSite {

@@ -1,4 +1,6 @@
-import { binaryPath, buildInfo, native, type NativeRuntimeInfo } from './native/binding.js';
+import { binaryPath, buildInfo, native, type CudaMemory, type NativeRuntimeInfo } from './native/binding.js';
+
+export type { CudaMemory } from './native/binding.js';
 
 export interface RuntimeInfo extends NativeRuntimeInfo {
   /** The .node file this process loaded. */
@@ -22,4 +24,14 @@ export function runtimeInfo(): RuntimeInfo {
  */
 export function liveHandles(): { tensors: number; models: number; jobs: number; torchThreads: number } {
   return native.liveHandles();
+}
+
+/**
+ * The CUDA caching allocator's byte counts for device `index` (as
+ * torch.cuda.memory_allocated / max_memory_allocated / memory_reserved give
+ * them), or null where there is no such device or this build cannot read
+ * them. `resetPeak` starts a new peak after reading, to measure one run.
+ */
+export function cudaMemory(index = 0, { resetPeak = false }: { resetPeak?: boolean } = {}): CudaMemory | null {
+  return native.cudaMemory(index, resetPeak);
 }

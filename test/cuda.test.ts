@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { cfg, liveHandles, loadModel, pag, randn, runtimeInfo, sag, sample, seg, tensor, type Tensor } from '../src/index.js';
+import { cfg, cudaMemory, liveHandles, loadModel, pag, randn, runtimeInfo, sag, sample, seg, tensor, type Tensor } from '../src/index.js';
 import { repoRoot } from './helpers/python.js';
 import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
 
@@ -118,5 +118,21 @@ describe(`CUDA${reason}`, () => {
       concurrent[i]!.dispose();
     }
     for (const row of inputs) for (const h of row) h.dispose();
+  });
+
+  cudaIt('cudaMemory follows a tensor\'s allocation and release on the device', async () => {
+    const stats = cudaMemory(0);
+    assert.ok(stats, 'this CUDA build reads the caching allocator (TORCH_GUIDANCE_CUDA_MEMORY_STATS)');
+    const bytes = 16 * 2 ** 20;
+    cudaMemory(0, { resetPeak: true });
+    const before = cudaMemory(0)!;
+    const t = randn([bytes / 4], { seed: 1, device: 'cuda' });
+    await t.toArray(); // the allocation has happened once the data is back
+    const during = cudaMemory(0)!;
+    t.dispose();
+    const after = cudaMemory(0)!;
+    assert.ok(during.allocated - before.allocated >= bytes, `allocated grew by ${during.allocated - before.allocated}`);
+    assert.ok(during.peakAllocated >= during.allocated && during.reserved >= during.allocated);
+    assert.ok(during.allocated - after.allocated >= bytes, `allocated fell by ${during.allocated - after.allocated}`);
   });
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { buildInfoPath, loadBinary } from '../scripts/binary-candidates.mjs';
 import { config } from '../src/config.js';
-import { liveHandles, runtimeInfo } from '../src/index.js';
+import { cudaMemory, liveHandles, runtimeInfo } from '../src/index.js';
 import { pythonTorchVersion, repoRoot } from './helpers/python.js';
 
 describe('runtime', () => {
@@ -24,6 +24,11 @@ describe('runtime', () => {
     assert.equal(info.cudaAvailable, info.cudaDevices.length > 0);
     if (!info.builtWithCuda) assert.equal(info.cudaAvailable, false);
     assert.equal(info.build.cuda, info.builtWithCuda);
+  });
+
+  it('has no CUDA memory to report for a device that does not exist', () => {
+    assert.equal(cudaMemory(runtimeInfo().cudaDevices.length), null);
+    assert.equal(cudaMemory(-1), null);
   });
 
   it('applies the thread settings decided at init', () => {

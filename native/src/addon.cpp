@@ -13,6 +13,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New<Init>(env, "init"));
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("liveHandles", Napi::Function::New<LiveHandles>(env, "liveHandles"));
+  exports.Set("cudaMemory", Napi::Function::New<CudaMemory>(env, "cudaMemory"));
   exports.Set("prepareExit", Napi::Function::New<PrepareExitJs>(env, "prepareExit"));
   return exports;
 }

@@ -9,6 +9,7 @@
 #include "graph_paths.h"
 #include "hook_plan.h"
 #include "module_pass.h"
+#include "sdpa.h"
 
 namespace tg {
 
@@ -23,12 +24,21 @@ const c10::Symbol kSoftmaxInternal = c10::Symbol::fromQualString("aten::_softmax
 
 bool IsSoftmax(const Node* node) { return node->kind() == kSoftmax || node->kind() == kSoftmaxInternal; }
 
-// Step 1: the module path of every softmax, in the order Inline() will lay
+bool IsSdpa(const Node* node) {
+  static const c10::Symbol kSdpa = c10::Symbol::fromQualString(SdpaOpName());
+  return node->kind() == kSdpa;
+}
+
+// A node that may be an attention site: every SDPA, and softmaxes (which
+// FeedsAttentionProduct sorts out later, after inlining).
+bool IsCandidate(const Node* node) { return IsSoftmax(node) || IsSdpa(node); }
+
+// Step 1: the module path of every candidate, in the order Inline() will lay
 // them out (depth first, in program order, nested blocks in place).
 void CollectPaths(Block* block, Value* self, const std::string& prefix, std::vector<std::string>& paths) {
   for (Node* node : block->nodes()) {
     for (Block* nested : node->blocks()) CollectPaths(nested, self, prefix, paths);
-    if (IsSoftmax(node)) {
+    if (IsCandidate(node)) {
       paths.push_back(prefix);
     } else if (node->kind() == c10::prim::CallMethod) {
       Value* module = node->input(0);
@@ -49,10 +59,10 @@ void CollectPaths(Block* block, Value* self, const std::string& prefix, std::vec
   }
 }
 
-void CollectSoftmaxes(Block* block, std::vector<Node*>& nodes) {
+void CollectCandidates(Block* block, std::vector<Node*>& nodes) {
   for (Node* node : block->nodes()) {
-    for (Block* nested : node->blocks()) CollectSoftmaxes(nested, nodes);
-    if (IsSoftmax(node)) nodes.push_back(node);
+    for (Block* nested : node->blocks()) CollectCandidates(nested, nodes);
+    if (IsCandidate(node)) nodes.push_back(node);
   }
 }
 
@@ -100,6 +110,33 @@ void Wrap(Node* softmax, int64_t site) {
   }
 }
 
+// Follows an SDPA node with guidance::attn_sdpa(out, q, k, v, mask, causal,
+// scale, site), its arguments taken by name where the node has a schema
+// (2.0 has no `scale`: None).
+void WrapSdpa(Node* sdpa, int64_t site) {
+  static const c10::Symbol kSdpaHook = c10::Symbol::fromQualString(HookNamespace() + "::attn_sdpa");
+  torch::jit::Graph* graph = sdpa->owningGraph();
+  torch::jit::WithInsertPoint guard(sdpa->next());
+  const c10::FunctionSchema* schema = sdpa->maybeSchema();
+  auto argument = [&](const char* name, size_t position, const c10::IValue& absent) -> Value* {
+    c10::optional<int> index = schema ? schema->argumentIndexWithName(name) : c10::optional<int>(position);
+    if (index && static_cast<size_t>(*index) < sdpa->inputs().size()) return sdpa->input(*index);
+    return graph->insertConstant(absent);
+  };
+  std::vector<Value*> inputs{sdpa->output(),
+                             argument("query", 0, c10::IValue()),
+                             argument("key", 1, c10::IValue()),
+                             argument("value", 2, c10::IValue()),
+                             argument("attn_mask", 3, c10::IValue()),
+                             argument("is_causal", 5, c10::IValue(false)),
+                             argument("scale", 6, c10::IValue()),
+                             graph->insertConstant(site)};
+  Node* hook = graph->insertNode(graph->create(kSdpaHook, inputs));
+  hook->output()->setType(sdpa->output()->type());
+  hook->copyMetadata(sdpa);
+  sdpa->output()->replaceAllUsesAfterNodeWith(hook, hook->output());
+}
+
 }  // namespace
 
 HookSites InsertHooks(torch::jit::Module& module, const std::string& timeEmbedding) {
@@ -111,25 +148,31 @@ HookSites InsertHooks(torch::jit::Module& module, const std::string& timeEmbeddi
   std::vector<std::string> paths;
   CollectPaths(graph->block(), graph->inputs()[0], "", paths);
   // Inlines from the same unoptimised graphs CollectPaths walked, so the k-th
-  // softmax below is the k-th one named above; tags module outputs on the way.
+  // candidate below is the k-th one named above; tags module outputs on the way.
   result.modules = InlineWithModuleHooks(*graph, timeEmbedding);
-  std::vector<Node*> softmaxes;
-  CollectSoftmaxes(graph->block(), softmaxes);
-  if (softmaxes.size() != paths.size()) {
-    throw Error(code::kNative, "attention pass: found " + std::to_string(paths.size()) + " softmax calls but " +
-                                   std::to_string(softmaxes.size()) + " after inlining; please report this model.");
+  std::vector<Node*> candidates;
+  CollectCandidates(graph->block(), candidates);
+  if (candidates.size() != paths.size()) {
+    throw Error(code::kNative, "attention pass: found " + std::to_string(paths.size()) + " softmax or SDPA calls but " +
+                                   std::to_string(candidates.size()) + " after inlining; please report this model.");
   }
 
   std::vector<AttentionSite>& sites = result.attention;
   std::map<std::string, int> perPath;
-  for (size_t i = 0; i < softmaxes.size(); ++i) {
-    if (!FeedsAttentionProduct(softmaxes[i]->output())) continue;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    Node* node = candidates[i];
+    const bool sdpa = IsSdpa(node);
+    if (!sdpa && !FeedsAttentionProduct(node->output())) continue;
     AttentionSite site;
     site.id = static_cast<int64_t>(sites.size());
     int seen = perPath[paths[i]]++;
     site.path = seen == 0 ? paths[i] : paths[i] + "#" + std::to_string(seen);
-    site.kind = "softmax";
-    Wrap(softmaxes[i], site.id);
+    site.kind = sdpa ? "sdpa" : "softmax";
+    if (sdpa) {
+      WrapSdpa(node, site.id);
+    } else {
+      Wrap(node, site.id);
+    }
     sites.push_back(site);
   }
   return result;

@@ -1,6 +1,7 @@
-// The attention pass: finds every softmax attention site in a module's
-// forward and wraps it in hook ops, so that a forward can swap, blur or
-// capture attention per batch slice (TorchScript has no forward hooks).
+// The attention pass: finds every attention site in a module's forward
+// (softmax attention written out, and fused aten::scaled_dot_product_attention)
+// and wraps it in hook ops, so that a forward can swap, blur or capture
+// attention per batch slice (TorchScript has no forward hooks).
 //
 // Runs on the unfrozen module, before torch::jit::freeze:
 //   1. walks forward and every method it calls, in program order, naming each
@@ -10,10 +11,11 @@
 //      module;
 //   2. inlines forward in place (the same program order; module_pass.h, which
 //      also wraps module outputs in guidance::module_out), pairs the k-th
-//      softmax with the k-th named site, and inserts
-//      guidance::attn_logits before and guidance::attn_probs after it.
+//      candidate with the k-th named site, and inserts
+//      guidance::attn_logits before and guidance::attn_probs after a
+//      softmax, guidance::attn_sdpa after an SDPA node (hook_ops.cpp).
 // A softmax counts as attention when its result is the left operand of a
-// matmul, bmm or einsum (through dropout or a dtype cast).
+// matmul, bmm or einsum (through dropout or a dtype cast); every SDPA does.
 #pragma once
 
 #include <torch/script.h>
@@ -28,7 +30,7 @@ namespace tg {
 struct AttentionSite {
   int64_t id = 0;
   std::string path;  // module path, as named_modules() names it
-  std::string kind;  // "softmax"
+  std::string kind;  // "softmax" or "sdpa"
 };
 
 struct HookSites {

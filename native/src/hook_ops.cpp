@@ -7,6 +7,12 @@
 // Both take the site's tensor of shape [B * R, ..., Nq, Nk] (R rows per
 // sample: the heads, whether folded into the batch axis or kept apart), view
 // it as [B, R', Nq, Nk] and change only the planned samples' rows.
+//
+// guidance::attn_sdpa follows a fused aten::scaled_dot_product_attention
+// node, which never materialises the probabilities: it takes the op's output
+// and inputs, and recomputes only the planned slices (identity: the values;
+// blur: the op itself on blurred queries, as SEG blurs them), so the other
+// samples keep the op's own result, bit for bit.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
@@ -15,6 +21,7 @@
 #include "errors.h"
 #include "hook_plan.h"
 #include "module_hook_op.h"
+#include "sdpa.h"
 
 namespace tg {
 
@@ -101,6 +108,69 @@ at::Tensor AttnProbs(const at::Tensor& x, int64_t site) {
   return result;
 }
 
+
+// Rows [start, start + length) of an SDPA call's batch-major arguments; a key,
+// value broadcast over the batch (leading size 1) is kept whole.
+SdpaArgs SliceRows(const SdpaArgs& args, int64_t start, int64_t length) {
+  auto rows = [&](const at::Tensor& t) { return t.size(0) == args.query.size(0) ? t.narrow(0, start, length) : t; };
+  SdpaArgs slice = args;
+  slice.query = args.query.narrow(0, start, length);
+  slice.key = rows(args.key);
+  slice.value = rows(args.value);
+  if (args.mask) {
+    std::vector<int64_t> logits = args.query.sizes().vec();
+    logits.back() = args.key.size(-2);
+    slice.mask = args.mask->expand(logits).narrow(0, start, length);
+  }
+  return slice;
+}
+
+at::Tensor AttnSdpa(const at::Tensor& out, const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                    const c10::optional<at::Tensor>& mask, bool causal, c10::optional<double> scale, int64_t site) {
+  HookPlan* plan = t_plan;
+  if (plan == nullptr) return out;
+  const int64_t queries = query.size(-2), keys = key.size(-2);
+  if (plan->probe) {
+    std::vector<int64_t> logits = query.sizes().vec();
+    logits.back() = keys;
+    plan->shapes[site].logits = logits;
+  }
+  const SdpaArgs args{query, key, value, mask, causal, scale};
+  at::Tensor result = out;
+  bool copied = false;
+  for (const HookEntry& entry : plan->entries) {
+    if (entry.site != site) continue;
+    TORCH_CHECK(query.dim() >= 3 && query.size(0) % plan->batch == 0, "attention queries of shape ", query.sizes(),
+                " have no batch axis of a multiple of ", plan->batch);
+    const int64_t rows = query.size(0) / plan->batch;
+    SdpaArgs slice = SliceRows(args, entry.start * rows, entry.length * rows);
+    if (entry.action == HookAction::kCapture) {
+      plan->captures[site] =
+          SdpaProbabilities(slice).reshape({entry.length, -1, queries, keys}).mean(1).to(query.scalar_type());
+      continue;
+    }
+    at::Tensor replacement;
+    if (entry.action == HookAction::kIdentity) {
+      TORCH_CHECK(queries == keys, "identity needs self-attention (Nq == Nk), got ", queries, " queries and ", keys,
+                  " keys");
+      replacement = RepeatHeads(slice.value, slice.query);
+    } else {
+      at::Tensor flat = slice.query.reshape({-1, queries, query.size(-1)});
+      slice.query = BlurQueries(flat, entry, entry.sigma).reshape(slice.query.sizes());
+      slice.key = RepeatHeads(slice.key, slice.query);
+      slice.value = RepeatHeads(slice.value, slice.query);
+      replacement = CallSdpa(slice);
+    }
+    if (!copied) {
+      result = out.clone(at::MemoryFormat::Contiguous);
+      copied = true;
+    }
+    at::Tensor target = result.narrow(0, entry.start * rows, entry.length * rows);
+    target.copy_(replacement.expand_as(target));
+  }
+  return result;
+}
+
 }  // namespace
 
 HookPlan* ThreadHookPlan() { return t_plan; }
@@ -127,6 +197,11 @@ std::string RegisterOnce() {
     library->def("attn_probs(Tensor(a) x, int site) -> Tensor(a)", &AttnProbs);
     // `input` is only read (copied from), never returned: no alias annotation.
     library->def("module_out(Tensor(a) x, Tensor input, int site) -> Tensor(a)", &ModuleOut);
+    library->def(
+        "attn_sdpa(Tensor(a) out, Tensor query, Tensor key, Tensor value, Tensor? mask, bool causal, float? scale, "
+        "int site) -> Tensor(a)",
+        &AttnSdpa);
+    RegisterSdpaPolyfill();
     return ns;
   }
 }

@@ -14,6 +14,9 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info);
 // { tensors, models, jobs, torchThreads }: handles alive, native jobs
 // running, torch threads started.
 Napi::Value LiveHandles(const Napi::CallbackInfo& info);
+// cudaMemory(index, resetPeak) -> { allocated, peakAllocated, reserved } | null
+// (cuda_memory.cpp).
+Napi::Value CudaMemory(const Napi::CallbackInfo& info);
 // prepareExit(): see PrepareExit in inflight.h.
 Napi::Value PrepareExitJs(const Napi::CallbackInfo& info);
 

@@ -21,6 +21,16 @@ export interface CudaDeviceInfo {
   computeCapability?: string;
 }
 
+/** The CUDA caching allocator's counts for one device, in bytes. */
+export interface CudaMemory {
+  /** Bytes in live tensors (torch.cuda.memory_allocated). */
+  allocated: number;
+  /** The most bytes in live tensors since the last reset (torch.cuda.max_memory_allocated). */
+  peakAllocated: number;
+  /** Bytes the allocator holds from the driver, in use or cached (torch.cuda.memory_reserved). */
+  reserved: number;
+}
+
 export interface NativeRuntimeInfo {
   torchVersion: string;
   torchSource: string;
@@ -60,7 +70,7 @@ export interface NativeModel {
     inputs: unknown[],
     plan?: { batch: number; probe?: boolean; entries?: unknown[]; modules?: unknown[] },
   ): Promise<unknown>;
-  readonly attentionSites: { id: number; path: string; kind: 'softmax' }[];
+  readonly attentionSites: { id: number; path: string; kind: 'softmax' | 'sdpa' }[];
   /** Module outputs the graph pass tagged; hasInput: the call has a tensor argument (skip needs one). */
   readonly moduleSites: { id: number; path: string; hasInput: boolean }[];
   describe(): NativeModelDescription;
@@ -93,6 +103,7 @@ export interface NativeBinding {
   }): NativeRuntimeInfo;
   runtimeInfo(): NativeRuntimeInfo;
   liveHandles(): { tensors: number; models: number; jobs: number; torchThreads: number };
+  cudaMemory(index: number, resetPeak: boolean): CudaMemory | null;
   prepareExit(): void;
 }
 

@@ -49,7 +49,7 @@ export function pythonTorchVersion(): string {
 }
 
 /**
- * Runs a reference script `test/reference/<script>` as `script SPEC.json OUT.bin`:
+ * Runs a reference script `test/reference/<script>` as `script [...leadingArgs] SPEC.json OUT.bin`:
  * each entry of `files` is written raw to a temporary file whose path replaces
  * it in the spec. Returns OUT.bin and OUT.bin.captures as float32.
  * JSON has no Infinity: it is sent as the string "inf" (Python's float() reads it).
@@ -58,6 +58,7 @@ export function runReference(
   script: string,
   spec: Record<string, unknown>,
   files: Record<string, ArrayBufferView>,
+  leadingArgs: readonly string[] = [],
 ): { output: Float32Array; captures: Float32Array } {
   const dir = mkdtempSync(join(tmpdir(), 'tg-ref-'));
   try {
@@ -69,7 +70,7 @@ export function runReference(
     const specPath = join(dir, 'spec.json');
     writeFileSync(specPath, JSON.stringify({ ...spec, ...paths }, (_, v) => (v === Infinity ? 'inf' : v)));
     const out = join(dir, 'out.bin');
-    execFileSync(python, [join(repoRoot, 'test', 'reference', script), specPath, out], { stdio: 'pipe' });
+    execFileSync(python, [join(repoRoot, 'test', 'reference', script), ...leadingArgs, specPath, out], { stdio: 'pipe' });
     const read = (path: string) => {
       const bytes = readFileSync(path);
       return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
