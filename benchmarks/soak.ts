@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 
-import { autoguidance, cfg, icg, liveHandles, loadModel, pag, runtimeInfo, sag, sample, seg, type DeviceName, type Strategy } from '../src/index.js';
+import { autoguidance, cfg, cudaMemory, icg, liveHandles, loadModel, pag, runtimeInfo, sag, sample, seg, type DeviceName, type Strategy } from '../src/index.js';
 
 const root = join(import.meta.dirname, '..');
 const argv = process.argv.slice(2);
@@ -33,6 +33,9 @@ const rotation: Strategy[][] = [[], [cfg()], [pag()], [seg({ sigma: 2 })], [sag(
 const samplers = ['euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'ddim'] as const;
 
 const warmup = Math.max(1, Math.floor(runs / 10));
+// On CUDA: the caching allocator's bytes in live tensors and its reserve, after each run.
+const cudaIndex = device.startsWith('cuda') ? Number(device.split(':')[1] ?? 0) : -1;
+const gpu = { afterWarmup: 0, maxAllocated: 0, minAllocated: Infinity, reservedAfterWarmup: 0, maxReserved: 0 };
 const handlesAtStart = liveHandles();
 let rssAfterWarmup = 0;
 let maxRss = 0;
@@ -59,6 +62,18 @@ for (let i = 0; i < runs; i++) {
     maxRss = Math.max(maxRss, rss);
     minRss = Math.min(minRss, rss);
   }
+  const memory = cudaIndex >= 0 ? cudaMemory(cudaIndex) : null;
+  if (memory) {
+    if (i === warmup - 1) {
+      gpu.afterWarmup = memory.allocated;
+      gpu.reservedAfterWarmup = memory.reserved;
+    }
+    if (i >= warmup) {
+      gpu.maxAllocated = Math.max(gpu.maxAllocated, memory.allocated);
+      gpu.minAllocated = Math.min(gpu.minAllocated, memory.allocated);
+      gpu.maxReserved = Math.max(gpu.maxReserved, memory.reserved);
+    }
+  }
   if (i % 50 === 49) console.log(`run ${i + 1}/${runs}: rss ${(rss / 2 ** 20).toFixed(1)} MiB, tensors ${handles.tensors}`);
 }
 const seconds = (performance.now() - started) / 1000;
@@ -68,12 +83,21 @@ guide.dispose();
 const drift = (maxRss - rssAfterWarmup) / rssAfterWarmup;
 const handlesOk = maxHandleDrift === 0;
 const rssOk = drift <= 0.05;
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+const gpuMeasured = cudaIndex >= 0 && gpu.reservedAfterWarmup > 0;
+const gpuDrift = gpuMeasured ? (gpu.maxReserved - gpu.reservedAfterWarmup) / gpu.reservedAfterWarmup : 0;
+const gpuOk = !gpuMeasured || (gpu.maxAllocated === gpu.afterWarmup && gpuDrift <= 0.05);
+const gpuRows = cudaIndex < 0 ? '' : gpuMeasured
+  ? `| CUDA bytes in live tensors after each run (after warm-up: ${mib(gpu.afterWarmup)} MiB) | ${mib(gpu.minAllocated)}–${mib(gpu.maxAllocated)} MiB | ${gpu.maxAllocated === gpu.afterWarmup ? 'holds' : 'FAILS'} |
+| CUDA allocator reserve, largest growth over the warm-up value (≤ 5 %) | ${mib(gpu.reservedAfterWarmup)} → max ${mib(gpu.maxReserved)} MiB (${(gpuDrift * 100).toFixed(2)} %) | ${gpuDrift <= 0.05 ? 'holds' : 'FAILS'} |
+`
+  : '| CUDA memory | this build cannot read the caching allocator (cudaMemory() is null) | not measured |\n';
 const info = runtimeInfo();
 const report = `# Soak: ${runs} consecutive sampling runs (${device})
 
 Command: \`npx tsx --expose-gc benchmarks/soak.ts --runs ${runs} --model ${modelPath} --device ${device}\`
 Date: ${new Date().toISOString()}
-Machine: ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}; libtorch ${info.torchVersion}
+Machine: ${cudaIndex >= 0 ? `${info.cudaDevices[cudaIndex]?.model ?? 'CUDA device'}, ` : ''}${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}; libtorch ${info.torchVersion}
 
 Each run: 4 samples in batches of 3, 3 steps, rotating through ${rotation.length} guidance settings
 (none, CFG, PAG, SEG, SAG, ICG, autoguidance, CFG+PAG+SEG) and ${samplers.length} samplers. ${seconds.toFixed(0)} s in all.
@@ -84,7 +108,7 @@ Each run: 4 samples in batches of 3, 3 steps, rotating through ${rotation.length
 | RSS after warm-up (${warmup} runs) | ${(rssAfterWarmup / 2 ** 20).toFixed(1)} MiB | |
 | RSS range over the remaining runs | ${(minRss / 2 ** 20).toFixed(1)}–${(maxRss / 2 ** 20).toFixed(1)} MiB | |
 | largest RSS growth over the warm-up value (≤ 5 %) | ${(drift * 100).toFixed(2)} % | ${rssOk ? 'holds' : 'FAILS'} |
-`;
+${gpuRows}`;
 writeFileSync(join(root, 'benchmarks', 'results', `soak-${device.replace(/:.*/, '')}.md`), report);
 console.log(report);
-process.exitCode = handlesOk && rssOk ? 0 : 1;
+process.exitCode = handlesOk && rssOk && gpuOk ? 0 : 1;

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import {
   autoguidance,
   cfg,
+  cudaMemory,
   loadModel,
   noiseScheduleFromCard,
   pag,
@@ -76,8 +77,19 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
-async function oursOnce(row: Row): Promise<number> {
+interface OurRun {
+  ms: number;
+  /** Share of the run spent waiting for model forwards (their promises). */
+  forwardShare: number;
+  /** CUDA: the allocator's peak bytes in live tensors during the run. */
+  peakBytes: number | null;
+}
+
+const cudaIndex = device.startsWith('cuda') ? Number(device.split(':')[1] ?? 0) : -1;
+
+async function oursOnce(row: Row): Promise<OurRun> {
   const labels = Array.from({ length: batch }, (_, i) => i % 10);
+  if (cudaIndex >= 0) cudaMemory(cudaIndex, { resetPeak: true });
   const start = performance.now();
   const result = await sample({
     model,
@@ -90,14 +102,15 @@ async function oursOnce(row: Row): Promise<number> {
   await result.images.toArray(); // end on the host, as the Python side does
   const elapsed = performance.now() - start;
   result.images.dispose();
-  return elapsed;
+  const peakBytes = cudaIndex >= 0 ? (cudaMemory(cudaIndex)?.peakAllocated ?? null) : null;
+  return { ms: elapsed, forwardShare: result.timings.forwardMs / result.timings.totalMs, peakBytes };
 }
 
-async function ours(row: Row): Promise<number[]> {
+async function ours(row: Row): Promise<OurRun[]> {
   await oursOnce(row); // warm-up
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await oursOnce(row));
-  return times;
+  const measured: OurRun[] = [];
+  for (let i = 0; i < runs; i++) measured.push(await oursOnce(row));
+  return measured;
 }
 
 function pythonSide(row: Row): { times: number[]; peak: number | null } {
@@ -113,17 +126,25 @@ function pythonSide(row: Row): { times: number[]; peak: number | null } {
 const lines: string[] = [];
 let unguided = 0;
 for (const row of rows) {
-  const mine: number[] = [];
+  const mine: OurRun[] = [];
   const theirs: number[] = [];
+  let theirPeak: number | null = null;
   for (let r = 0; r < rounds; r++) {
     mine.push(...(await ours(row)));
-    if (row.python) theirs.push(...pythonSide(row).times);
+    if (row.python) {
+      const side = pythonSide(row);
+      theirs.push(...side.times);
+      theirPeak = side.peak;
+    }
   }
-  const ourMs = median(mine);
+  const ourMs = median(mine.map((m) => m.ms));
   if (row.name === 'none') unguided = ourMs;
   const pyMs = theirs.length ? median(theirs) : NaN;
   const ratio = theirs.length ? (pyMs / ourMs).toFixed(2) : '—';
-  const line = `| ${row.name} | ${ourMs.toFixed(1)} | ${theirs.length ? pyMs.toFixed(1) : '—'} | ${ratio} | ${(ourMs / unguided).toFixed(2)} | ${row.ideal} |`;
+  const share = `${(100 * median(mine.map((m) => m.forwardShare))).toFixed(0)} %`;
+  const mib = (bytes: number | null) => (bytes === null ? '—' : (bytes / 2 ** 20).toFixed(1));
+  const memory = cudaIndex >= 0 ? ` ${mib(Math.max(...mine.map((m) => m.peakBytes ?? 0)))} | ${mib(theirPeak)} |` : '';
+  const line = `| ${row.name} | ${ourMs.toFixed(1)} | ${theirs.length ? pyMs.toFixed(1) : '—'} | ${ratio} | ${(ourMs / unguided).toFixed(2)} | ${row.ideal} | ${share} |${memory}`;
   lines.push(line);
   console.log(line);
 }
@@ -140,9 +161,11 @@ Model: models/fashion-unet.pt (guide: fashion-unet-weak.pt), Euler, ${steps} Kar
 Each cell: median of ${runs * rounds} whole sampling runs (after a warm-up), ending with the images on the host.
 Python: benchmarks/python/sample_loop.py (TorchScript, frozen, for none/cfg/autoguidance; the eager module
 with patched attention for pag/seg/cfg+pag, as diffusers does). SAG has no Python counterpart here.
+"in forwards": the share of our run spent awaiting model forwards (the rest is the sampler, the guidance
+mix and the host copy).${cudaIndex >= 0 ? ' Peak MiB: the CUDA caching allocator\'s peak bytes in live tensors during a run (ours: cudaMemory(); Python: torch.cuda.max_memory_allocated).' : ''}
 
-| strategy | ours ms | Python ms | Python / ours | cost vs unguided | ideal |
-|---|---|---|---|---|---|
+| strategy | ours ms | Python ms | Python / ours | cost vs unguided | ideal | in forwards |${cudaIndex >= 0 ? ' ours peak MiB | Python peak MiB |' : ''}
+|---|---|---|---|---|---|---|${cudaIndex >= 0 ? '---|---|' : ''}
 ${lines.join('\n')}
 `;
 writeFileSync(join(root, 'benchmarks', 'results', `speed-${device.replace(/:.*/, '')}.md`), report);

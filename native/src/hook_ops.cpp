@@ -120,7 +120,8 @@ SdpaArgs SliceRows(const SdpaArgs& args, int64_t start, int64_t length) {
   if (args.mask) {
     std::vector<int64_t> logits = args.query.sizes().vec();
     logits.back() = args.key.size(-2);
-    slice.mask = args.mask->expand(logits).narrow(0, start, length);
+    // Contiguous: fused kernels may not take a broadcast (stride 0) mask.
+    slice.mask = args.mask->expand(logits).narrow(0, start, length).contiguous();
   }
   return slice;
 }
