@@ -47,6 +47,18 @@ describe('attention hooks', () => {
     for (const h of handles) h.dispose();
   });
 
+  it('a forward without a plan (the graph with the hook ops taken out) equals one through the hooked graph', async () => {
+    // A capture changes no output but sends the forward through the hooked
+    // graph; a plain forward runs the copy without hook ops (model.h).
+    const inputs = randomInputs();
+    const handles = inputs.tensors();
+    using plain = await model.forward<Tensor>(...handles);
+    const { output, captures } = await model.run<Tensor>({ inputs: handles, hooks: [{ sites: 'mid.attn', action: 'capture', start: 1, length: 1 }] });
+    assert.deepEqual(await output.toArray(), await plain.toArray());
+    assert.equal(captures.size, 1);
+    for (const h of [...handles, output, ...captures.values()]) h.dispose();
+  });
+
   it('a model without attention has no sites', async () => {
     using mlp = await loadModel(join(repoRoot, 'models', 'fixtures', 'tiny-mlp.pt'), { device: 'cpu' });
     assert.deepEqual(mlp.attentionSites, []);

@@ -2,6 +2,7 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 
 #include <map>
 
@@ -138,6 +139,29 @@ void WrapSdpa(Node* sdpa, int64_t site) {
 }
 
 }  // namespace
+
+namespace {
+
+void RemoveHookOps(Block* block, const std::string& prefix) {
+  for (auto it = block->nodes().begin(); it != block->nodes().end();) {
+    Node* node = *it;
+    ++it;
+    for (Block* nested : node->blocks()) RemoveHookOps(nested, prefix);
+    if (std::string(node->kind().toQualString()).rfind(prefix, 0) == 0) {
+      node->output()->replaceAllUsesWith(node->input(0));
+      node->destroy();
+    }
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<torch::jit::Graph> WithoutHookOps(torch::jit::Graph& graph) {
+  std::shared_ptr<torch::jit::Graph> copy = graph.copy();
+  RemoveHookOps(copy->block(), HookNamespace() + "::");
+  torch::jit::EliminateDeadCode(copy);  // the site-id constants
+  return copy;
+}
 
 HookSites InsertHooks(torch::jit::Module& module, const std::string& timeEmbedding) {
   auto method = module.find_method("forward");

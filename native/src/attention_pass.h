@@ -42,4 +42,11 @@ struct HookSites {
 // none); its output is tagged whatever its class.
 HookSites InsertHooks(torch::jit::Module& module, const std::string& timeEmbedding);
 
+// A copy of `graph` with every hook op this addon inserted taken out (each
+// one's uses go to its first input), for forwards that carry no plan: a
+// hook op that returns its input still costs a dispatch and splits the
+// fusion groups around it, which shows on a launch-bound GPU. The copy shares
+// the graph's constant tensors (frozen weights), so it costs no memory.
+std::shared_ptr<torch::jit::Graph> WithoutHookOps(torch::jit::Graph& graph);
+
 }  // namespace tg

@@ -126,6 +126,10 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
   try {
     state.module = torch::jit::freeze(state.module, preserved, /*optimize_numerics=*/true);
     state.frozen = true;
+    if (!state.sites.empty() || !state.moduleSites.empty()) {
+      state.plainForward = std::make_shared<torch::jit::GraphExecutor>(
+          WithoutHookOps(*state.module.get_method("forward").graph()), "forward");
+    }
   } catch (const c10::Error&) {
     // Modules that mutate their own attributes cannot be frozen; they still
     // run, only without the constant folding.
@@ -235,7 +239,20 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
           AutocastScope autocast(state->device, state->dtype);
           PlaceInputs(*inputs, state->device, state->dtype);
           try {
-            *output = state->module.get_method(name)(*inputs);
+            if (!plan && name == "forward" && state->plainForward) {
+              // No plan: the graph without hook ops (model.h), called as
+              // Method::operator() would call it.
+              torch::jit::Method method = state->module.get_method(name);
+              torch::jit::Stack stack;
+              stack.reserve(inputs->size() + 1);
+              stack.emplace_back(state->module._ivalue());
+              for (const c10::IValue& input : *inputs) stack.push_back(input);
+              method.function().getSchema().checkAndNormalizeInputs(stack);
+              state->plainForward->run(stack);
+              *output = std::move(stack.front());
+            } else {
+              *output = state->module.get_method(name)(*inputs);
+            }
           } catch (const c10::OutOfMemoryError&) {
             throw;
           } catch (const std::bad_alloc&) {
