@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,6 +21,18 @@ function expectCode(code: string, message?: RegExp) {
     if (message) assert.match(error.message, message);
     return true;
   };
+}
+
+/** Whether this Linux kernel refuses an allocation of `bytes` outright (heuristic or strict overcommit, too little memory). */
+function kernelRefuses(bytes: number): boolean {
+  try {
+    const mode = readFileSync('/proc/sys/vm/overcommit_memory', 'utf8').trim();
+    const meminfo = readFileSync('/proc/meminfo', 'utf8');
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(meminfo)?.[1] ?? 0);
+    return mode !== '1' && (kib('MemTotal') + kib('SwapTotal')) * 1024 < bytes;
+  } catch {
+    return false;
+  }
 }
 
 describe('bad input: typed errors, and everything still works afterwards', function () {
@@ -43,6 +55,10 @@ torch.jit.save(m, "${dir}/missing-field.pt", _extra_files={"model.json": json.du
 wrong = dict(card); wrong["prediction"] = "epsilon"
 torch.jit.save(m, "${dir}/wrong-field.pt", _extra_files={"model.json": json.dumps(wrong)})
 torch.jit.save(torch.jit.script(fx.TinyMLP()), "${dir}/wrong-signature.pt", _extra_files={"model.json": json.dumps(card)})
+class Outer(torch.nn.Module):
+    def forward(self, x):
+        return x.unsqueeze(-1) * x.unsqueeze(-2)
+torch.jit.save(torch.jit.trace(Outer(), torch.zeros(3)), "${dir}/outer.pt")  # traced: -c has no source to script
 `]);
     writeFileSync(join(dir, 'not-torchscript.pt'), 'this is not a zip archive');
   });
@@ -119,14 +135,33 @@ torch.jit.save(torch.jit.script(fx.TinyMLP()), "${dir}/wrong-signature.pt", _ext
     await assert.rejects(sample({ model, count: 0, sampler: { name: 'euler', steps: 1 } }), expectCode('ERR_INVALID_OPTION', /count/));
   });
 
-  it('an allocation that cannot succeed is an error, not an abort', async () => {
-    // 768x768 input: down.3 attends over 384² = 147k tokens, two 147k x 147k maps (173 GB).
-    using x = randn([1, 1, 768, 768], { seed: 4 });
-    using t = tensor(new Float32Array([500]), [1]);
-    using label = tensor(new BigInt64Array([1n]), [1]);
-    await assert.rejects(model.forward(x, t, label), expectCode('ERR_OUT_OF_MEMORY', /smaller batch/));
+  it('an allocation no machine can make, inside a forward and outside, is an error, not an abort', async () => {
+    // outer(x) = x[:, None] * x[None, :]: 10^7 inputs ask for a 400 TB result,
+    // more than a 64-bit process can map (128 TB), so the allocation itself
+    // fails under any overcommit setting and on any amount of memory.
+    using outer = await loadModel(join(dir, 'outer.pt'), { device: 'cpu' });
+    using x = randn([10_000_000], { seed: 4 });
+    await assert.rejects(outer.forward(x), expectCode('ERR_OUT_OF_MEMORY', /smaller batch/));
     assert.throws(() => randn([2 ** 22, 2 ** 20], { seed: 5 }), expectCode('ERR_OUT_OF_MEMORY'));
   });
+
+  // A batch too large for this machine: it fails at allocation only where the
+  // kernel refuses what it cannot back (overcommit mode 0 or 2, and less than
+  // 173 GB of memory and swap). With overcommit mode 1, or more memory, the
+  // allocation succeeds and the kernel kills the process when the pages are
+  // touched, which no library can turn into an error (seen on a 128 GB GPU
+  // machine, 2026-11-26); the test above covers the error path there.
+  const refusesHugeAllocations = kernelRefuses(173e9);
+  (refusesHugeAllocations ? it : it.skip)(
+    `a batch too large for this machine's memory is an error${refusesHugeAllocations ? '' : ' (skipped: this kernel overcommits 173 GB, see above)'}`,
+    async () => {
+      // 768x768 input: down.3 attends over 384² = 147k tokens, two 147k x 147k maps (173 GB).
+      using x = randn([1, 1, 768, 768], { seed: 4 });
+      using t = tensor(new Float32Array([500]), [1]);
+      using label = tensor(new BigInt64Array([1n]), [1]);
+      await assert.rejects(model.forward(x, t, label), expectCode('ERR_OUT_OF_MEMORY', /smaller batch/));
+    },
+  );
 
   it('a model used after dispose', async () => {
     const gone = await loadModel(fixture('tiny-unet.pt'), { device: 'cpu' });
