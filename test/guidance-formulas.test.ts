@@ -660,8 +660,8 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
     ['tiny-unet-v', true],
   ] as const) {
     const title = withCfg
-      ? 'cfg + sag on tiny-unet-v: D(∅) + w(D(c) − D(∅)) + s(D(∅) − D(∅; x̃)), x̃ from the null branch'
-      : 'sag on tiny-unet: D(c) + s(D(c) − D(c; x̃)), x̃ = x0 blurred where attention is high, re-noised';
+      ? 'cfg + sag on tiny-unet-v: D(∅) + w(D(c) − D(∅)) + s((D(∅) − x) − (D(∅; x̃) − x̃)), x̃ from the null branch'
+      : 'sag on tiny-unet: D(c) + s((D(c) − x) − (D(c; x̃) − x̃)) (eps space), x̃ = x0 blurred where attention is high, re-noised';
     it(title, () =>
       withoutLeaks(async () => {
         const ref = get(name);
@@ -686,10 +686,11 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
           const blurred = gaussianBlur(source.x0, 9, blurSigma);
           let best = Infinity;
           for (const mask of masks) {
-            const degraded = await refX0(ref, renoised(x, source.x0, blurred, mask), sigma, sourceCond);
+            const xt = renoised(x, source.x0, blurred, mask);
+            const degraded = await refX0(ref, xt, sigma, sourceCond);
             expectDiffers(source.x0, degraded, rng, 'D_source vs D_source(x̃)');
             const terms: [number, Vec, Vec][] = withCfg ? [[w - 1, dc, source.x0]] : [];
-            terms.push([s, source.x0, degraded]);
+            terms.push([s, source.x0, asIfFromX(degraded, xt, x)]);
             best = Math.min(best, relativeError(actual, mix(dc, terms)));
           }
           assert.ok(best < TOL, `${withCfg ? 'cfg+' : ''}sag: relative error ${best} >= ${TOL} (seed ${rng.seed})`);
@@ -699,7 +700,7 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
       }));
   }
 
-  /** A degradation baseline: D(c) + s(D(c) − D(c; x̃)), x̃ = degrade(x0) + (x − x0). */
+  /** A degradation baseline: D(c) + s((D(c) − x) − (D(c; x̃) − x̃)), x̃ = degrade(x0) + (x − x0). */
   async function baseline(
     name: string,
     strategy: (s: number, blurSigma: number) => Strategy,
@@ -719,12 +720,22 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
       const actual = await e.predict(x, sigma);
       const dc = await refX0(ref, x, sigma, cond);
       const deg = degrade(dc, blurSigma, seeds);
-      const dd = await refX0(ref, renoised(x, dc, deg), sigma, cond);
+      const xt = renoised(x, dc, deg);
+      const dd = await refX0(ref, xt, sigma, cond);
       expectDiffers(dc, dd, rng, `${label}: D(c) vs D(c; x̃)`);
-      expectClose(actual, mix(dc, [[s, dc, dd]]), rng, `${label} s=${s} blurSigma=${blurSigma}`);
+      expectClose(actual, mix(dc, [[s, dc, asIfFromX(dd, xt, x)]]), rng, `${label} s=${s} blurSigma=${blurSigma}`);
     } finally {
       e.dispose();
     }
+  }
+
+  /**
+   * D(x̃) − x̃ + x: a prediction made from x̃, moved so that subtracting it from
+   * one made from x compares noise predictions (D − input = −σ·eps), as SAG
+   * and its baselines are defined.
+   */
+  function asIfFromX(d: Vec, xt: ArrayLike<number>, x: ArrayLike<number>): Vec {
+    return d.map((v, i) => v - xt[i]! + x[i]!);
   }
 
   /** x0 + m (blur(x0) − x0) for a per-pixel mask shared by the channel. */

@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { loadModel } from '../src/index.js';
 import { python, repoRoot } from './helpers/python.js';
 
 interface ReferenceSite {
@@ -37,6 +38,20 @@ describe('inspect on every shipped model and fixture', function () {
   it('covers the four trained models and every fixture', () => {
     for (const name of ['fashion-unet', 'fashion-unet-weak', 'fashion-unet-sims', 'fashion-classifier']) assert.ok(models.includes(`models/${name}.pt`), name);
     assert.ok(models.filter((m) => m.startsWith('models/fixtures/')).length >= 10);
+  });
+
+  it('lists the hookable module outputs (TSG, skip-layer guidance) in the JSON and the table', async () => {
+    const path = 'models/fixtures/tiny-unet.pt';
+    using model = await loadModel(join(repoRoot, path), { device: 'cpu' });
+    const printed = (JSON.parse(inspect(path).stdout) as { model: { moduleSites: unknown } }).model.moduleSites;
+    assert.deepEqual(printed, JSON.parse(JSON.stringify(model.moduleSites)));
+    const table = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), 'inspect', path, '--device', 'cpu'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    }).stdout;
+    assert.match(table, new RegExp(`modules +${model.moduleSites.length} hookable output`));
+    for (const site of model.moduleSites) assert.match(table, new RegExp(`\\b${site.id} +${site.path.replace(/[.#]/g, '\\$&')} +(skippable|no skip)`));
+    assert.ok(model.moduleSites.some((s) => s.path === 'time_embed'), 'the card\'s time embedding is tagged');
   });
 
   for (const path of models) {

@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
 
@@ -70,6 +71,21 @@ std::string CardString(const std::string& card, const std::string& key) {
   return end == std::string::npos ? "" : card.substr(at + 1, end - at - 1);
 }
 
+// Adds forward without the hook ops as a method of the frozen module, so it
+// runs through the same machinery as forward (graph optimisation, profiling
+// executor, autocast specialisation) with forward's schema (its defaults).
+// The frozen weights are constants shared by both graphs.
+void AddPlainForward(ModelState& state) {
+  const std::string name = "__torch_guidance_forward_without_hooks";
+  torch::jit::Method forward = state.module.get_method("forward");
+  auto unit = state.module._ivalue()->compilation_unit();
+  c10::QualifiedName qualified(*state.module.type()->name(), name);
+  torch::jit::Function* function = unit->create_function(qualified, WithoutHookOps(*forward.graph()));
+  torch::jit::toGraphFunction(*function).setSchema(forward.function().getSchema().cloneWithName(name, ""));
+  state.module.type()->addMethod(function);
+  state.plainForward = name;
+}
+
 void LoadInto(ModelState& state, const std::string& path, at::Device device, at::ScalarType dtype, bool hooks) {
   if (!std::ifstream(path).good()) {
     throw Error(code::kModelNotFound, "no readable model file at '" + path + "'. Fix: check the path.");
@@ -127,8 +143,11 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
     state.module = torch::jit::freeze(state.module, preserved, /*optimize_numerics=*/true);
     state.frozen = true;
     if (!state.sites.empty() || !state.moduleSites.empty()) {
-      state.plainForward = std::make_shared<torch::jit::GraphExecutor>(
-          WithoutHookOps(*state.module.get_method("forward").graph()), "forward");
+      try {
+        AddPlainForward(state);
+      } catch (const std::exception&) {
+        state.plainForward.clear();  // forwards without a plan run the hooked graph: correct, a little slower
+      }
     }
   } catch (const c10::Error&) {
     // Modules that mutate their own attributes cannot be frozen; they still
@@ -221,9 +240,12 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
       throw Error(code::kInvalidArgument, "call(method, inputs) needs inputs as an array.");
     }
     auto method = state->module.find_method(name);
+    if (name == state->plainForward) method.reset();  // ours, not the model's
     if (!method) {
       std::string names;
-      for (const auto& m : state->module.get_methods()) names += (names.empty() ? "" : ", ") + m.name();
+      for (const auto& m : state->module.get_methods()) {
+        if (m.name() != state->plainForward) names += (names.empty() ? "" : ", ") + m.name();
+      }
       throw Error(code::kMethodNotFound, "the model has no method '" + name + "'. Methods: " + names + ".");
     }
     auto inputs = std::make_shared<std::vector<c10::IValue>>(
@@ -239,20 +261,9 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
           AutocastScope autocast(state->device, state->dtype);
           PlaceInputs(*inputs, state->device, state->dtype);
           try {
-            if (!plan && name == "forward" && state->plainForward) {
-              // No plan: the graph without hook ops (model.h), called as
-              // Method::operator() would call it.
-              torch::jit::Method method = state->module.get_method(name);
-              torch::jit::Stack stack;
-              stack.reserve(inputs->size() + 1);
-              stack.emplace_back(state->module._ivalue());
-              for (const c10::IValue& input : *inputs) stack.push_back(input);
-              method.function().getSchema().checkAndNormalizeInputs(stack);
-              state->plainForward->run(stack);
-              *output = std::move(stack.front());
-            } else {
-              *output = state->module.get_method(name)(*inputs);
-            }
+            // No plan: forward without the hook ops (model.h).
+            const bool plain = !plan && name == "forward" && !state->plainForward.empty();
+            *output = state->module.get_method(plain ? state->plainForward : name)(*inputs);
           } catch (const c10::OutOfMemoryError&) {
             throw;
           } catch (const std::bad_alloc&) {
@@ -330,6 +341,7 @@ Napi::Value ModelWrap::Describe(const Napi::CallbackInfo& info) {
     description.Set("parameterBytes", static_cast<double>(state->parameterBytes));
     Napi::Array methods = Napi::Array::New(env);
     for (const auto& method : state->module.get_methods()) {
+      if (method.name() == state->plainForward) continue;  // ours, not the model's
       const c10::FunctionSchema& schema = method.function().getSchema();
       Napi::Object entry = Napi::Object::New(env);
       entry.Set("name", method.name());

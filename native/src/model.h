@@ -6,7 +6,6 @@
 #pragma once
 
 #include <napi.h>
-#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <atomic>
@@ -32,9 +31,10 @@ struct ModelState {
   std::vector<AttentionSite> sites;  // found by the attention pass, ids = indices
   std::vector<ModuleSite> moduleSites;  // module outputs tagged by the same pass, ids = indices
   std::string attentionPassError;    // why the pass was skipped, if it was
-  // forward without the hook ops (attention_pass.h, WithoutHookOps), for
-  // forwards with no plan; null when the model has no hook ops or is not frozen.
-  std::shared_ptr<torch::jit::GraphExecutor> plainForward;
+  // A method of the frozen module holding forward without the hook ops
+  // (attention_pass.h, WithoutHookOps), which forwards with no plan run;
+  // empty when the model has no hook ops or could not be frozen.
+  std::string plainForward;
 };
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {

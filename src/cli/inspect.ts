@@ -42,8 +42,9 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   using model = await loadModel(positionals[0]!, { device: values.device as DeviceName });
   const description = model.describe();
   const sites = model.attentionSites;
+  const modules = model.moduleSites;
   if (values.json) {
-    console.log(JSON.stringify({ runtime: info, model: { ...description, attentionSites: sites } }, null, 2));
+    console.log(JSON.stringify({ runtime: info, model: { ...description, attentionSites: sites, moduleSites: modules } }, null, 2));
     return;
   }
   const lines = [
@@ -61,6 +62,13 @@ export async function inspectCommand(argv: string[]): Promise<void> {
         `    ${String(s.id).padStart(2)}  ${s.path.padEnd(16)} ${s.kind.padEnd(8)} ` +
         `${s.selfAttention === null ? 'unprobed' : s.selfAttention ? 'self ' : 'cross'}  ` +
         `${s.tokens ? `${s.tokens.queries}x${s.tokens.keys} tokens` : ''}  ${s.grid ? `grid ${s.grid[0]}x${s.grid[1]}` : ''}`.trimEnd(),
+    ),
+    // The blocks TSG can add noise to and skip-layer guidance can skip (src/module-hooks.ts).
+    `  modules      ${modules.length === 0 ? 'no hookable module outputs' : `${modules.length} hookable output(s)`}`,
+    ...modules.map(
+      (m) =>
+        `    ${String(m.id).padStart(2)}  ${m.path.padEnd(16)} ` +
+        `${m.skippable === null ? 'unprobed ' : m.skippable ? 'skippable' : 'no skip  '}  ${m.outputShape ? `[${m.outputShape.join(', ')}]` : ''}`.trimEnd(),
     ),
     `  card         ${description.card === null ? '(none: the archive has no model.json)' : ''}`,
   ];

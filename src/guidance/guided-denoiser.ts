@@ -167,6 +167,8 @@ export class GuidedDenoiser {
     const plan = this.plan(info);
     const evaluation = this.#evaluation++;
     const results = new Map<string, Tensor>();
+    // The input of each branch predicted from something other than x (SAG's x̃).
+    const shiftedInputs = new Map<string, Tensor>();
     const owned: Tensor[] = [];
     const captured = new Map<string, { map: Tensor; grid: [number, number] }[]>();
     try {
@@ -199,6 +201,7 @@ export class GuidedDenoiser {
               const part = k === 1 ? denoised : denoised.narrow(slice * batch, batch);
               if (part !== denoised) owned.push(part);
               results.set(b.key, part);
+              if (input !== x) shiftedInputs.set(b.key, input);
             });
             for (const c of forward.captures) {
               const key = forward.branches[c.slice]!.key;
@@ -213,7 +216,7 @@ export class GuidedDenoiser {
         if (failed) throw (failed as PromiseRejectedResult).reason;
       }
       const mixStart = performance.now();
-      const prediction = this.#mix(plan, x, info, results);
+      const prediction = this.#mix(plan, x, info, results, shiftedInputs);
       this.times.mixMs += performance.now() - mixStart;
       return prediction;
     } finally {
@@ -221,7 +224,7 @@ export class GuidedDenoiser {
     }
   }
 
-  #mix(plan: StepPlan, x: Tensor, info: StepInfo, results: Map<string, Tensor>): GuidedPrediction {
+  #mix(plan: StepPlan, x: Tensor, info: StepInfo, results: Map<string, Tensor>, shiftedInputs: Map<string, Tensor>): GuidedPrediction {
     const base = results.get(plan.base)!;
     let guided = base;
     const replace = (next: Tensor) => {
@@ -233,8 +236,19 @@ export class GuidedDenoiser {
       const negative = results.get(active.negative)!;
       const { term, scale } = active;
       let delta: Tensor;
+      const positiveInput = shiftedInputs.get(active.positive) ?? x;
+      const negativeInput = shiftedInputs.get(active.negative) ?? x;
       if (term.delta) {
         delta = term.delta(positive, negative, scale, { ...info, x, state: this.#state.get(term)! });
+      } else if (positiveInput !== negativeInput) {
+        // Predictions from different inputs (SAG's x̃ = x0' + (x − x0)) are
+        // compared as noise predictions, as the method is defined (eps space):
+        // D − input = −σ·eps, so s((D₊ − x₊) − (D₋ − x₋)). Comparing the D
+        // themselves would add s·(x0 − x0'), an unsharp mask of the prediction.
+        using difference = positive.sub(negative);
+        using inputGap = positiveInput.sub(negativeInput);
+        using noiseGap = difference.sub(inputGap);
+        delta = noiseGap.mul(scale);
       } else {
         using difference = positive.sub(negative);
         delta = difference.mul(scale);
