@@ -96,6 +96,7 @@ export async function writeReport(results: Results, outDir: string, previews?: P
   md.push(`Machine: ${meta.machine}; libtorch ${meta.libtorch}, ${meta.threads} intra-op threads; Node ${meta.node}  `);
   md.push(`Runtime: ${(meta.timing.totalSeconds / 60).toFixed(1)} min in all (estimated beforehand: ${(meta.timing.estimateSeconds / 60).toFixed(1)} min from a measured ` +
     `${meta.timing.stepMsPerSample.toFixed(2)} ms per sample and model evaluation; reference statistics ${meta.timing.referenceSeconds.toFixed(1)} s)`);
+  if (meta.history) md.push(`History: ${meta.history}  `);
   md.push('');
   md.push('## Setup');
   md.push('');

@@ -39,6 +39,8 @@ export interface RunMeta {
   timing: { totalSeconds: number; referenceSeconds: number; stepMsPerSample: number; estimateSeconds: number };
   /** Metrics of N real training images (class-balanced) against the same reference: the floor. */
   realData: Metrics;
+  /** How the results came together when some rows were rerun later (shown under the runtime). */
+  history?: string;
 }
 
 export interface Results {
