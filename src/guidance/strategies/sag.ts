@@ -5,8 +5,10 @@
  * (SAG) or degraded otherwise (global blur, FFT low-pass, random or square
  * reset), re-noised with the model's own noise (src/guidance/degrade.ts).
  * The source is the null branch when a CFG-family strategy is present, else
- * the conditional one (as the reference: s·(D_u − D_u(x̃)) with CFG,
- * s·(D_c − D_c(x̃)) without). Runs as a second stage.
+ * the conditional one (as the reference: with CFG on the null branch, without
+ * on the conditional one). Runs as a second stage. The term is the paper's,
+ * in noise space: s·((D − x) − (D(x̃) − x̃)); the guided denoiser compares
+ * branches with different inputs that way (guided-denoiser.ts, #mix).
  */
 import { z } from 'zod';
 
