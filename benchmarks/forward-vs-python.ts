@@ -19,13 +19,9 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type DeviceName, type Model, type Tensor } from '../src/index.js';
+import { argv, flag, median } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const device = flag('device', 'cpu') as DeviceName;
 const modelArg = flag('model', 'models/fixtures/tiny-unet.pt');
 const modelPath = join(root, modelArg);
@@ -36,12 +32,6 @@ const rounds = quick ? 1 : 3;
 const batches = flag('batches', '1,16,64').split(',').map(Number);
 const info = runtimeInfo();
 const threads = info.intraOpThreads;
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 const model = await loadModel(modelPath, { device });
 const unhooked = await loadModel(modelPath, { device, attentionHooks: false });

@@ -13,6 +13,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type Model, type Tensor } from '../src/index.js';
+import { median } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const modelPath = join(root, 'models', 'fixtures', 'tiny-unet.pt');
@@ -21,12 +22,6 @@ const perBlock = quick ? 5 : 15;
 const rounds = quick ? 2 : 6;
 const batches = [1, 16, 64];
 const info = runtimeInfo();
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 const hooked = await loadModel(modelPath, { device: 'cpu' });
 const plain = await loadModel(modelPath, { device: 'cpu', attentionHooks: false });

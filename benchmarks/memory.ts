@@ -18,13 +18,9 @@ import { join } from 'node:path';
 import {
   autoguidance, cfg, loadModel, noiseScheduleFromCard, pag, runtimeInfo, sag, sample, seg, sigmasFor, type DenoiserCard, type Strategy,
 } from '../src/index.js';
+import { argv, flag } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const batch = Number(flag('batch', '64'));
 const steps = Number(flag('steps', '2'));
 const modelPath = join(root, 'models', 'fashion-unet.pt');

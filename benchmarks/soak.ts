@@ -14,13 +14,9 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { autoguidance, cfg, cudaMemory, icg, liveHandles, loadModel, pag, runtimeInfo, sag, sample, seg, type DeviceName, type Strategy } from '../src/index.js';
+import { argv, flag } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const runs = Number(flag('runs', '500'));
 const modelPath = flag('model', 'models/fixtures/tiny-unet.pt');
 const device = flag('device', 'cpu') as DeviceName;

@@ -31,13 +31,9 @@ import {
   type DenoiserCard,
   type Strategy,
 } from '../src/index.js';
+import { argv, flag, median } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const quick = argv.includes('--quick');
 const device = flag('device', 'cpu') as DeviceName;
 const batch = Number(flag('batch', '16'));
@@ -70,12 +66,6 @@ const rows: Row[] = [
   { name: 'autoguidance', strategies: [autoguidance({ guide, scale: 2 })], ideal: 2, python: 'autoguidance' },
   { name: 'cfg+pag', strategies: [cfg({ scale: 4 }), pag({ scale: 3 })], ideal: 3, python: 'cfg+pag' },
 ];
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 interface OurRun {
   ms: number;

@@ -16,14 +16,10 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { cfg, loadModel, noiseScheduleFromCard, runtimeInfo, sample, sigmasFor, type DenoiserCard, type DeviceName } from '../src/index.js';
+import { argv, flag, median } from './cli.js';
 import { writeChart } from './quality/plots.js';
 
 const root = join(import.meta.dirname, '..');
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
-};
 const quick = argv.includes('--quick');
 const device = flag('device', 'cpu') as DeviceName;
 const steps = Number(flag('steps', quick ? '2' : '4'));
@@ -36,12 +32,6 @@ const model = await loadModel(modelPath, { device });
 const sigmas = sigmasFor({ kind: 'karras', rho: 7 }, steps, noiseScheduleFromCard(model.card as DenoiserCard));
 const batches: number[] = [];
 for (let b = 1; b <= maxBatch; b *= 2) batches.push(b);
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 async function oursOnce(batch: number): Promise<number> {
   const start = performance.now();
