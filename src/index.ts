@@ -34,6 +34,7 @@ export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSche
 export { cudaMemory, liveHandles, runtimeInfo, type CudaMemory, type RuntimeInfo } from './runtime.js';
 export {
   cat,
+  full,
   isTensor,
   randn,
   tensor,

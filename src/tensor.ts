@@ -79,6 +79,16 @@ export function randn(shape: readonly number[], options: RandnOptions): Tensor {
   return native.Tensor.randn(parsedShape, parseOptions(randnOptionsSchema, options, 'randn options'));
 }
 
+/**
+ * A tensor of `shape` filled with `value` (dtype float32 unless given),
+ * made on its device: on CUDA a fill kernel, with no copy from the host.
+ */
+export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
+  const parsedShape = parseOptions(shapeSchema, shape, 'shape');
+  const parsedValue = parseOptions(z.number().finite(), value, 'full value');
+  return native.Tensor.full(parsedShape, parsedValue, parseOptions(tensorOptionsSchema, options, 'tensor options'));
+}
+
 /** Concatenates tensors along the batch axis. */
 export function cat(tensors: readonly Tensor[]): Tensor {
   return native.Tensor.cat(tensors);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { cfg, cudaMemory, liveHandles, loadModel, pag, randn, runtimeInfo, sag, sample, seg, tensor, type Tensor } from '../src/index.js';
+import { cfg, cudaMemory, full, liveHandles, loadModel, pag, randn, runtimeInfo, sag, sample, seg, tensor, type Tensor } from '../src/index.js';
 import { repoRoot } from './helpers/python.js';
 import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
 
@@ -52,6 +52,12 @@ describe(`CUDA${reason}`, () => {
     assert.equal(y.device, 'cuda:0');
     const back = (await y.toArray()) as Float32Array;
     back.forEach((v, i) => assert.equal(v, Math.fround(Math.fround(x[i]! * 2) + 1)));
+  });
+
+  cudaIt('full() makes its tensor on the device', async () => {
+    using t = full([5], 0.25, { device: 'cuda' });
+    assert.equal(t.device, 'cuda:0');
+    assert.deepEqual(await t.toArray(), new Float32Array(5).fill(0.25));
   });
 
   cudaIt('a float16 model runs under autocast and stays close to float32', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 
-import { cat, ErrorCodes, isTensor, liveHandles, randn, tensor, type AnyTypedArray, type Dtype } from '../src/index.js';
+import { cat, ErrorCodes, full, isTensor, liveHandles, randn, tensor, type AnyTypedArray, type Dtype } from '../src/index.js';
 import { native } from '../src/native/binding.js';
 import { expectCode } from './helpers/errors.js';
 import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
@@ -165,6 +165,20 @@ describe('Tensor', () => {
     using back = h.to({ dtype: 'float32' });
     const halves = await floats(back);
     halves.forEach((v, k) => assert.ok(Math.abs(v - x[k]!) <= Math.abs(x[k]!) * 2 ** -11 + 1e-7, `half at ${k}`));
+  });
+
+  it('full fills a tensor of any shape and dtype with a value, and refuses a value that is not a finite number', async () => {
+    const rng = freshRandom();
+    const value = (rng.next() - 0.5) * 1000;
+    const shape = [1 + Math.floor(rng.next() * 5), 3];
+    using a = full(shape, value);
+    assert.deepEqual([a.shape, a.dtype, a.device], [shape, 'float32', 'cpu']);
+    assert.deepEqual(await a.toArray(), new Float32Array(6 * shape[0]! / 2).fill(value));
+    using b = full([4], 7, { dtype: 'int64' });
+    assert.deepEqual(await b.toArray(), new BigInt64Array(4).fill(7n));
+    assert.match((await expectCode(ErrorCodes.INVALID_OPTION, () => full([2], Number.NaN))).message, /full value/);
+    assert.match((await expectCode(ErrorCodes.INVALID_OPTION, () => full([2], Infinity))).message, /full value/);
+    assert.match((await expectCode(ErrorCodes.INVALID_OPTION, () => full([-1], 1))).message, /shape/);
   });
 
   describe('randn', () => {

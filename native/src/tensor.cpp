@@ -84,6 +84,7 @@ Napi::Function TensorWrap::Define(Napi::Env env) {
       {
           StaticMethod<&TensorWrap::FromArray>("fromArray"),
           StaticMethod<&TensorWrap::Randn>("randn"),
+          StaticMethod<&TensorWrap::Full>("full"),
           StaticMethod<&TensorWrap::Cat>("cat"),
           InstanceAccessor<&TensorWrap::Shape>("shape"),
           InstanceAccessor<&TensorWrap::Dtype>("dtype"),
@@ -222,6 +223,21 @@ Napi::Value TensorWrap::Randn(const Napi::CallbackInfo& info) {
     bool perSample = options.As<Napi::Object>().Get("seed").IsArray();
     at::Tensor noise = SeededNoise(seeds, perSample, shape);
     return Wrap(env, HostToDevice(noise, device, dtype.scalarType));
+  });
+}
+
+Napi::Value TensorWrap::Full(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    std::vector<int64_t> shape = ToShape(info[0], "shape");
+    if (info.Length() < 2 || !info[1].IsNumber()) {
+      throw Error(code::kInvalidArgument, "full(shape, value) needs value as a number.");
+    }
+    double value = info[1].As<Napi::Number>().DoubleValue();
+    Napi::Value options = info.Length() > 2 ? info[2] : env.Undefined();
+    const DtypeEntry& dtype = DtypeByName(OptionalString(options, "dtype", "float32"));
+    at::Device device = DeviceOption(options);
+    return Wrap(env, at::full(shape, value, at::TensorOptions().dtype(dtype.scalarType).device(device)));
   });
 }
 

@@ -32,6 +32,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   // Factories.
   static Napi::Value FromArray(const Napi::CallbackInfo& info);
   static Napi::Value Randn(const Napi::CallbackInfo& info);
+  // full(shape, value, { dtype, device }): made on the device itself (a fill
+  // kernel on CUDA, no host-to-device copy).
+  static Napi::Value Full(const Napi::CallbackInfo& info);
   static Napi::Value Cat(const Napi::CallbackInfo& info);
 
   // Properties.

@@ -18,7 +18,7 @@ import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { DenoiserCard } from '../model-card.js';
 import type { Model } from '../model.js';
 import { type NoiseSchedule, noiseScheduleFromCard, sigmaToTimestep } from '../samplers/noise-schedule.js';
-import { type Tensor, tensor } from '../tensor.js';
+import { full, type Tensor } from '../tensor.js';
 
 export interface Scalings {
   cIn: number;
@@ -84,7 +84,8 @@ export class Denoiser {
     const { cIn, cNoise } = this.scalings(sigma);
     const batch = x.shape[0]!;
     const scaled = x.mul(cIn);
-    const time = tensor(new Float32Array(batch).fill(cNoise), [batch], { device: this.model.device });
+    // Filled on the model's device: no host-to-device copy per forward.
+    const time = full([batch], cNoise, { device: this.model.device });
     const inputs: Tensor[] = [scaled, time];
     if (this.conditioning.kind !== 'none') {
       if (!conditions) throw new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, 'a conditional model needs conditions.');

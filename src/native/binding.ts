@@ -89,6 +89,7 @@ export interface NativeBinding {
       shape: readonly number[],
       options: { seed: number | bigint | readonly (number | bigint)[]; dtype?: Dtype; device?: DeviceName },
     ): NativeTensor;
+    full(shape: readonly number[], value: number, options?: { dtype?: Dtype; device?: DeviceName }): NativeTensor;
     cat(tensors: readonly NativeTensor[]): NativeTensor;
     prototype: NativeTensor;
   };
