@@ -276,6 +276,14 @@ export class Model implements Disposable, AsyncDisposable {
     return this.#native.forwardCount;
   }
 
+  /**
+   * Of those, the forwards that ran the graph with the hook ops taken out
+   * (no hook had anything to do), which costs what the untouched model costs.
+   */
+  get plainForwardCount(): number {
+    return this.#native.plainForwardCount;
+  }
+
   get disposed(): boolean {
     return this.#disposed;
   }

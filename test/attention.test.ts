@@ -47,16 +47,21 @@ describe('attention hooks', () => {
     for (const h of handles) h.dispose();
   });
 
-  it('a forward without a plan (the graph with the hook ops taken out) equals one through the hooked graph', async () => {
+  it('a forward whose hooks have nothing to do runs the graph without hook ops, and equals one through the hooked graph', async () => {
     // A capture changes no output but sends the forward through the hooked
-    // graph; a plain forward runs the copy without hook ops (model.h).
+    // graph; forward() and run() with no hooks run the copy without hook ops (model.h).
     const inputs = randomInputs();
     const handles = inputs.tensors();
+    const plainBefore = model.plainForwardCount;
     using plain = await model.forward<Tensor>(...handles);
+    const { output: unhooked } = await model.run<Tensor>({ inputs: handles, hooks: [] });
+    assert.equal(model.plainForwardCount, plainBefore + 2, 'forward() and run() without hooks take the graph without hook ops');
     const { output, captures } = await model.run<Tensor>({ inputs: handles, hooks: [{ sites: 'mid.attn', action: 'capture', start: 1, length: 1 }] });
+    assert.equal(model.plainForwardCount, plainBefore + 2, 'a capture takes the hooked graph');
     assert.deepEqual(await output.toArray(), await plain.toArray());
+    assert.deepEqual(await unhooked.toArray(), await plain.toArray());
     assert.equal(captures.size, 1);
-    for (const h of [...handles, output, ...captures.values()]) h.dispose();
+    for (const h of [...handles, output, unhooked, ...captures.values()]) h.dispose();
   });
 
   it('a model without attention has no sites', async () => {

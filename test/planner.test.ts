@@ -375,4 +375,26 @@ describe('planner: explain() against the forwards that run', function () {
       }
     }
   });
+
+  it('forwards whose hooks have nothing to do run the graph without hook ops; hooked branches run the hooked graph', async () => {
+    const rng = freshRandom();
+    const sampler: SamplerOptions = { name: 'euler', steps: int(rng, 2, 4) };
+    const base = { labels: randomLabels(rng, int(rng, 1, 4)), seed: int(rng, 0, 1e6), sampler };
+    const count = async (options: SampleOptions) => {
+      const [mainBefore, guideBefore] = [main.plainForwardCount, guide.plainForwardCount];
+      const [mainAll, guideAll] = [main.forwardCount, guide.forwardCount];
+      await observe(options, 'plain-graph count');
+      return {
+        plain: main.plainForwardCount - mainBefore + guide.plainForwardCount - guideBefore,
+        all: main.forwardCount - mainAll + guide.forwardCount - guideAll,
+      };
+    };
+    const cfgRun = await count({ ...base, model: main, guidance: [cfg({ scale: scale(rng) })] });
+    assert.ok(cfgRun.all > 0);
+    assert.equal(cfgRun.plain, cfgRun.all, 'CFG: every forward without hook ops');
+    const autoRun = await count({ ...base, model: main, guidance: [autoguidance({ guide, scale: scale(rng) })] });
+    assert.equal(autoRun.plain, autoRun.all, 'autoguidance: every forward (both models) without hook ops');
+    const pagRun = await count({ ...base, model: main, guidance: [pag({ scale: scale(rng) })] });
+    assert.equal(pagRun.plain, 0, 'PAG: its batched forward carries the identity hook');
+  });
 });

@@ -59,6 +59,10 @@ struct HookPlan {
   std::map<int64_t, at::Tensor> captures;    // filled by capture entries
   std::vector<ModuleHookEntry> moduleEntries;
   std::map<int64_t, ModuleShape> moduleShapes;  // filled when probe
+
+  // Whether any hook op has something to do in this forward; a plan that
+  // does not may run the graph without hook ops (model.h, plainForward).
+  bool Acts() const { return probe || !entries.empty() || !moduleEntries.empty(); }
 };
 
 // The plan of the forward running on this thread, or null.

@@ -172,6 +172,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                         InstanceAccessor<&ModelWrap::Device>("device"),
                                         InstanceAccessor<&ModelWrap::Dtype>("dtype"),
                                         InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
+                                        InstanceAccessor<&ModelWrap::PlainForwardCount>("plainForwardCount"),
                                         InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
                                     });
@@ -261,9 +262,11 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
           AutocastScope autocast(state->device, state->dtype);
           PlaceInputs(*inputs, state->device, state->dtype);
           try {
-            // No plan: forward without the hook ops (model.h).
-            const bool plain = !plan && name == "forward" && !state->plainForward.empty();
+            // No plan, or one with nothing to do (the guided denoiser's
+            // unhooked branches): forward without the hook ops (model.h).
+            const bool plain = (!plan || !plan->Acts()) && name == "forward" && !state->plainForward.empty();
             *output = state->module.get_method(plain ? state->plainForward : name)(*inputs);
+            if (plain) state->plainForwardCount.fetch_add(1);
           } catch (const c10::OutOfMemoryError&) {
             throw;
           } catch (const std::bad_alloc&) {
@@ -411,6 +414,12 @@ Napi::Value ModelWrap::Device(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::Dtype(const Napi::CallbackInfo& info) {
   return Guarded(info.Env(), [&]() -> Napi::Value {
     return Napi::String::New(info.Env(), DtypeByScalarType(Checked()->dtype).name);
+  });
+}
+
+Napi::Value ModelWrap::PlainForwardCount(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(Checked()->plainForwardCount.load()));
   });
 }
 

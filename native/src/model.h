@@ -35,6 +35,7 @@ struct ModelState {
   // (attention_pass.h, WithoutHookOps), which forwards with no plan run;
   // empty when the model has no hook ops or could not be frozen.
   std::string plainForward;
+  std::atomic<int64_t> plainForwardCount{0};  // forwards that ran it
 };
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
@@ -60,6 +61,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value ForwardCount(const Napi::CallbackInfo& info);
+  Napi::Value PlainForwardCount(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 

@@ -78,6 +78,7 @@ export interface NativeModel {
   readonly device: ResolvedDevice;
   readonly dtype: Dtype;
   readonly forwardCount: number;
+  readonly plainForwardCount: number;
   readonly disposed: boolean;
   dispose(): void;
 }
