@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { autoguidance, cfg, cudaMemory, icg, liveHandles, loadModel, pag, runtimeInfo, sag, sample, seg, type DeviceName, type Strategy } from '../src/index.js';
-import { argv, flag } from './cli.js';
+import { flag } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const runs = Number(flag('runs', '500'));

@@ -13,6 +13,8 @@
  * [count, dim].
  */
 
+import { classifierAgreement } from '../../src/util/classifier-agreement.js';
+
 /** A feature set: `count` rows of `dim` values, row-major. */
 export interface FeatureSet {
   count: number;
@@ -408,14 +410,6 @@ export function precisionRecall(real: FeatureSet, fake: FeatureSet, k = 3, realR
 
 /** Fraction of rows of `logits` [labels.length, classes] whose argmax is the requested label; null labels are skipped (NaN if none). */
 export function classifierAccuracy(logits: ArrayLike<number>, classes: number, labels: readonly (number | null)[]): number {
-  let agree = 0;
-  let of = 0;
-  labels.forEach((label, i) => {
-    if (label === null) return;
-    of++;
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (logits[i * classes + c]! > logits[i * classes + best]!) best = c;
-    if (best === label) agree++;
-  });
+  const { agree, of } = classifierAgreement(logits, classes, labels);
   return of === 0 ? NaN : agree / of;
 }

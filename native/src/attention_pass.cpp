@@ -138,10 +138,6 @@ void WrapSdpa(Node* sdpa, int64_t site) {
   sdpa->output()->replaceAllUsesAfterNodeWith(hook, hook->output());
 }
 
-}  // namespace
-
-namespace {
-
 void RemoveHookOps(Block* block, const std::string& prefix) {
   for (auto it = block->nodes().begin(); it != block->nodes().end();) {
     Node* node = *it;

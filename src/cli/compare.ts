@@ -15,6 +15,7 @@ import { loadModel, type Model } from '../model.js';
 import { runtimeInfo } from '../runtime.js';
 import { explain, sample } from '../sample.js';
 import type { DeviceName, Tensor } from '../tensor.js';
+import { classifierAgreement } from '../util/classifier-agreement.js';
 import { compareRows, describeSettings, type CompareModels } from './compare-rows.js';
 import { UsageError } from './usage-error.js';
 
@@ -57,18 +58,7 @@ async function loadOptional(path: string, device: DeviceName, explicit: boolean)
 /** How many of the samples the classifier labels as their requested class (null labels are not counted). */
 async function agreement(classifier: Model, images: Tensor, labels: readonly (number | null)[]): Promise<{ agree: number; of: number }> {
   using logits = await classifier.forward<Tensor>(images);
-  const values = (await logits.toArray()) as Float32Array;
-  const classes = logits.shape[1]!;
-  let agree = 0;
-  let of = 0;
-  labels.forEach((label, i) => {
-    if (label === null) return;
-    of++;
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (values[i * classes + c]! > values[i * classes + best]!) best = c;
-    if (best === label) agree++;
-  });
-  return { agree, of };
+  return classifierAgreement((await logits.toArray()) as Float32Array, logits.shape[1]!, labels);
 }
 
 export async function compareCommand(argv: string[]): Promise<void> {
