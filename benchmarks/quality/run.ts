@@ -203,7 +203,7 @@ progress.meta = {
     .map((v) => `${v}=${process.env[v]} `)
     .join('')}npx tsx benchmarks/quality/run.ts${argv.length ? ' ' + argv.join(' ') : ''}`,
   date: new Date().toISOString(),
-  machine: `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} (load average ${loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end; the machine is shared)`,
+  machine: `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} (load average ${loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end)`,
   libtorch: info.torchVersion,
   threads: info.intraOpThreads,
   node: process.version,
