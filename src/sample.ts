@@ -135,6 +135,14 @@ function prepare(raw: SampleOptions): Prepared {
   return { options, main, sampler, sigmas, count, labels };
 }
 
+/** Every sample of the batch [first, first + n) has the null condition (or the model takes none). */
+function batchIsUnconditional(prep: Prepared, first: number, n: number): boolean {
+  const conditioning = prep.main.conditioning;
+  if (conditioning.kind === 'none') return true;
+  if (conditioning.kind !== 'class') return false;
+  return prep.labels.slice(first, first + n).every((l) => l === null || l === conditioning.nullLabel);
+}
+
 function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): GuidedDenoiser {
   const { main, options } = prep;
   const device = options.model.device;
@@ -142,10 +150,9 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
   const conditioning = main.conditioning;
   let given: Tensor | undefined;
   let nullConditions: Tensor | undefined;
-  let unconditional = conditioning.kind === 'none';
+  const unconditional = batchIsUnconditional(prep, first, n);
   if (conditioning.kind === 'class') {
     const slice = prep.labels.slice(first, first + n);
-    unconditional = slice.every((l) => l === null || l === conditioning.nullLabel);
     given = tensor(BigInt64Array.from(slice.map((l) => BigInt(l ?? conditioning.nullLabel))), [n], { device });
     nullConditions = tensor(new BigInt64Array(n).fill(BigInt(conditioning.nullLabel)), [n], { device });
     owned.push(given, nullConditions);
@@ -181,8 +188,10 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
  * `evaluations` are the first batch's. `forwards` counts the whole run, every
  * batch (what sample() reports and the models' forward counters see), and
  * `modelEvaluations` is the samples through a model per input sample over the
- * whole run. Every batch is planned: a batch whose labels are all null plans
- * differently (the given and null branches are one).
+ * whole run. A batch's plan depends only on its size and on whether its
+ * labels are all null (then the given and null branches are one), so each such
+ * kind of batch is planned once: explaining a 50,000-sample run costs what two
+ * batches cost.
  */
 export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batches: number; forwards: number; modelEvaluations: number } {
   const prep = prepare(raw);
@@ -192,11 +201,11 @@ export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batch
   let first: PlanSummary[] | undefined;
   let forwards = 0;
   let sampleForwards = 0;
-  for (let b = 0; b < batches; b++) {
-    const n = Math.min(batchSize, count - b * batchSize);
+  const planned = new Map<string, PlanSummary[]>();
+  const plan = (start: number, n: number): PlanSummary[] => {
     const owned: Tensor[] = [];
     try {
-      const guided = guidedFor(prep, b * batchSize, n, owned);
+      const guided = guidedFor(prep, start, n, owned);
       const evaluations: PlanSummary[] = [];
       for (let i = 0; i < sigmas.length - 1; i++) {
         // Heun evaluates at the churned sigma (a window edge may lie between the two), then
@@ -205,13 +214,21 @@ export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batch
         evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigma)));
         if (sampler.name === 'heun' && sigmas[i + 1]! > 0) evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigmas[i + 1]!)));
       }
-      first ??= evaluations;
-      for (const e of evaluations) {
-        forwards += e.forwards;
-        sampleForwards += e.modelEvaluations * n;
-      }
+      return evaluations;
     } finally {
       for (const t of owned) t.dispose();
+    }
+  };
+  for (let b = 0; b < batches; b++) {
+    const start = b * batchSize;
+    const n = Math.min(batchSize, count - start);
+    const key = `${n} ${batchIsUnconditional(prep, start, n)}`;
+    let evaluations = planned.get(key);
+    if (!evaluations) planned.set(key, (evaluations = plan(start, n)));
+    first ??= evaluations;
+    for (const e of evaluations) {
+      forwards += e.forwards;
+      sampleForwards += e.modelEvaluations * n;
     }
   }
   return { evaluations: first ?? [], batches, forwards, modelEvaluations: sampleForwards / count };
