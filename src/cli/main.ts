@@ -9,7 +9,8 @@ import { isTorchGuidanceError } from '../errors.js';
 import { attentionCommand, attentionHelp } from './attention.js';
 import { compareCommand, compareHelp } from './compare.js';
 import { inspectCommand, inspectHelp } from './inspect.js';
-import { sampleCommand, sampleHelp } from './sample.js';
+import { sampleHelp } from './sample-flags.js';
+import { sampleCommand } from './sample.js';
 import { UsageError } from './usage-error.js';
 
 const EXIT_USAGE = 2;
