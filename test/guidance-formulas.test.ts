@@ -220,6 +220,15 @@ function engine(ref: Ref, strategies: Strategy[], cond: Cond, seeds: bigint[]): 
   };
 }
 
+/** The engine's one prediction at (x, sigma), the engine disposed afterwards. */
+async function predictOnce(e: Engine, x: Float32Array, sigma: number): Promise<Float32Array> {
+  try {
+    return await e.predict(x, sigma);
+  } finally {
+    e.dispose();
+  }
+}
+
 /**
  * Runs a test body and checks that every tensor handle it made is gone
  * afterwards. No gc here: a collected wrapper frees its handle, which would
@@ -347,6 +356,13 @@ const randomLabels = (rng: Rng): Cond => ({ kind: 'class', labels: Array.from({ 
 const randomSeeds = (rng: Rng) => Array.from({ length: N }, () => BigInt(Math.floor(rng.next() * 2 ** 40)));
 const NULL: Cond = { kind: 'class', labels: Array.from({ length: N }, () => null) };
 
+/** A fresh draw for one test: its generator, a noise level (log-uniform over `sigmas`), x at that level, random labels. */
+function draw(sigmas: [number, number] = [0.3, 5]): { rng: Rng; sigma: number; x: Float32Array; cond: Cond } {
+  const rng = freshRandom();
+  const sigma = randomSigma(rng, ...sigmas);
+  return { rng, sigma, x: randomX(rng, sigma), cond: randomLabels(rng) };
+}
+
 function nullOf(cond: Cond): Cond {
   if (cond.kind === 'class') return NULL;
   if (cond.kind === 'tensor') return { kind: 'tensor', values: new Float32Array(cond.values.length) };
@@ -401,41 +417,25 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
     it(`cfg standard on ${name}: D(∅) + w(D(c) − D(∅))`, () =>
       withoutLeaks(async () => {
         const ref = get(name);
-        const rng = freshRandom();
-        const sigma = randomSigma(rng);
-        const x = randomX(rng, sigma);
-        const cond = randomLabels(rng);
+        const { rng, sigma, x, cond } = draw();
         const w = between(rng, 1.5, 5);
-        const e = engine(ref, [cfg({ scale: w })], cond, randomSeeds(rng));
-        try {
-          const actual = await e.predict(x, sigma);
-          const dc = await refX0(ref, x, sigma, cond);
-          const du = await refX0(ref, x, sigma, NULL);
-          expectDiffers(dc, du, rng, 'D(c) vs D(∅)');
-          expectClose(actual, mix(du, [[w, dc, du]]), rng, `cfg w=${w} sigma=${sigma}`);
-        } finally {
-          e.dispose();
-        }
+        const actual = await predictOnce(engine(ref, [cfg({ scale: w })], cond, randomSeeds(rng)), x, sigma);
+        const dc = await refX0(ref, x, sigma, cond);
+        const du = await refX0(ref, x, sigma, NULL);
+        expectDiffers(dc, du, rng, 'D(c) vs D(∅)');
+        expectClose(actual, mix(du, [[w, dc, du]]), rng, `cfg w=${w} sigma=${sigma}`);
       }));
   }
 
   it("cfg 'original' formulation on tiny-unet-x0: D(c) + w'(D(c) − D(∅))", () =>
     withoutLeaks(async () => {
       const ref = get('tiny-unet-x0');
-      const rng = freshRandom();
-      const sigma = randomSigma(rng);
-      const x = randomX(rng, sigma);
-      const cond = randomLabels(rng);
+      const { rng, sigma, x, cond } = draw();
       const w = between(rng, 0.5, 4);
-      const e = engine(ref, [cfg({ scale: w, formulation: 'original' })], cond, randomSeeds(rng));
-      try {
-        const actual = await e.predict(x, sigma);
-        const dc = await refX0(ref, x, sigma, cond);
-        const du = await refX0(ref, x, sigma, NULL);
-        expectClose(actual, mix(dc, [[w, dc, du]]), rng, `cfg original w'=${w}`);
-      } finally {
-        e.dispose();
-      }
+      const actual = await predictOnce(engine(ref, [cfg({ scale: w, formulation: 'original' })], cond, randomSeeds(rng)), x, sigma);
+      const dc = await refX0(ref, x, sigma, cond);
+      const du = await refX0(ref, x, sigma, NULL);
+      expectClose(actual, mix(dc, [[w, dc, du]]), rng, `cfg original w'=${w}`);
     }));
 
   it('guidance interval on tiny-edm: CFG for sigmaMin < sigma <= sigmaMax, D(c) outside', () =>
@@ -479,33 +479,25 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
     it(`cfg + rescale in ${space} space on ${name}: φ·out·std(ref)/std(out) + (1−φ)·out per sample`, () =>
       withoutLeaks(async () => {
         const ref = get(name);
-        const rng = freshRandom();
-        const sigma = randomSigma(rng);
-        const x = randomX(rng, sigma);
-        const cond = randomLabels(rng);
+        const { rng, sigma, x, cond } = draw();
         const w = between(rng, 2, 6);
         const phi = between(rng, 0.3, 0.9);
-        const e = engine(ref, [cfg({ scale: w }), rescale({ phi, space })], cond, randomSeeds(rng));
-        try {
-          const actual = await e.predict(x, sigma);
-          const dc = await refX0(ref, x, sigma, cond);
-          const du = await refX0(ref, x, sigma, NULL);
-          const guided = mix(du, [[w, dc, du]]);
-          // In eps space the rescaled quantities are the noise estimates (x − D)/sigma.
-          const toSpace = (d: Vec) => (space === 'eps' ? d.map((v, i) => (x[i]! - v) / sigma) : d);
-          const out = toSpace(guided);
-          const reference = toSpace(dc);
-          const rescaled = new Float64Array(out.length);
-          for (let n = 0; n < N; n++) {
-            const factor = std(reference, n) / std(out, n);
-            for (let i = n * SIZE; i < (n + 1) * SIZE; i++) rescaled[i] = phi * out[i]! * factor + (1 - phi) * out[i]!;
-          }
-          const expected = space === 'eps' ? rescaled.map((v, i) => x[i]! - sigma * v) : rescaled;
-          expectDiffers(expected, guided, rng, 'rescaled vs plain cfg');
-          expectClose(actual, expected, rng, `rescale φ=${phi} (${space}) over cfg w=${w}`);
-        } finally {
-          e.dispose();
+        const actual = await predictOnce(engine(ref, [cfg({ scale: w }), rescale({ phi, space })], cond, randomSeeds(rng)), x, sigma);
+        const dc = await refX0(ref, x, sigma, cond);
+        const du = await refX0(ref, x, sigma, NULL);
+        const guided = mix(du, [[w, dc, du]]);
+        // In eps space the rescaled quantities are the noise estimates (x − D)/sigma.
+        const toSpace = (d: Vec) => (space === 'eps' ? d.map((v, i) => (x[i]! - v) / sigma) : d);
+        const out = toSpace(guided);
+        const reference = toSpace(dc);
+        const rescaled = new Float64Array(out.length);
+        for (let n = 0; n < N; n++) {
+          const factor = std(reference, n) / std(out, n);
+          for (let i = n * SIZE; i < (n + 1) * SIZE; i++) rescaled[i] = phi * out[i]! * factor + (1 - phi) * out[i]!;
         }
+        const expected = space === 'eps' ? rescaled.map((v, i) => x[i]! - sigma * v) : rescaled;
+        expectDiffers(expected, guided, rng, 'rescaled vs plain cfg');
+        expectClose(actual, expected, rng, `rescale φ=${phi} (${space}) over cfg w=${w}`);
       }));
   }
 
@@ -514,22 +506,14 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
   it('pag on tiny-unet (two sites): D(c) + s(D(c) − D(c; identity attention))', () =>
     withoutLeaks(async () => {
       const ref = get('tiny-unet');
-      const rng = freshRandom();
-      const sigma = randomSigma(rng);
-      const x = randomX(rng, sigma);
-      const cond = randomLabels(rng);
+      const { rng, sigma, x, cond } = draw();
       const s = between(rng, 1, 5);
       const sites = ['mid.*', 'up.2'];
-      const e = engine(ref, [pag({ scale: s, sites })], cond, randomSeeds(rng));
-      try {
-        const actual = await e.predict(x, sigma);
-        const dc = await refX0(ref, x, sigma, cond);
-        const dp = await refX0(ref, x, sigma, cond, [{ sites, action: 'identity' }]);
-        expectDiffers(dc, dp, rng, 'D(c) vs D_pag');
-        expectClose(actual, mix(dc, [[s, dc, dp]]), rng, `pag s=${s}`);
-      } finally {
-        e.dispose();
-      }
+      const actual = await predictOnce(engine(ref, [pag({ scale: s, sites })], cond, randomSeeds(rng)), x, sigma);
+      const dc = await refX0(ref, x, sigma, cond);
+      const dp = await refX0(ref, x, sigma, cond, [{ sites, action: 'identity' }]);
+      expectDiffers(dc, dp, rng, 'D(c) vs D_pag');
+      expectClose(actual, mix(dc, [[s, dc, dp]]), rng, `pag s=${s}`);
     }));
 
   it('pag adaptive scale on tiny-unet-v: s_t = max(0, s − a(1000 − t)); 0 gives D(c); EDM refuses it', () =>
@@ -574,21 +558,14 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
   it('pag on the unconditional tiny-uncond: D + s(D − D_pag), no condition input', () =>
     withoutLeaks(async () => {
       const ref = get('tiny-uncond');
-      const rng = freshRandom();
-      const sigma = randomSigma(rng);
-      const x = randomX(rng, sigma);
+      const { rng, sigma, x } = draw();
       const s = between(rng, 1, 5);
       const none: Cond = { kind: 'none' };
-      const e = engine(ref, [pag({ scale: s, sites: '**.mid.*' })], none, randomSeeds(rng));
-      try {
-        const actual = await e.predict(x, sigma);
-        const d = await refX0(ref, x, sigma, none);
-        const dp = await refX0(ref, x, sigma, none, [{ sites: 'unet.mid.attn', action: 'identity' }]);
-        expectDiffers(d, dp, rng, 'D vs D_pag');
-        expectClose(actual, mix(d, [[s, d, dp]]), rng, `pag (unconditional) s=${s}`);
-      } finally {
-        e.dispose();
-      }
+      const actual = await predictOnce(engine(ref, [pag({ scale: s, sites: '**.mid.*' })], none, randomSeeds(rng)), x, sigma);
+      const d = await refX0(ref, x, sigma, none);
+      const dp = await refX0(ref, x, sigma, none, [{ sites: 'unet.mid.attn', action: 'identity' }]);
+      expectDiffers(d, dp, rng, 'D vs D_pag');
+      expectClose(actual, mix(d, [[s, d, dp]]), rng, `pag (unconditional) s=${s}`);
     }));
 
   // ---- SEG ---------------------------------------------------------------
@@ -600,22 +577,14 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
     it(`seg with sigma ${finite ? 'finite' : 'Infinity'} on ${name}: D(c) + s(D(c) − D(c; blurred queries))`, () =>
       withoutLeaks(async () => {
         const ref = get(name);
-        const rng = freshRandom();
-        const sigma = randomSigma(rng);
-        const x = randomX(rng, sigma);
-        const cond = randomLabels(rng);
+        const { rng, sigma, x, cond } = draw();
         const s = between(rng, 1, 5);
         const blur = finite ? between(rng, 0.5, 2.5) : Infinity;
-        const e = engine(ref, [seg({ scale: s, sigma: blur })], cond, randomSeeds(rng));
-        try {
-          const actual = await e.predict(x, sigma);
-          const dc = await refX0(ref, x, sigma, cond);
-          const ds = await refX0(ref, x, sigma, cond, [{ sites: 'mid.*', action: 'blur', sigma: blur }]);
-          expectDiffers(dc, ds, rng, 'D(c) vs D_seg');
-          expectClose(actual, mix(dc, [[s, dc, ds]]), rng, `seg s=${s} blur sigma=${blur}`);
-        } finally {
-          e.dispose();
-        }
+        const actual = await predictOnce(engine(ref, [seg({ scale: s, sigma: blur })], cond, randomSeeds(rng)), x, sigma);
+        const dc = await refX0(ref, x, sigma, cond);
+        const ds = await refX0(ref, x, sigma, cond, [{ sites: 'mid.*', action: 'blur', sigma: blur }]);
+        expectDiffers(dc, ds, rng, 'D(c) vs D_seg');
+        expectClose(actual, mix(dc, [[s, dc, ds]]), rng, `seg s=${s} blur sigma=${blur}`);
       }));
   }
 
@@ -665,38 +634,30 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
     it(title, () =>
       withoutLeaks(async () => {
         const ref = get(name);
-        const rng = freshRandom();
-        const sigma = randomSigma(rng, 0.5, 4);
-        const x = randomX(rng, sigma);
-        const cond = randomLabels(rng);
+        const { rng, sigma, x, cond } = draw([0.5, 4]);
         const w = between(rng, 1.5, 4);
         const s = between(rng, 0.5, 2);
         const blurSigma = between(rng, 1, 2);
         const strategies = [...(withCfg ? [cfg({ scale: w })] : []), sag({ scale: s, blurSigma })];
-        const e = engine(ref, strategies, cond, randomSeeds(rng));
-        try {
-          const actual = await e.predict(x, sigma);
-          const dc = await refX0(ref, x, sigma, cond);
-          const sourceCond = withCfg ? NULL : cond;
-          const source = await refD(ref, x, sigma, sourceCond, [{ sites: 'mid.*', action: 'capture', self: true }]);
-          const site = ref.model.attentionSites.find((a) => a.path === 'mid.attn')!;
-          const masks = sagMasks(source.captures, site.grid!, 1);
-          const covered = masks[0]!.reduce((sum, v) => sum + v, 0) / masks[0]!.length;
-          assert.ok(covered > 0 && covered < 1, `SAG mask covers ${covered} of the sample; expected part of it (seed ${rng.seed})`);
-          const blurred = gaussianBlur(source.x0, 9, blurSigma);
-          let best = Infinity;
-          for (const mask of masks) {
-            const xt = renoised(x, source.x0, blurred, mask);
-            const degraded = await refX0(ref, xt, sigma, sourceCond);
-            expectDiffers(source.x0, degraded, rng, 'D_source vs D_source(x̃)');
-            const terms: [number, Vec, Vec][] = withCfg ? [[w - 1, dc, source.x0]] : [];
-            terms.push([s, source.x0, asIfFromX(degraded, xt, x)]);
-            best = Math.min(best, relativeError(actual, mix(dc, terms)));
-          }
-          assert.ok(best < TOL, `${withCfg ? 'cfg+' : ''}sag: relative error ${best} >= ${TOL} (seed ${rng.seed})`);
-        } finally {
-          e.dispose();
+        const actual = await predictOnce(engine(ref, strategies, cond, randomSeeds(rng)), x, sigma);
+        const dc = await refX0(ref, x, sigma, cond);
+        const sourceCond = withCfg ? NULL : cond;
+        const source = await refD(ref, x, sigma, sourceCond, [{ sites: 'mid.*', action: 'capture', self: true }]);
+        const site = ref.model.attentionSites.find((a) => a.path === 'mid.attn')!;
+        const masks = sagMasks(source.captures, site.grid!, 1);
+        const covered = masks[0]!.reduce((sum, v) => sum + v, 0) / masks[0]!.length;
+        assert.ok(covered > 0 && covered < 1, `SAG mask covers ${covered} of the sample; expected part of it (seed ${rng.seed})`);
+        const blurred = gaussianBlur(source.x0, 9, blurSigma);
+        let best = Infinity;
+        for (const mask of masks) {
+          const xt = renoised(x, source.x0, blurred, mask);
+          const degraded = await refX0(ref, xt, sigma, sourceCond);
+          expectDiffers(source.x0, degraded, rng, 'D_source vs D_source(x̃)');
+          const terms: [number, Vec, Vec][] = withCfg ? [[w - 1, dc, source.x0]] : [];
+          terms.push([s, source.x0, asIfFromX(degraded, xt, x)]);
+          best = Math.min(best, relativeError(actual, mix(dc, terms)));
         }
+        assert.ok(best < TOL, `${withCfg ? 'cfg+' : ''}sag: relative error ${best} >= ${TOL} (seed ${rng.seed})`);
       }));
   }
 
@@ -708,25 +669,17 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
     label: string,
   ): Promise<void> {
     const ref = get(name);
-    const rng = freshRandom();
-    const sigma = randomSigma(rng, 0.5, 4);
-    const x = randomX(rng, sigma);
-    const cond = randomLabels(rng);
+    const { rng, sigma, x, cond } = draw([0.5, 4]);
     const s = between(rng, 0.5, 2);
     const blurSigma = between(rng, 1, 2);
     const seeds = randomSeeds(rng);
-    const e = engine(ref, [strategy(s, blurSigma)], cond, seeds);
-    try {
-      const actual = await e.predict(x, sigma);
-      const dc = await refX0(ref, x, sigma, cond);
-      const deg = degrade(dc, blurSigma, seeds);
-      const xt = renoised(x, dc, deg);
-      const dd = await refX0(ref, xt, sigma, cond);
-      expectDiffers(dc, dd, rng, `${label}: D(c) vs D(c; x̃)`);
-      expectClose(actual, mix(dc, [[s, dc, asIfFromX(dd, xt, x)]]), rng, `${label} s=${s} blurSigma=${blurSigma}`);
-    } finally {
-      e.dispose();
-    }
+    const actual = await predictOnce(engine(ref, [strategy(s, blurSigma)], cond, seeds), x, sigma);
+    const dc = await refX0(ref, x, sigma, cond);
+    const deg = degrade(dc, blurSigma, seeds);
+    const xt = renoised(x, dc, deg);
+    const dd = await refX0(ref, xt, sigma, cond);
+    expectDiffers(dc, dd, rng, `${label}: D(c) vs D(c; x̃)`);
+    expectClose(actual, mix(dc, [[s, dc, asIfFromX(dd, xt, x)]]), rng, `${label} s=${s} blurSigma=${blurSigma}`);
   }
 
   /**
@@ -814,10 +767,7 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
   ] as const) {
     it(`autoguidance, main ${main} guided by ${guide}: D_guide + w(D_main − D_guide), each in its own parameterisation`, () =>
       withoutLeaks(async () => {
-        const rng = freshRandom();
-        const sigma = randomSigma(rng);
-        const x = randomX(rng, sigma);
-        const cond = randomLabels(rng);
+        const { rng, sigma, x, cond } = draw();
         const w = between(rng, 1.5, 3);
         const e = engine(get(main), [autoguidance({ guide: get(guide).model, scale: w })], cond, randomSeeds(rng));
         try {
@@ -835,20 +785,12 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
 
   it('sims, base tiny-unet-v with negative tiny-unet: D_base + w(D_base − D_sims)', () =>
     withoutLeaks(async () => {
-      const rng = freshRandom();
-      const sigma = randomSigma(rng);
-      const x = randomX(rng, sigma);
-      const cond = randomLabels(rng);
+      const { rng, sigma, x, cond } = draw();
       const w = between(rng, 0.5, 3);
-      const e = engine(get('tiny-unet-v'), [sims({ negative: get('tiny-unet').model, scale: w })], cond, randomSeeds(rng));
-      try {
-        const actual = await e.predict(x, sigma);
-        const db = await refX0(get('tiny-unet-v'), x, sigma, cond);
-        const dn = await refX0(get('tiny-unet'), x, sigma, cond);
-        expectClose(actual, mix(db, [[w, db, dn]]), rng, `sims w=${w}`);
-      } finally {
-        e.dispose();
-      }
+      const actual = await predictOnce(engine(get('tiny-unet-v'), [sims({ negative: get('tiny-unet').model, scale: w })], cond, randomSeeds(rng)), x, sigma);
+      const db = await refX0(get('tiny-unet-v'), x, sigma, cond);
+      const dn = await refX0(get('tiny-unet'), x, sigma, cond);
+      expectClose(actual, mix(db, [[w, db, dn]]), rng, `sims w=${w}`);
     }));
 
   // ---- ICG -----------------------------------------------------------------
@@ -856,10 +798,7 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
   it('icg with class labels on tiny-unet: D(ĉ) + w(D(c) − D(ĉ)), ĉ drawn from the sample seed per evaluation', () =>
     withoutLeaks(async () => {
       const ref = get('tiny-unet');
-      const rng = freshRandom();
-      const sigma = randomSigma(rng);
-      const x = randomX(rng, sigma);
-      const cond = randomLabels(rng);
+      const { rng, sigma, x, cond } = draw();
       const w = between(rng, 1.5, 4);
       const seeds = randomSeeds(rng);
       const e = engine(ref, [icg({ scale: w })], cond, seeds);
@@ -894,33 +833,26 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
   it('icg with tensor conditions on tiny-tensor-cond: ĉ = Gaussian with the condition’s per-sample mean and std', () =>
     withoutLeaks(async () => {
       const ref = get('tiny-tensor-cond');
-      const rng = freshRandom();
-      const sigma = randomSigma(rng);
-      const x = randomX(rng, sigma);
+      const { rng, sigma, x } = draw();
       const values = Float32Array.from({ length: N * 4 }, () => 0.5 + 2 * rng.normal());
       const cond: Cond = { kind: 'tensor', values };
       const w = between(rng, 1.5, 4);
       const seeds = randomSeeds(rng);
-      const e = engine(ref, [icg({ scale: w })], cond, seeds);
-      try {
-        const actual = await e.predict(x, sigma);
-        const noiseTensor = randn([N, 4], { seed: seeds.map((s) => mixSeed(s, Streams.randomCondition + 0n)) });
-        const noise = (await noiseTensor.toArray()) as Float32Array;
-        noiseTensor.dispose();
-        const random = new Float32Array(N * 4);
-        for (let n = 0; n < N; n++) {
-          const v = Array.from(values.subarray(n * 4, n * 4 + 4));
-          const mean = v.reduce((a, b) => a + b, 0) / 4;
-          const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / 3);
-          for (let j = 0; j < 4; j++) random[n * 4 + j] = noise[n * 4 + j]! * sd + mean;
-        }
-        const dc = await refX0(ref, x, sigma, cond);
-        const dr = await refX0(ref, x, sigma, { kind: 'tensor', values: random });
-        expectDiffers(dc, dr, rng, 'D(c) vs D(ĉ)');
-        expectClose(actual, mix(dr, [[w, dc, dr]]), rng, `icg (tensor) w=${w}`);
-      } finally {
-        e.dispose();
+      const actual = await predictOnce(engine(ref, [icg({ scale: w })], cond, seeds), x, sigma);
+      const noiseTensor = randn([N, 4], { seed: seeds.map((s) => mixSeed(s, Streams.randomCondition + 0n)) });
+      const noise = (await noiseTensor.toArray()) as Float32Array;
+      noiseTensor.dispose();
+      const random = new Float32Array(N * 4);
+      for (let n = 0; n < N; n++) {
+        const v = Array.from(values.subarray(n * 4, n * 4 + 4));
+        const mean = v.reduce((a, b) => a + b, 0) / 4;
+        const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / 3);
+        for (let j = 0; j < 4; j++) random[n * 4 + j] = noise[n * 4 + j]! * sd + mean;
       }
+      const dc = await refX0(ref, x, sigma, cond);
+      const dr = await refX0(ref, x, sigma, { kind: 'tensor', values: random });
+      expectDiffers(dc, dr, rng, 'D(c) vs D(ĉ)');
+      expectClose(actual, mix(dr, [[w, dc, dr]]), rng, `icg (tensor) w=${w}`);
     }));
 
   // ---- Non-linear CFG variants ---------------------------------------------
@@ -1109,9 +1041,7 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
   it('stack [cfg, pag, seg] on tiny-tensor-cond: D(∅) + w(D(c) − D(∅)) + s_p(D(c) − D_pag) + s_s(D(c) − D_seg), one 4N forward', () =>
     withoutLeaks(async () => {
       const ref = get('tiny-tensor-cond');
-      const rng = freshRandom();
-      const sigma = randomSigma(rng);
-      const x = randomX(rng, sigma);
+      const { rng, sigma, x } = draw();
       const cond: Cond = { kind: 'tensor', values: Float32Array.from({ length: N * 4 }, () => rng.normal()) };
       const w = between(rng, 1.5, 4);
       const sp = between(rng, 1, 4);
@@ -1134,10 +1064,7 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
   it('stack [cfg outside its window, pag, seg(finite)] on tiny-unet: the cfg term drops, the others stay', () =>
     withoutLeaks(async () => {
       const ref = get('tiny-unet');
-      const rng = freshRandom();
-      const sigma = randomSigma(rng, 0.3, 1);
-      const x = randomX(rng, sigma);
-      const cond = randomLabels(rng);
+      const { rng, sigma, x, cond } = draw([0.3, 1]);
       const sp = between(rng, 1, 4);
       const ss = between(rng, 1, 4);
       const blur = between(rng, 0.5, 2);
@@ -1146,25 +1073,17 @@ describe('guidance formulas: the engine prediction equals each strategy formula,
         pag({ scale: sp, sites: 'up.2' }),
         seg({ scale: ss, sigma: blur, sites: ['mid.*', 'down.3'] }),
       ];
-      const e = engine(ref, strategies, cond, randomSeeds(rng));
-      try {
-        const actual = await e.predict(x, sigma);
-        const dc = await refX0(ref, x, sigma, cond);
-        const dp = await refX0(ref, x, sigma, cond, [{ sites: 'up.2', action: 'identity' }]);
-        const ds = await refX0(ref, x, sigma, cond, [{ sites: ['mid.*', 'down.3'], action: 'blur', sigma: blur }]);
-        expectClose(actual, mix(dc, [[sp, dc, dp], [ss, dc, ds]]), rng, `pag ${sp} + seg ${ss} (blur ${blur}), cfg off`);
-      } finally {
-        e.dispose();
-      }
+      const actual = await predictOnce(engine(ref, strategies, cond, randomSeeds(rng)), x, sigma);
+      const dc = await refX0(ref, x, sigma, cond);
+      const dp = await refX0(ref, x, sigma, cond, [{ sites: 'up.2', action: 'identity' }]);
+      const ds = await refX0(ref, x, sigma, cond, [{ sites: ['mid.*', 'down.3'], action: 'blur', sigma: blur }]);
+      expectClose(actual, mix(dc, [[sp, dc, dp], [ss, dc, ds]]), rng, `pag ${sp} + seg ${ss} (blur ${blur}), cfg off`);
     }));
 
   it('stack [cfg, tsg, slg] on tiny-unet: D(∅) + w(D(c) − D(∅)) + (w_t − 1)(D(c) − D(t̃)) + s(D(c) − D_skip), one 4N forward', () =>
     withoutLeaks(async () => {
       const ref = get('tiny-unet');
-      const rng = freshRandom();
-      const sigma = randomSigma(rng);
-      const x = randomX(rng, sigma);
-      const cond = randomLabels(rng);
+      const { rng, sigma, x, cond } = draw();
       const [w, wt, s] = [between(rng, 1.5, 4), between(rng, 1.5, 4), between(rng, 1, 3)];
       const k = between(rng, 0.3, 2);
       const seeds = randomSeeds(rng);

@@ -29,7 +29,7 @@ import {
   type Color,
   type RasterImage,
 } from '../src/image/index.js';
-import { freshRandom } from './helpers/random.js';
+import { freshRandom, uniformInt, pick } from './helpers/random.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -37,10 +37,6 @@ const PYTHON = '/usr/bin/python3';
 function randomImage(width: number, height: number, channels: 1 | 3 | 4): RasterImage {
   return { width, height, channels, data: new Uint8Array(randomBytes(width * height * channels)) };
 }
-
-type Rng = ReturnType<typeof freshRandom>;
-const randInt = (rng: Rng, lo: number, hi: number) => lo + Math.floor(rng.next() * (hi - lo + 1));
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng.next() * items.length)]!;
 
 /** The filter-type byte of every row of an 8-bit non-interlaced PNG, read independently of decodePng. */
 function rowFilters(png: Buffer): number[] {
@@ -155,7 +151,7 @@ describe('image: PNG', () => {
   it('round-trips random gray, RGB and RGBA images of odd sizes with every filter choice', () => {
     const rng = freshRandom();
     for (const channels of [1, 3, 4] as const) {
-      for (const [w, h] of [...sizes, [randInt(rng, 1, 80), randInt(rng, 1, 80)] as [number, number]]) {
+      for (const [w, h] of [...sizes, [uniformInt(rng, 1, 80), uniformInt(rng, 1, 80)] as [number, number]]) {
         for (const filter of [0, 1, 2, 3, 4, 'adaptive'] as const) {
           const image = randomImage(w, h, channels);
           const png = encodePng(image, { filter });
@@ -187,10 +183,10 @@ describe('image: PNG', () => {
   it('writes PNGs that PIL verifies and decodes to the same bytes', () => {
     const rng = freshRandom();
     const images = [1, 3, 4].flatMap((channels) => [
-      randomImage(randInt(rng, 1, 40), randInt(rng, 1, 40), channels as 1 | 3 | 4),
-      randomImage(randInt(rng, 1, 40) | 1, randInt(rng, 1, 40) | 1, channels as 1 | 3 | 4),
+      randomImage(uniformInt(rng, 1, 40), uniformInt(rng, 1, 40), channels as 1 | 3 | 4),
+      randomImage(uniformInt(rng, 1, 40) | 1, uniformInt(rng, 1, 40) | 1, channels as 1 | 3 | 4),
     ]);
-    images.push(filterExercisingImage(randInt(rng, 20, 50)));
+    images.push(filterExercisingImage(uniformInt(rng, 20, 50)));
     const cases = images.flatMap((image) => ([0, 1, 2, 3, 4, 'adaptive'] as const).map((filter) => ({ image, filter })));
     const decoded = pil(cases.map(({ image, filter }) => ({ op: 'decode', png: encodePng(image, { filter }) }))) as PilDecoded[];
     cases.forEach(({ image, filter }, i) => {
@@ -204,12 +200,12 @@ describe('image: PNG', () => {
 
   it('decodes PNGs written by PIL, including RGB rows with all five filter types', () => {
     const rng = freshRandom();
-    const rgb = filterExercisingImage(randInt(rng, 20, 60));
+    const rgb = filterExercisingImage(uniformInt(rng, 20, 60));
     const cases: { mode: string; image: RasterImage }[] = [
       { mode: 'RGB', image: rgb },
-      { mode: 'RGB', image: randomImage(randInt(rng, 1, 50), randInt(rng, 1, 50), 3) },
-      { mode: 'L', image: randomImage(randInt(rng, 1, 50), randInt(rng, 1, 50), 1) },
-      { mode: 'RGBA', image: randomImage(randInt(rng, 1, 50), randInt(rng, 1, 50), 4) },
+      { mode: 'RGB', image: randomImage(uniformInt(rng, 1, 50), uniformInt(rng, 1, 50), 3) },
+      { mode: 'L', image: randomImage(uniformInt(rng, 1, 50), uniformInt(rng, 1, 50), 1) },
+      { mode: 'RGBA', image: randomImage(uniformInt(rng, 1, 50), uniformInt(rng, 1, 50), 4) },
     ];
     const pngs = pil(
       cases.map(({ mode, image }, i) => ({ op: 'encode', mode, width: image.width, height: image.height, data: image.data, optimize: i === 0 })),
@@ -310,15 +306,15 @@ describe('image: font', () => {
     const background: Color = [10, 20, 30];
     const ink: Color = [250, 200, 100];
     for (let trial = 0; trial < 20; trial++) {
-      const scale = randInt(rng, 1, 3);
-      const lines = Array.from({ length: randInt(rng, 1, 3) }, () =>
-        Array.from({ length: randInt(rng, 1, 12) }, () => pick(rng, PRINTABLE)).join(''),
+      const scale = uniformInt(rng, 1, 3);
+      const lines = Array.from({ length: uniformInt(rng, 1, 3) }, () =>
+        Array.from({ length: uniformInt(rng, 1, 12) }, () => pick(rng, PRINTABLE)).join(''),
       );
       const text = lines.join('\n');
       const box = measureText(text, scale);
       const canvas = new Canvas(box.width + 20, box.height + 20, background);
-      const x0 = randInt(rng, 0, 20);
-      const y0 = randInt(rng, 0, 20);
+      const x0 = uniformInt(rng, 0, 20);
+      const y0 = uniformInt(rng, 0, 20);
       drawText(canvas, x0, y0, text, { scale, color: ink });
       for (let y = 0; y < canvas.height; y++) {
         for (let x = 0; x < canvas.width; x++) {
@@ -387,12 +383,12 @@ describe('image: grid', () => {
   it('places random tiles where the layout math says, with background elsewhere', () => {
     const rng = freshRandom();
     for (let trial = 0; trial < 6; trial++) {
-      const count = randInt(rng, 1, 9);
-      const tiles = Array.from({ length: count }, () => randomImage(randInt(rng, 1, 9), randInt(rng, 1, 9), pick(rng, [1, 3] as const)));
-      const columns = randInt(rng, 1, count + 2);
-      const padding = randInt(rng, 0, 4);
-      const scale = randInt(rng, 1, 3);
-      const background: Color = [randInt(rng, 0, 255), randInt(rng, 0, 255), randInt(rng, 0, 255)];
+      const count = uniformInt(rng, 1, 9);
+      const tiles = Array.from({ length: count }, () => randomImage(uniformInt(rng, 1, 9), uniformInt(rng, 1, 9), pick(rng, [1, 3] as const)));
+      const columns = uniformInt(rng, 1, count + 2);
+      const padding = uniformInt(rng, 0, 4);
+      const scale = uniformInt(rng, 1, 3);
+      const background: Color = [uniformInt(rng, 0, 255), uniformInt(rng, 0, 255), uniformInt(rng, 0, 255)];
       const out = imageGrid(tiles, { columns, padding, scale, background });
       const cols = Math.min(columns, count);
       const rows = Math.ceil(count / cols);
@@ -415,8 +411,8 @@ describe('image: grid', () => {
     const rng = freshRandom();
     const ink: Color = [200, 0, 0];
     const background: Color = [255, 255, 255];
-    const scale = randInt(rng, 1, 3);
-    const padding = randInt(rng, 1, 6);
+    const scale = uniformInt(rng, 1, 3);
+    const padding = uniformInt(rng, 1, 6);
     const rows = [
       { label: 'cfg+pag', sublabel: 'w=3 s=2', images: [randomImage(8, 8, 3), randomImage(8, 8, 1)] },
       { label: 'autoguidance', sublabel: 'sigma=2, ema 0.050', images: [randomImage(6, 8, 3)] },
@@ -506,7 +502,7 @@ describe('image: colormap', () => {
 
   it('overlays a heatmap on a gray image by alpha', () => {
     const rng = freshRandom();
-    const [w, h] = [randInt(rng, 1, 12), randInt(rng, 1, 12)];
+    const [w, h] = [uniformInt(rng, 1, 12), uniformInt(rng, 1, 12)];
     const base = randomImage(w, h, 1);
     const heat = heatmap(Float32Array.from({ length: w * h }, () => rng.next()), w, h);
     const alpha = rng.next();

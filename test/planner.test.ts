@@ -36,15 +36,11 @@ import {
 } from '../src/index.js';
 import { type RecordedForward, recordForwards } from './helpers/forwards.js';
 import { repoRoot } from './helpers/python.js';
-import { freshRandom } from './helpers/random.js';
+import { freshRandom, uniformInt, pick, guidanceScale, type Rng } from './helpers/random.js';
 
 const fixture = (name: string) => join(repoRoot, 'models', 'fixtures', name);
 
-type Rng = ReturnType<typeof freshRandom>;
-const int = (rng: Rng, lo: number, hi: number) => lo + Math.floor(rng.next() * (hi - lo + 1));
-const pick = <T>(rng: Rng, items: readonly T[]) => items[Math.floor(rng.next() * items.length)]!;
-const randomLabels = (rng: Rng, n: number) => Array.from({ length: n }, () => int(rng, 0, 9));
-const scale = (rng: Rng) => 1.2 + 3 * rng.next();
+const randomLabels = (rng: Rng, n: number) => Array.from({ length: n }, () => uniformInt(rng, 0, 9));
 
 /**
  * Walks the recorded forwards along the plan of one batch of n samples: each
@@ -111,8 +107,8 @@ describe('planner: explain() against the forwards that run', function () {
 
   it('CFG + PAG + SEG run as one forward of 4N per model evaluation', async () => {
     const rng = freshRandom();
-    const n = int(rng, 1, 3);
-    const steps = int(rng, 2, 4);
+    const n = uniformInt(rng, 1, 3);
+    const steps = uniformInt(rng, 2, 4);
     const sampler = pick<SamplerOptions>(rng, [
       { name: 'euler', steps },
       { name: 'euler_ancestral', steps },
@@ -121,10 +117,10 @@ describe('planner: explain() against the forwards that run', function () {
     const ctx = `seed ${rng.seed}, N ${n}, ${sampler.name} ${steps} steps`;
     const options: SampleOptions = {
       model: main,
-      guidance: [cfg({ scale: scale(rng) }), pag({ scale: scale(rng) }), seg({ scale: scale(rng) })],
+      guidance: [cfg({ scale: guidanceScale(rng) }), pag({ scale: guidanceScale(rng) }), seg({ scale: guidanceScale(rng) })],
       sampler,
       labels: randomLabels(rng, n),
-      seed: int(rng, 0, 1e9),
+      seed: uniformInt(rng, 0, 1e9),
       batchSize: n,
     };
     const plan = explain(options);
@@ -160,15 +156,15 @@ describe('planner: explain() against the forwards that run', function () {
 
   it('autoguidance runs the main and the guide forward in one stage, both in flight at once', async () => {
     const rng = freshRandom();
-    const n = int(rng, 1, 3);
-    const steps = int(rng, 2, 4);
+    const n = uniformInt(rng, 1, 3);
+    const steps = uniformInt(rng, 2, 4);
     const ctx = `seed ${rng.seed}, N ${n}, ${steps} steps`;
     const options: SampleOptions = {
       model: main,
-      guidance: [autoguidance({ guide, scale: scale(rng) })],
+      guidance: [autoguidance({ guide, scale: guidanceScale(rng) })],
       sampler: { name: 'euler', steps },
       labels: randomLabels(rng, n),
-      seed: int(rng, 0, 1e9),
+      seed: uniformInt(rng, 0, 1e9),
       batchSize: n,
     };
     const plan = explain(options);
@@ -197,15 +193,15 @@ describe('planner: explain() against the forwards that run', function () {
   for (const withCfg of [false, true]) {
     it(`SAG${withCfg ? ' with CFG' : ''} runs as two stages, the degraded forward after the first`, async () => {
       const rng = freshRandom();
-      const n = int(rng, 1, 3);
-      const steps = int(rng, 2, 4);
+      const n = uniformInt(rng, 1, 3);
+      const steps = uniformInt(rng, 2, 4);
       const ctx = `seed ${rng.seed}, N ${n}, ${steps} steps`;
       const options: SampleOptions = {
         model: main,
-        guidance: [...(withCfg ? [cfg({ scale: scale(rng) })] : []), sag({ scale: rng.next() + 0.2 })],
+        guidance: [...(withCfg ? [cfg({ scale: guidanceScale(rng) })] : []), sag({ scale: rng.next() + 0.2 })],
         sampler: { name: 'euler', steps },
         labels: randomLabels(rng, n),
-        seed: int(rng, 0, 1e9),
+        seed: uniformInt(rng, 0, 1e9),
         batchSize: n,
       };
       const plan = explain(options);
@@ -244,26 +240,26 @@ describe('planner: explain() against the forwards that run', function () {
 
   it('a branch that several strategies ask for is computed once', async () => {
     const rng = freshRandom();
-    const n = int(rng, 1, 2);
+    const n = uniformInt(rng, 1, 2);
     const steps = 2;
     const cases: { what: string; guidance: SampleOptions['guidance']; branches: Record<'main' | 'guide', number>; terms: number }[] = [
       // CFG's and ICG's conditional branch is one: given, null, random.
-      { what: 'cfg + icg', guidance: [cfg({ scale: scale(rng) }), icg({ scale: scale(rng) })], branches: { main: 3, guide: 0 }, terms: 2 },
+      { what: 'cfg + icg', guidance: [cfg({ scale: guidanceScale(rng) }), icg({ scale: guidanceScale(rng) })], branches: { main: 3, guide: 0 }, terms: 2 },
       // CFG and CFG-Zero* share both branches.
-      { what: 'cfg + cfgZeroStar', guidance: [cfg({ scale: scale(rng) }), cfgZeroStar({ scale: scale(rng) })], branches: { main: 2, guide: 0 }, terms: 2 },
+      { what: 'cfg + cfgZeroStar', guidance: [cfg({ scale: guidanceScale(rng) }), cfgZeroStar({ scale: guidanceScale(rng) })], branches: { main: 2, guide: 0 }, terms: 2 },
       // Two PAG terms on the same sites perturb one branch; SEG adds its own.
       {
         what: 'pag + pag + seg',
-        guidance: [pag({ scale: scale(rng) }), pag({ scale: scale(rng) }), seg({ scale: scale(rng) })],
+        guidance: [pag({ scale: guidanceScale(rng) }), pag({ scale: guidanceScale(rng) }), seg({ scale: guidanceScale(rng) })],
         branches: { main: 3, guide: 0 },
         terms: 3,
       },
       // Autoguidance's guide and SIMS's negative are the same model and condition: one guide forward.
-      { what: 'autoguidance + sims', guidance: [autoguidance({ guide, scale: scale(rng) }), sims({ negative: guide, scale: rng.next() })], branches: { main: 1, guide: 1 }, terms: 2 },
+      { what: 'autoguidance + sims', guidance: [autoguidance({ guide, scale: guidanceScale(rng) }), sims({ negative: guide, scale: rng.next() })], branches: { main: 1, guide: 1 }, terms: 2 },
     ];
     for (const c of cases) {
       const ctx = `${c.what}, seed ${rng.seed}, N ${n}`;
-      const options: SampleOptions = { model: main, guidance: c.guidance, sampler: { name: 'euler', steps }, labels: randomLabels(rng, n), seed: int(rng, 0, 1e9), batchSize: n };
+      const options: SampleOptions = { model: main, guidance: c.guidance, sampler: { name: 'euler', steps }, labels: randomLabels(rng, n), seed: uniformInt(rng, 0, 1e9), batchSize: n };
       const plan = explain(options);
       const models = c.branches.guide > 0 ? 2 : 1;
       for (const evaluation of plan.evaluations) {
@@ -283,25 +279,25 @@ describe('planner: explain() against the forwards that run', function () {
 
   it('a term outside its sigma window adds no branch at that step', async () => {
     const rng = freshRandom();
-    const n = int(rng, 1, 2);
-    const steps = int(rng, 4, 5);
+    const n = uniformInt(rng, 1, 2);
+    const steps = uniformInt(rng, 4, 5);
     const sampler: SamplerOptions = { name: 'euler', steps };
     const labels = randomLabels(rng, n);
     const sigmas = explain({ model: main, sampler, labels }).evaluations.map((e) => e.sigma);
     // A window edge strictly between two step sigmas, at a random step.
-    const at = int(rng, 1, steps - 2);
+    const at = uniformInt(rng, 1, steps - 2);
     const edge = Math.sqrt(sigmas[at]! * sigmas[at + 1]!);
     const ctx = `seed ${rng.seed}, N ${n}, ${steps} steps, edge ${edge}`;
     const options: SampleOptions = {
       model: main,
       guidance: [
-        cfg({ scale: scale(rng), window: { sigmaMax: edge } }), // only at low noise
-        pag({ scale: scale(rng) }), // always
+        cfg({ scale: guidanceScale(rng), window: { sigmaMax: edge } }), // only at low noise
+        pag({ scale: guidanceScale(rng) }), // always
         sag({ scale: rng.next() + 0.2, branch: 'given', window: { sigmaMin: edge } }), // only at high noise
       ],
       sampler,
       labels,
-      seed: int(rng, 0, 1e9),
+      seed: uniformInt(rng, 0, 1e9),
       batchSize: n,
     };
     const plan = explain(options);
@@ -344,14 +340,14 @@ describe('planner: explain() against the forwards that run', function () {
     ];
     for (const sampler of samplers) {
       // Three samples in batches of two; the second batch holds one null label only (planned unconditional).
-      const labels = [int(rng, 0, 9), int(rng, 0, 9), null];
-      const seed = int(rng, 0, 1e9);
+      const labels = [uniformInt(rng, 0, 9), uniformInt(rng, 0, 9), null];
+      const seed = uniformInt(rng, 0, 1e9);
       const ctx = `${sampler.name}, seed ${rng.seed}, edge ${edge}`;
       const guidance = [
-        cfg({ scale: scale(rng), window: { sigmaMax: edge } }),
-        pag({ scale: scale(rng) }),
+        cfg({ scale: guidanceScale(rng), window: { sigmaMax: edge } }),
+        pag({ scale: guidanceScale(rng) }),
         sag({ scale: rng.next() + 0.2, branch: 'given', window: { sigmaMin: edge } }),
-        autoguidance({ guide, scale: scale(rng) }),
+        autoguidance({ guide, scale: guidanceScale(rng) }),
       ];
       const options: SampleOptions = { model: main, guidance, sampler, labels, seed, batchSize: 2 };
       const plan = explain(options);
@@ -378,8 +374,8 @@ describe('planner: explain() against the forwards that run', function () {
 
   it('forwards whose hooks have nothing to do run the graph without hook ops; hooked branches run the hooked graph', async () => {
     const rng = freshRandom();
-    const sampler: SamplerOptions = { name: 'euler', steps: int(rng, 2, 4) };
-    const base = { labels: randomLabels(rng, int(rng, 1, 4)), seed: int(rng, 0, 1e6), sampler };
+    const sampler: SamplerOptions = { name: 'euler', steps: uniformInt(rng, 2, 4) };
+    const base = { labels: randomLabels(rng, uniformInt(rng, 1, 4)), seed: uniformInt(rng, 0, 1e6), sampler };
     const count = async (options: SampleOptions) => {
       const [mainBefore, guideBefore] = [main.plainForwardCount, guide.plainForwardCount];
       const [mainAll, guideAll] = [main.forwardCount, guide.forwardCount];
@@ -389,12 +385,12 @@ describe('planner: explain() against the forwards that run', function () {
         all: main.forwardCount - mainAll + guide.forwardCount - guideAll,
       };
     };
-    const cfgRun = await count({ ...base, model: main, guidance: [cfg({ scale: scale(rng) })] });
+    const cfgRun = await count({ ...base, model: main, guidance: [cfg({ scale: guidanceScale(rng) })] });
     assert.ok(cfgRun.all > 0);
     assert.equal(cfgRun.plain, cfgRun.all, 'CFG: every forward without hook ops');
-    const autoRun = await count({ ...base, model: main, guidance: [autoguidance({ guide, scale: scale(rng) })] });
+    const autoRun = await count({ ...base, model: main, guidance: [autoguidance({ guide, scale: guidanceScale(rng) })] });
     assert.equal(autoRun.plain, autoRun.all, 'autoguidance: every forward (both models) without hook ops');
-    const pagRun = await count({ ...base, model: main, guidance: [pag({ scale: scale(rng) })] });
+    const pagRun = await count({ ...base, model: main, guidance: [pag({ scale: guidanceScale(rng) })] });
     assert.equal(pagRun.plain, 0, 'PAG: its batched forward carries the identity hook');
   });
 });

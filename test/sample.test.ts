@@ -39,13 +39,9 @@ import {
 } from '../src/index.js';
 import { expectCode } from './helpers/errors.js';
 import { repoRoot } from './helpers/python.js';
-import { freshRandom, relativeError } from './helpers/random.js';
+import { freshRandom, relativeError, uniformInt, guidanceScale, type Rng } from './helpers/random.js';
 
 const fixture = (name: string) => join(repoRoot, 'models', 'fixtures', name);
-
-type Rng = ReturnType<typeof freshRandom>;
-const int = (rng: Rng, lo: number, hi: number) => lo + Math.floor(rng.next() * (hi - lo + 1));
-const scale = (rng: Rng) => 1.2 + 3 * rng.next();
 
 let model: Model;
 
@@ -69,13 +65,13 @@ describe('sample()', () => {
 
     const cases: { what: string; guidance: (rng: Rng) => SampleOptions['guidance']; labelsBy: 'count' | 'labels' }[] = [
       // ICG draws a random label per sample and evaluation from the sample's seed.
-      { what: 'icg (random labels), labels drawn from the seeds', guidance: (rng) => [icg({ scale: scale(rng) })], labelsBy: 'count' },
+      { what: 'icg (random labels), labels drawn from the seeds', guidance: (rng) => [icg({ scale: guidanceScale(rng) })], labelsBy: 'count' },
       // PAG perturbs its branch's slice of a batched forward.
-      { what: 'pag (attention hooks), explicit labels', guidance: (rng) => [pag({ scale: scale(rng) })], labelsBy: 'labels' },
+      { what: 'pag (attention hooks), explicit labels', guidance: (rng) => [pag({ scale: guidanceScale(rng) })], labelsBy: 'labels' },
       // TSG draws its time-embedding noise per sample and evaluation from the sample's seed; SLG skips blocks on its slice.
       {
         what: 'tsg (module noise) + slg (module skip), explicit labels',
-        guidance: (rng) => [tsg({ scale: scale(rng), noiseScale: 0.5 + rng.next() }), slg({ scale: scale(rng), steps: { start: 0, end: 1 } })],
+        guidance: (rng) => [tsg({ scale: guidanceScale(rng), noiseScale: 0.5 + rng.next() }), slg({ scale: guidanceScale(rng), steps: { start: 0, end: 1 } })],
         labelsBy: 'labels',
       },
     ];
@@ -83,13 +79,13 @@ describe('sample()', () => {
     for (const c of cases) {
       it(`euler_ancestral with ${c.what}: sample i alone equals sample i in a batch of ${BATCH}`, async () => {
         const rng = freshRandom();
-        const steps = int(rng, 3, 4);
+        const steps = uniformInt(rng, 3, 4);
         const sampler: SamplerOptions = { name: 'euler_ancestral', steps, eta: 0.5 + 0.5 * rng.next() };
         const guidance = c.guidance(rng);
-        const seed = int(rng, 0, 1e9);
+        const seed = uniformInt(rng, 0, 1e9);
         const ctx = `seed ${rng.seed}, run seed ${seed}`;
         // Random labels with some null (unconditional) samples among them.
-        const randomLabel = () => (rng.next() < 0.2 ? null : int(rng, 0, 9));
+        const randomLabel = () => (rng.next() < 0.2 ? null : uniformInt(rng, 0, 9));
         const a = await run({
           model,
           guidance,
@@ -120,7 +116,7 @@ describe('sample()', () => {
         }
 
         // Alone, with batch size 1 and the per-sample seed s + i.
-        const picked = [int(rng, 0, 7), int(rng, 8, BATCH - 1)];
+        const picked = [uniformInt(rng, 0, 7), uniformInt(rng, 8, BATCH - 1)];
         for (const i of picked) {
           const alone = await run({
             model,
@@ -147,17 +143,17 @@ describe('sample()', () => {
 
     const options = (rng: Rng, steps: number): SampleOptions => ({
       model,
-      guidance: [cfg({ scale: scale(rng) }), pag({ scale: scale(rng) }), sag({ scale: rng.next() + 0.2 })],
+      guidance: [cfg({ scale: guidanceScale(rng) }), pag({ scale: guidanceScale(rng) }), sag({ scale: rng.next() + 0.2 })],
       sampler: { name: 'euler_ancestral', steps },
       count: 4,
       batchSize: 2,
-      seed: int(rng, 0, 1e9),
+      seed: uniformInt(rng, 0, 1e9),
     });
 
     it('aborting mid-run (from onProgress) rejects with exactly signal.reason and frees every tensor', async () => {
       const rng = freshRandom();
       const steps = 4;
-      const abortAt = { batch: int(rng, 0, 1), step: int(rng, 1, steps - 1) };
+      const abortAt = { batch: uniformInt(rng, 0, 1), step: uniformInt(rng, 1, steps - 1) };
       const ctx = `seed ${rng.seed}, abort after batch ${abortAt.batch} step ${abortAt.step}`;
       const base = options(rng, steps);
       const perEvaluation = explain(base).evaluations[0]!.forwards;
@@ -231,8 +227,8 @@ describe('sample()', () => {
   describe('sample(): typed errors for bad options', function () {
     this.timeout(60_000);
     const rng = freshRandom();
-    const label = () => int(rng, 0, 9);
-    const base = (): SampleOptions => ({ model, sampler: { name: 'euler', steps: 2 }, labels: [label()], seed: int(rng, 0, 1e9) });
+    const label = () => uniformInt(rng, 0, 9);
+    const base = (): SampleOptions => ({ model, sampler: { name: 'euler', steps: 2 }, labels: [label()], seed: uniformInt(rng, 0, 1e9) });
 
     /**
      * `build` makes the options; a strategy factory validates its own options
@@ -257,8 +253,8 @@ describe('sample()', () => {
       { what: 'steps 0', code: ErrorCodes.INVALID_OPTION, names: [/sampler\.steps/], build: () => ({ ...base(), sampler: { name: 'euler', steps: 0 } }) },
       { what: 'count 0', code: ErrorCodes.INVALID_OPTION, names: [/\bcount\b/], build: () => ({ model, count: 0 }) },
       { what: 'batchSize 0', code: ErrorCodes.INVALID_OPTION, names: [/batchSize/], build: () => ({ ...base(), batchSize: 0 }) },
-      { what: 'a label above the classes', code: ErrorCodes.INVALID_OPTION, names: [/labels\.1\b/], build: () => ({ ...base(), labels: [label(), 11 + int(rng, 0, 5)] }) },
-      { what: 'a negative label', code: ErrorCodes.INVALID_OPTION, names: [/labels\.0\b/], build: () => ({ ...base(), labels: [-1 - int(rng, 0, 5)] }) },
+      { what: 'a label above the classes', code: ErrorCodes.INVALID_OPTION, names: [/labels\.1\b/], build: () => ({ ...base(), labels: [label(), 11 + uniformInt(rng, 0, 5)] }) },
+      { what: 'a negative label', code: ErrorCodes.INVALID_OPTION, names: [/labels\.0\b/], build: () => ({ ...base(), labels: [-1 - uniformInt(rng, 0, 5)] }) },
       {
         what: 'a PAG selector that matches no attention site',
         code: ErrorCodes.NO_MATCHING_SITE,

@@ -19,6 +19,23 @@ export function freshRandom(): { seed: number; next: () => number; normal: () =>
   return { seed, next, normal };
 }
 
+export type Rng = ReturnType<typeof freshRandom>;
+
+/** A whole number drawn uniformly from [lo, hi], both ends included. */
+export function uniformInt(rng: Rng, lo: number, hi: number): number {
+  return lo + Math.floor(rng.next() * (hi - lo + 1));
+}
+
+/** One of `items`, uniformly. */
+export function pick<T>(rng: Rng, items: readonly T[]): T {
+  return items[Math.floor(rng.next() * items.length)]!;
+}
+
+/** A guidance scale drawn from [1.2, 4.2): away from 1, where some terms vanish. */
+export function guidanceScale(rng: Rng): number {
+  return 1.2 + 3 * rng.next();
+}
+
 export function randomFloat32(count: number, rng = freshRandom()): Float32Array {
   return Float32Array.from({ length: count }, () => rng.normal());
 }
