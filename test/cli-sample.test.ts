@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { buildStrategy, parseGuidanceSpec } from '../src/cli/guidance-flags.js';
 import { sampleCommand } from '../src/cli/sample.js';
 import { UsageError } from '../src/cli/usage-error.js';
-import { type Strategy, apg, cfg, cfgpp, decodePng, pag, rescale, sag, seg } from '../src/index.js';
+import { type Strategy, apg, cfg, cfgpp, decodePng, pag, rescale, runtimeInfo, sag, seg } from '../src/index.js';
 import { writeNpz } from '../src/io/npz.js';
 import { python, repoRoot } from './helpers/python.js';
 
@@ -323,6 +323,29 @@ print(json.dumps({'shape': list(x.shape), 'dtype': str(x.dtype), 'equal': bool((
 `;
     const seen = JSON.parse(execFileSync(python, ['-c', script, join(out, 'samples.npz')], { encoding: 'utf8' }));
     assert.deepEqual(seen, { shape: [3, 28, 28, 3], dtype: 'uint8', equal: true, labels: [-1, -1, -1] });
+  });
+
+  it('--device cuda: without CUDA, exit 1 with ERR_CUDA_UNAVAILABLE naming the device and nothing written; with it, the CPU run\'s images', () => {
+    const flags = ['--model', 'models/fixtures/tiny-unet.pt', '--steps', '2', '--count', '3', '--label', 'random', '--guidance', 'cfg:2'];
+    const onCuda = join(root, 'cuda');
+    const result = cli('sample', ...flags, '--device', 'cuda', '--out', onCuda);
+    if (!runtimeInfo().cudaAvailable) {
+      assert.equal(result.status, 1, result.stderr);
+      assert.match(result.stderr.split('\n')[0]!, /^torch-guidance sample: ERR_CUDA_UNAVAILABLE: device 'cuda' asked for, but CUDA is not available/);
+      assert.ok(!existsSync(onCuda), 'nothing written');
+      return;
+    }
+    assert.equal(result.status, 0, result.stderr);
+    const onCpu = join(root, 'cuda-vs-cpu');
+    assert.equal(cli('sample', ...flags, '--device', 'cpu', '--out', onCpu).status, 0);
+    // Same seeds, same noise (drawn on the CPU either way); kernels differ, so allow a level here and there.
+    for (const name of listFiles(join(onCpu, 'png'))) {
+      const a = decodePng(readFileSync(join(onCpu, 'png', name))).data;
+      const b = decodePng(readFileSync(join(onCuda, 'png', name))).data;
+      let off = 0;
+      for (let i = 0; i < a.length; i++) if (Math.abs(a[i]! - b[i]!) > 2) off++;
+      assert.ok(off <= a.length / 100, `${name}: ${off} of ${a.length} pixels differ by more than 2 levels between CPU and CUDA`);
+    }
   });
 
   it('the .npz writer\'s ZIP64 path (for files past 4 GiB) reads back through numpy', async () => {
