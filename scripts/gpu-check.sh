@@ -49,8 +49,8 @@ node --import tsx -e 'import("./src/index.ts").then(m => console.log(JSON.string
 
 # Stages, most wanted first; each has its own time limit so that one that
 # hangs cannot eat the others' device time. Logs and result tables go to $OUT.
-# STAGES picks some of them (default: all): first forward speed soak rest.
-want() { [[ " ${STAGES:-first forward speed soak rest} " == *" $1 "* ]]; }
+# STAGES picks some of them (default: all): first overhead graphs forward speed soak rest.
+want() { [[ " ${STAGES:-first overhead graphs forward speed soak rest} " == *" $1 "* ]]; }
 mocha() {
   node node_modules/mocha/bin/mocha.js --no-config --node-option import=tsx --node-option expose-gc \
     --timeout 120000 --reporter dot "$@"
@@ -61,6 +61,19 @@ log "tests: SDPA sites, CUDA, runtime"
 timeout 120 bash -c "$(declare -f mocha); mocha test/attention-sdpa.test.ts test/cuda.test.ts test/runtime.test.ts" \
   >"$OUT/tests-first.log" 2>&1
 echo "tests exit $?"; tail -40 "$OUT/tests-first.log"
+fi
+
+if want overhead; then
+log "fixed cost per call: ours vs Python"
+timeout 60 node --import tsx benchmarks/call-overhead.ts --device cuda --iterations 1000 >"$OUT/overhead.log" 2>&1
+echo "overhead exit $?"; tail -8 "$OUT/overhead.log"; cp benchmarks/results/call-overhead-cuda.md "$OUT/" 2>/dev/null
+fi
+
+if want graphs; then
+log "optimised graph: ours vs Python"
+timeout 60 node --import tsx benchmarks/graph-vs-python.ts --device cuda --model models/fashion-unet.pt --batch 16 >"$OUT/graphs.log" 2>&1
+echo "graphs exit $?"; tail -14 "$OUT/graphs.log"; cp benchmarks/results/graph-vs-python-cuda.md "$OUT/" 2>/dev/null
+tar -C out -cJf "$OUT/graphs.tar.xz" graphs 2>/dev/null
 fi
 
 if want forward; then

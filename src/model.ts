@@ -284,6 +284,19 @@ export class Model implements Disposable, AsyncDisposable {
     return this.#native.plainForwardCount;
   }
 
+  /**
+   * The graph the last forward ran, as libtorch optimised it for the inputs
+   * it saw (shapes specialised, fusion groups formed), in TorchScript's text
+   * form; null before any forward (loading runs one when it probes the
+   * attention sites). For diagnosis: compare it with
+   * Python's `torch.jit.last_executed_optimized_graph()` for the same file
+   * (`benchmarks/graph-vs-python.ts` does).
+   */
+  lastOptimizedGraph(): string | null {
+    this.#checkLive();
+    return this.#native.lastOptimizedGraph();
+  }
+
   get disposed(): boolean {
     return this.#disposed;
   }

@@ -39,10 +39,12 @@ describe('attention hooks', () => {
   it('with no plan, the hooked model computes exactly what the untouched graph computes', async () => {
     using untouched = await loadModel(UNET, { device: 'cpu', attentionHooks: false });
     assert.deepEqual(untouched.attentionSites, []);
+    assert.equal(untouched.lastOptimizedGraph(), null, 'no forward yet (nothing to probe without hooks)');
     const inputs = randomInputs();
     const handles = inputs.tensors();
     using a = await model.forward<Tensor>(...handles);
     using b = await untouched.forward<Tensor>(...handles);
+    assert.match(untouched.lastOptimizedGraph() ?? '', /^graph\(/);
     assert.deepEqual(await a.toArray(), await b.toArray());
     for (const h of handles) h.dispose();
   });
@@ -53,11 +55,14 @@ describe('attention hooks', () => {
     const inputs = randomInputs();
     const handles = inputs.tensors();
     const plainBefore = model.plainForwardCount;
+    const hookOp = /\bguidance::attn_\w+/;
     using plain = await model.forward<Tensor>(...handles);
+    assert.doesNotMatch(model.lastOptimizedGraph()!, hookOp, 'the graph forward() ran has no hook op');
     const { output: unhooked } = await model.run<Tensor>({ inputs: handles, hooks: [] });
     assert.equal(model.plainForwardCount, plainBefore + 2, 'forward() and run() without hooks take the graph without hook ops');
     const { output, captures } = await model.run<Tensor>({ inputs: handles, hooks: [{ sites: 'mid.attn', action: 'capture', start: 1, length: 1 }] });
     assert.equal(model.plainForwardCount, plainBefore + 2, 'a capture takes the hooked graph');
+    assert.match(model.lastOptimizedGraph()!, hookOp, 'the graph the capture ran has the hook ops');
     assert.deepEqual(await output.toArray(), await plain.toArray());
     assert.deepEqual(await unhooked.toArray(), await plain.toArray());
     assert.equal(captures.size, 1);

@@ -2,6 +2,7 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <fstream>
@@ -173,6 +174,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                         InstanceAccessor<&ModelWrap::Dtype>("dtype"),
                                         InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
                                         InstanceAccessor<&ModelWrap::PlainForwardCount>("plainForwardCount"),
+                                        InstanceMethod<&ModelWrap::LastOptimizedGraph>("lastOptimizedGraph"),
                                         InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
                                     });
@@ -267,6 +269,11 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
             const bool plain = (!plan || !plan->Acts()) && name == "forward" && !state->plainForward.empty();
             *output = state->module.get_method(plain ? state->plainForward : name)(*inputs);
             if (plain) state->plainForwardCount.fetch_add(1);
+            // Thread-local in libtorch: read it on the thread that ran the forward.
+            if (std::shared_ptr<torch::jit::Graph> graph = torch::jit::lastExecutedOptimizedGraph()) {
+              std::lock_guard<std::mutex> lock(state->lastGraphMutex);
+              state->lastGraph = std::move(graph);
+            }
           } catch (const c10::OutOfMemoryError&) {
             throw;
           } catch (const std::bad_alloc&) {
@@ -420,6 +427,19 @@ Napi::Value ModelWrap::Dtype(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::PlainForwardCount(const Napi::CallbackInfo& info) {
   return Guarded(info.Env(), [&]() -> Napi::Value {
     return Napi::Number::New(info.Env(), static_cast<double>(Checked()->plainForwardCount.load()));
+  });
+}
+
+Napi::Value ModelWrap::LastOptimizedGraph(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    const std::shared_ptr<ModelState>& state = Checked();
+    std::shared_ptr<torch::jit::Graph> graph;
+    {
+      std::lock_guard<std::mutex> lock(state->lastGraphMutex);
+      graph = state->lastGraph;
+    }
+    if (!graph) return info.Env().Null();
+    return Napi::String::New(info.Env(), graph->toString());
   });
 }
 

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ struct ModelState {
   // empty when the model has no hook ops or could not be frozen.
   std::string plainForward;
   std::atomic<int64_t> plainForwardCount{0};  // forwards that ran it
+  // The graph the last forward executed after libtorch's optimisations
+  // (specialised, fused); kept as a pointer (cheap), printed on request.
+  std::mutex lastGraphMutex;
+  std::shared_ptr<torch::jit::Graph> lastGraph;
 };
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
@@ -62,6 +67,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value ForwardCount(const Napi::CallbackInfo& info);
   Napi::Value PlainForwardCount(const Napi::CallbackInfo& info);
+  // lastOptimizedGraph() -> string | null
+  Napi::Value LastOptimizedGraph(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 

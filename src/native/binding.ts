@@ -79,6 +79,7 @@ export interface NativeModel {
   readonly dtype: Dtype;
   readonly forwardCount: number;
   readonly plainForwardCount: number;
+  lastOptimizedGraph(): string | null;
   readonly disposed: boolean;
   dispose(): void;
 }
