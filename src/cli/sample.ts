@@ -4,7 +4,8 @@
  * shard i holds samples [i*K, (i+1)*K), and sample k always has seed
  * seed + k (src/samplers/seeds.ts), so a shard made after a kill is
  * byte-identical to the same shard of an uninterrupted run. Files are written
- * atomically; the layout and its checks are in src/io/shards.ts.
+ * atomically; the layout and its checks are in src/io/shards.ts; the flags
+ * and their checks in sample-flags.ts.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
