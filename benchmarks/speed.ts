@@ -4,14 +4,28 @@
  * same Euler sampler, sigmas, batch and strategy, in one run, alternating.
  *
  *   npx tsx benchmarks/speed.ts [--device cpu|cuda] [--batch 16] [--steps 20] [--quick]
+ *                               [--only none,sag] [--python-eager]
  *
- * Writes benchmarks/results/speed-<device>.md. Columns: ms per sampling run
+ * Writes benchmarks/results/speed-<device>.md (with --only, a partial table:
+ * out/speed-<device>-partial.md). Columns: ms per sampling run
  * (median over runs), the ratio Python / ours (> 1: we are faster), and each
  * strategy's cost relative to unguided sampling next to its ideal (the number
  * of batch-N model evaluations per step).
+ *
+ * --python-eager: the Python loop runs the eager module (models/train/unet.py
+ * with the file's weights) for every strategy, not the frozen TorchScript
+ * file for none / cfg / autoguidance: the issue asks for the faster of the two.
+ *
+ * The two sides alternate run by run (the Python loop stays up between runs,
+ * sample_loop.py --serve), and the ratio is the median of the ratios of
+ * neighbouring runs, with their quartiles: on a machine whose speed drifts
+ * (this 2-core VM: identical forwards take 90-240 ms, on both sides),
+ * neighbouring runs see the same drift, so the paired ratio is far steadier
+ * than a ratio of medians taken minutes apart.
  */
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 
@@ -38,8 +52,9 @@ const quick = argv.includes('--quick');
 const device = flag('device', 'cpu') as DeviceName;
 const batch = Number(flag('batch', '16'));
 const steps = Number(flag('steps', quick ? '6' : '20'));
-const runs = quick ? 2 : 5;
-const rounds = quick ? 1 : 2;
+/** Timed runs per side and strategy, alternating with the other side's. */
+const runs = Number(flag('runs', quick ? '2' : '12'));
+const pythonEager = argv.includes('--python-eager');
 const python = process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
 const info = runtimeInfo();
 
@@ -62,7 +77,7 @@ const rows: Row[] = [
   { name: 'cfg', strategies: [cfg({ scale: 4 })], ideal: 2, python: 'cfg' },
   { name: 'pag', strategies: [pag({ scale: 3 })], ideal: 2, python: 'pag' },
   { name: 'seg', strategies: [seg({ scale: 3, sigma: 10 })], ideal: 2, python: 'seg' },
-  { name: 'sag', strategies: [sag()], ideal: 2, python: null },
+  { name: 'sag', strategies: [sag()], ideal: 2, python: 'sag' },
   { name: 'autoguidance', strategies: [autoguidance({ guide, scale: 2 })], ideal: 2, python: 'autoguidance' },
   { name: 'cfg+pag', strategies: [cfg({ scale: 4 }), pag({ scale: 3 })], ideal: 3, python: 'cfg+pag' },
 ];
@@ -96,45 +111,71 @@ async function oursOnce(row: Row): Promise<OurRun> {
   return { ms: elapsed, forwardShare: result.timings.forwardMs / result.timings.totalMs, peakBytes };
 }
 
-async function ours(row: Row): Promise<OurRun[]> {
-  await oursOnce(row); // warm-up
-  const measured: OurRun[] = [];
-  for (let i = 0; i < runs; i++) measured.push(await oursOnce(row));
-  return measured;
-}
-
-function pythonSide(row: Row): { times: number[]; peak: number | null } {
+/** The Python loop for one strategy, kept up between runs: run() times one sampling run there. */
+async function pythonLoop(row: Row) {
   const args = [
     join(root, 'benchmarks', 'python', 'sample_loop.py'),
     '--model', modelPath, '--guide', guidePath, '--strategy', row.python!, '--batch', String(batch),
-    '--sigmas', JSON.stringify(sigmas), '--runs', String(runs), '--threads', String(info.intraOpThreads), '--device', device,
+    '--sigmas', JSON.stringify(sigmas), '--serve', '--threads', String(info.intraOpThreads), '--device', device,
+    ...(pythonEager ? ['--eager'] : []),
   ];
-  const out = JSON.parse(execFileSync(python, args, { encoding: 'utf8' })) as { times_ms: number[]; peak_bytes: number | null };
-  return { times: out.times_ms, peak: out.peak_bytes };
+  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const ask = async (command: string | null) => {
+    if (command) child.stdin.write(`${command}\n`);
+    const { value, done } = await replies.next();
+    if (done) throw new Error(`sample_loop.py --strategy ${row.python} ended early (exit ${child.exitCode})`);
+    return JSON.parse(value as string) as Record<string, unknown>;
+  };
+  await ask(null); // {"ready": true} after its warm-up run
+  return {
+    run: async () => (await ask('run')).ms as number,
+    peakBytes: async () => (await ask('peaks')).peak_bytes as number | null,
+    close: () => child.stdin.end(),
+  };
+}
+
+/** The q-quantile of values (linear interpolation). */
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (at - lo);
 }
 
 const lines: string[] = [];
 let unguided = 0;
-for (const row of rows) {
+const only = flag('only', '');
+const chosen = only ? rows.filter((row) => only.split(',').includes(row.name)) : rows;
+if (only && chosen.length === 0) throw new Error(`--only ${only}: no such strategy; choose from ${rows.map((r) => r.name).join(', ')}`);
+for (const row of chosen) {
   const mine: OurRun[] = [];
   const theirs: number[] = [];
   let theirPeak: number | null = null;
-  for (let r = 0; r < rounds; r++) {
-    mine.push(...(await ours(row)));
-    if (row.python) {
-      const side = pythonSide(row);
-      theirs.push(...side.times);
-      theirPeak = side.peak;
+  const loop = row.python ? await pythonLoop(row) : null;
+  try {
+    await oursOnce(row); // warm-up (the Python loop warmed up as it started)
+    for (let i = 0; i < runs; i++) {
+      // Alternate which side goes first, so neither always runs after the other.
+      if (loop && i % 2 === 1) theirs.push(await loop.run());
+      mine.push(await oursOnce(row));
+      if (loop && i % 2 === 0) theirs.push(await loop.run());
     }
+    theirPeak = loop ? await loop.peakBytes() : null;
+  } finally {
+    loop?.close();
   }
   const ourMs = median(mine.map((m) => m.ms));
   if (row.name === 'none') unguided = ourMs;
   const pyMs = theirs.length ? median(theirs) : NaN;
-  const ratio = theirs.length ? (pyMs / ourMs).toFixed(2) : '—';
+  const paired = theirs.map((t, i) => t / mine[i]!.ms);
+  const ratio = theirs.length
+    ? `${median(paired).toFixed(2)} (${quantile(paired, 0.25).toFixed(2)}-${quantile(paired, 0.75).toFixed(2)})`
+    : '—';
   const share = `${(100 * median(mine.map((m) => m.forwardShare))).toFixed(0)} %`;
   const mib = (bytes: number | null) => (bytes === null ? '—' : (bytes / 2 ** 20).toFixed(1));
   const memory = cudaIndex >= 0 ? ` ${mib(Math.max(...mine.map((m) => m.peakBytes ?? 0)))} | ${mib(theirPeak)} |` : '';
-  const line = `| ${row.name} | ${ourMs.toFixed(1)} | ${theirs.length ? pyMs.toFixed(1) : '—'} | ${ratio} | ${(ourMs / unguided).toFixed(2)} | ${row.ideal} | ${share} |${memory}`;
+  const line = `| ${row.name} | ${ourMs.toFixed(1)} | ${theirs.length ? pyMs.toFixed(1) : '—'} | ${ratio} | ${unguided ? (ourMs / unguided).toFixed(2) : '—'} | ${row.ideal} | ${share} |${memory}`;
   lines.push(line);
   console.log(line);
 }
@@ -144,13 +185,15 @@ guide.dispose();
 const machine = info.cudaAvailable && device !== 'cpu' ? `${info.cudaDevices[0]?.model ?? 'CUDA device'}` : `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}`;
 const report = `# Guided sampling speed: torch-guidance vs a Python loop (${device})
 
-Command: \`npx tsx benchmarks/speed.ts --device ${device} --batch ${batch} --steps ${steps}${quick ? ' --quick' : ''}\`
+Command: \`npx tsx benchmarks/speed.ts${argv.length ? ' ' + argv.join(' ') : ''}\`
 Date: ${new Date().toISOString()}
 Machine: ${machine}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides
 Model: models/fashion-unet.pt (guide: fashion-unet-weak.pt), Euler, ${steps} Karras steps, batch ${batch}.
-Each cell: median of ${runs * rounds} whole sampling runs (after a warm-up), ending with the images on the host.
-Python: benchmarks/python/sample_loop.py (TorchScript, frozen, for none/cfg/autoguidance; the eager module
-with patched attention for pag/seg/cfg+pag, as diffusers does). SAG has no Python counterpart here.
+Each cell: median of ${runs} whole sampling runs per side (after a warm-up), ending with the images on the host;
+the two sides alternate run by run. Python / ours: the median of the ${runs} ratios of neighbouring runs, with
+their quartiles in brackets (how much the machine's drift moves it).
+Python: benchmarks/python/sample_loop.py (${pythonEager ? 'the eager module for every strategy (--python-eager); ' : 'TorchScript, frozen, for none/cfg/autoguidance; '}the eager module
+with patched attention for pag/seg/cfg+pag, as diffusers does; for sag the same eager module keeping mid.attn's probabilities, and diffusers' sag_masking).
 "in forwards": the share of our run spent awaiting model forwards (the rest is the sampler, the guidance
 mix and the host copy).${cudaIndex >= 0 ? ' Peak MiB: the CUDA caching allocator\'s peak bytes in live tensors during a run (ours: cudaMemory(); Python: torch.cuda.max_memory_allocated).' : ''}
 
@@ -158,5 +201,7 @@ mix and the host copy).${cudaIndex >= 0 ? ' Peak MiB: the CUDA caching allocator
 |---|---|---|---|---|---|---|${cudaIndex >= 0 ? '---|---|' : ''}
 ${lines.join('\n')}
 `;
-writeFileSync(join(root, 'benchmarks', 'results', `speed-${device.replace(/:.*/, '')}.md`), report);
+const deviceKind = device.replace(/:.*/, '');
+mkdirSync(join(root, 'out'), { recursive: true });
+writeFileSync(only ? join(root, 'out', `speed-${deviceKind}-partial.md`) : join(root, 'benchmarks', 'results', `speed-${deviceKind}.md`), report);
 console.log(report);

@@ -3,11 +3,13 @@
 
 Usage:
   sample_loop.py --model M.pt [--guide G.pt] --strategy NAME --batch N
-                 --sigmas JSON --runs R --threads T --device cpu|cuda [--seed S]
+                 --sigmas JSON (--runs R | --serve) --threads T --device cpu|cuda [--seed S]
 
 Prints one JSON line {"times_ms": [...], "peak_bytes": ...}: the wall time of
 each whole sampling run (after one untimed warm-up run), ending with the
-images copied to the host, as the Node side does.
+images copied to the host, as the Node side does. With --serve it stays up
+after the warm-up and times one run per "run" line on stdin (benchmarks/speed.ts
+alternates run by run with its own that way).
 
 Strategies (the same settings as benchmarks/speed.ts):
   none          D(c)
@@ -16,11 +18,16 @@ Strategies (the same settings as benchmarks/speed.ts):
   seg           D(c) + 3 (D(c) − D_seg(c)), σ = 10             one 2N forward
   cfg+pag       cfg + 3 (D(c) − D_pag(c))                    one 3N forward
   autoguidance  D_guide(c) + 2 (D(c) − D_guide(c))           two N forwards
+  sag           D(c) + 0.75 ((D(c) − x) − (D(c; x̃) − x̃))     two dependent N forwards:
+                x̃ = x0 blurred (9, σ 1) where the head-averaged self-attention
+                of mid.attn, summed over queries, exceeds 1 (nearest-upsampled),
+                re-noised with the model's own noise: diffusers'
+                StableDiffusionSAGPipeline.sag_masking without CFG
 
 Which Python runs: `none`, `cfg` and `autoguidance` run the TorchScript file
 itself (torch.jit.load, then frozen: the faster of plain and frozen on our
-runs). PAG and SEG need the attention perturbed, which TorchScript cannot do
-from Python, so they run the eager module from models/train/unet.py with the
+runs), or with --eager the eager module with the file's weights. PAG and SEG need the attention perturbed and SAG its probabilities
+captured, which TorchScript cannot do from Python, so they run the eager module from models/train/unet.py with the
 TorchScript file's weights and its attention patched per batch slice, the way
 diffusers' attention processors do it (only `mid.attn`, the package's default
 site).
@@ -70,6 +77,10 @@ def patched_attention(perturb):
         state = self.perturb_state
         if state is None:
             h = torch.softmax(q @ k.transpose(-1, -2) * self.scale, dim=-1) @ v
+        elif state[0] == "capture":  # SAG: keep the head-averaged probabilities, as diffusers' store processor
+            probs = torch.softmax(q @ k.transpose(-1, -2) * self.scale, dim=-1)
+            self.captured = probs.mean(1)
+            h = probs @ v
         else:
             kind, start, stop = state
             parts = []
@@ -94,16 +105,27 @@ def patched_attention(perturb):
     return forward
 
 
+def gaussian_blur_2d(img, kernel_size, sigma):
+    """diffusers' pipeline_stable_diffusion_sag.gaussian_blur_2d: separable Gaussian, reflect padding."""
+    half = (kernel_size - 1) * 0.5
+    x = torch.linspace(-half, half, steps=kernel_size)
+    pdf = torch.exp(-0.5 * (x / sigma).pow(2))
+    k1 = (pdf / pdf.sum()).to(device=img.device, dtype=img.dtype)
+    k2 = torch.mm(k1[:, None], k1[None, :]).expand(img.shape[-3], 1, kernel_size, kernel_size)
+    pad = kernel_size // 2
+    return F.conv2d(F.pad(img, [pad, pad, pad, pad], mode="reflect"), k2, groups=img.shape[-3])
+
+
 def load_scripted(path, device):
     model = torch.jit.load(path, map_location=device).eval()
     return torch.jit.freeze(model)
 
 
-def load_eager(path, device):
+def load_eager(path, device, preset="main"):
     import unet  # models/train/unet.py
 
     scripted = torch.jit.load(path, map_location="cpu")
-    model = unet.build("main")
+    model = unet.build(preset)
     model.load_state_dict(scripted.state_dict())
     model = model.to(device).eval()
     attn = model.mid.attn
@@ -119,7 +141,9 @@ def main():
     p.add_argument("--strategy", required=True)
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--sigmas", required=True)
-    p.add_argument("--runs", type=int, required=True)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--serve", action="store_true", help="time one run per 'run' line on stdin")
+    p.add_argument("--eager", action="store_true", help="the eager module for every strategy (models/train/unet.py)")
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -129,9 +153,11 @@ def main():
     sigmas = json.loads(a.sigmas)
     n = a.batch
     strategy = a.strategy
-    eager = strategy in ("pag", "seg", "cfg+pag")
+    eager = a.eager or strategy in ("pag", "seg", "cfg+pag", "sag")
     model = load_eager(a.model, device) if eager else load_scripted(a.model, device)
-    guide = load_scripted(a.guide, device) if strategy == "autoguidance" else None
+    guide = None
+    if strategy == "autoguidance":
+        guide = load_eager(a.guide, device, "weak") if a.eager else load_scripted(a.guide, device)
     log_sigmas = vp_sigmas().log()
     labels = torch.arange(n, device=device) % 10
     nulls = torch.full((n,), NULL_LABEL, device=device)
@@ -176,6 +202,16 @@ def main():
             d_c = run_model(model, x, sigma, labels)
             d_g = run_model(guide, x, sigma, labels)
             return d_g + 2 * (d_c - d_g)
+        if strategy == "sag":
+            d_c = run_model(model, x, sigma, labels, ("capture", 0, n))
+            probs = model.mid.attn.captured  # [n, queries, keys]
+            side = int(math.isqrt(probs.shape[-1]))  # the 7×7 grid of mid.attn
+            mask = (probs.sum(1) > 1.0).to(x.dtype).reshape(n, 1, side, side)
+            mask = F.interpolate(mask, x.shape[-2:])  # nearest
+            degraded = gaussian_blur_2d(d_c, 9, 1.0) * mask + d_c * (1 - mask)
+            x_t = degraded + (x - d_c)  # re-noised with the model's own noise: x − x0 = σ·eps
+            d_t = run_model(model, x_t, sigma, labels)
+            return d_c + 0.75 * ((d_c - x) - (d_t - x_t))
         raise SystemExit(f"unknown strategy {strategy}")
 
     def sample():
@@ -186,21 +222,37 @@ def main():
             x = x + (x - d) / sigmas[i] * (sigmas[i + 1] - sigmas[i]) if sigmas[i + 1] > 0 else d
         return x.cpu()
 
-    times = []
+    def timed():
+        start = time.perf_counter()
+        sample()
+        return (time.perf_counter() - start) * 1000
+
+    def peaks():
+        # The process's peak resident memory (Linux reports KiB): this one
+        # strategy's loop, from a fresh interpreter.
+        return {
+            "peak_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
+
     with torch.inference_mode():
         sample()  # warm-up: the profiling executor specialises, CUDA allocates
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        for _ in range(a.runs):
-            start = time.perf_counter()
-            sample()
-            times.append((time.perf_counter() - start) * 1000)
-    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
-    # The process's peak resident memory (Linux reports KiB): this one
-    # strategy's loop, from a fresh interpreter.
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"times_ms": times, "peak_bytes": peak, "peak_rss_bytes": peak_rss}))
+        if a.serve:
+            # One timed run per "run" line on stdin, so the caller can alternate
+            # run by run with its own; "peaks" reports memory; EOF ends it.
+            print(json.dumps({"ready": True}), flush=True)
+            for line in sys.stdin:
+                command = line.strip()
+                if command == "run":
+                    print(json.dumps({"ms": timed()}), flush=True)
+                elif command == "peaks":
+                    print(json.dumps(peaks()), flush=True)
+            return
+        times = [timed() for _ in range(a.runs)]
+    print(json.dumps({"times_ms": times, **peaks()}))
 
 
 if __name__ == "__main__":
