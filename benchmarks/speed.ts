@@ -24,10 +24,10 @@
  * than a ratio of medians taken minutes apart.
  */
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 import {
   autoguidance,

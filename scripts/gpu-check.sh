@@ -85,7 +85,8 @@ fi
 
 if want speed; then
 log "speed, batch 16"
-timeout 110 node --import tsx benchmarks/speed.ts --device cuda --batch 16 --steps 20 >"$OUT/speed16.log" 2>&1
+# 7 strategies × 12 alternating pairs plus one Python start each: about 90 s on the H200.
+timeout 150 node --import tsx benchmarks/speed.ts --device cuda --batch 16 --steps 20 >"$OUT/speed16.log" 2>&1
 echo "speed exit $?"; cp benchmarks/results/speed-cuda.md "$OUT/speed-cuda-b16.md" 2>/dev/null
 tail -10 "$OUT/speed16.log"
 fi
