@@ -15,16 +15,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { loadModel, runtimeInfo, tensor, type DeviceName, type Tensor } from '../src/index.js';
-import { flag, median } from './cli.js';
+import { flag, machineFor, median, pythonFor } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const device = flag('device', 'cpu') as DeviceName;
 const iterations = Number(flag('iterations', '2000'));
-const python = process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
+const python = pythonFor(device);
 const info = runtimeInfo();
 
 // The module: built here by the machine's own torch, so both sides load one file.
@@ -74,7 +74,7 @@ const rows = [
   ['eager op (x + 1)', m((r) => r.ours.opUs), m((r) => r.py.op_us)],
 ] as const;
 
-const machine = device === 'cpu' ? `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}` : `${info.cudaDevices[0]?.model ?? 'CUDA device'}, CPU ${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}`;
+const machine = machineFor(device);
 const report = `# Fixed cost per call: this package vs Python torch
 
 Command: \`npx tsx benchmarks/call-overhead.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`  

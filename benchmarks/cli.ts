@@ -1,4 +1,7 @@
 /** What every benchmark script parses and computes the same way. */
+import { cpus } from 'node:os';
+
+import { runtimeInfo } from '../src/index.js';
 
 /** The command line after the script: `flag('batch', '16')` reads `--batch 16`, else the fallback. */
 export const argv = process.argv.slice(2);
@@ -8,8 +11,30 @@ export function flag(name: string, fallback: string): string {
   return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
 }
 
-export function median(values: readonly number[]): number {
+/** The q-quantile of values, interpolating linearly between neighbours (numpy's default). */
+export function quantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (at - lo);
+}
+
+export function median(values: readonly number[]): number {
+  return quantile(values, 0.5);
+}
+
+/**
+ * The Python that runs the reference side: TORCH_GUIDANCE_PYTHON, else Debian's
+ * (python3-torch, the same libtorch as ours) on the CPU and the PATH's on a GPU machine.
+ */
+export function pythonFor(device: string): string {
+  return process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
+}
+
+/** The machine a report was measured on: the GPU (when the device is one) and the CPU. */
+export function machineFor(device: string): string {
+  const cpu = `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}`;
+  if (device === 'cpu') return cpu;
+  const index = Number(device.split(':')[1] ?? 0);
+  return `${runtimeInfo().cudaDevices[index]?.model ?? 'CUDA device'}, CPU ${cpu}`;
 }

@@ -19,13 +19,13 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type DeviceName, type Model, type Tensor } from '../src/index.js';
-import { argv, flag, median } from './cli.js';
+import { argv, flag, median, pythonFor } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const device = flag('device', 'cpu') as DeviceName;
 const modelArg = flag('model', 'models/fixtures/tiny-unet.pt');
 const modelPath = join(root, modelArg);
-const python = process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
+const python = pythonFor(device);
 const quick = argv.includes('--quick');
 const iterations = quick ? 10 : 40;
 const rounds = quick ? 1 : 3;

@@ -18,13 +18,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type DeviceName, type Tensor } from '../src/index.js';
-import { flag } from './cli.js';
+import { flag, pythonFor } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const device = flag('device', 'cpu') as DeviceName;
 const modelArg = flag('model', 'models/fashion-unet.pt');
 const batch = Number(flag('batch', '16'));
-const python = process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
+const python = pythonFor(device);
 const info = runtimeInfo();
 
 async function oursGraph(): Promise<string> {

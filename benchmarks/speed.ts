@@ -25,7 +25,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -45,7 +44,7 @@ import {
   type DenoiserCard,
   type Strategy,
 } from '../src/index.js';
-import { argv, flag, median } from './cli.js';
+import { argv, flag, machineFor, median, pythonFor, quantile } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const quick = argv.includes('--quick');
@@ -55,7 +54,7 @@ const steps = Number(flag('steps', quick ? '6' : '20'));
 /** Timed runs per side and strategy, alternating with the other side's. */
 const runs = Number(flag('runs', quick ? '2' : '12'));
 const pythonEager = argv.includes('--python-eager');
-const python = process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
+const python = pythonFor(device);
 const info = runtimeInfo();
 
 const modelPath = join(root, 'models', 'fashion-unet.pt');
@@ -135,14 +134,6 @@ async function pythonLoop(row: Row) {
   };
 }
 
-/** The q-quantile of values (linear interpolation). */
-function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (sorted.length - 1) * q;
-  const lo = Math.floor(at);
-  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (at - lo);
-}
-
 const lines: string[] = [];
 let unguided = 0;
 const only = flag('only', '');
@@ -182,7 +173,7 @@ for (const row of chosen) {
 model.dispose();
 guide.dispose();
 
-const machine = info.cudaAvailable && device !== 'cpu' ? `${info.cudaDevices[0]?.model ?? 'CUDA device'}` : `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}`;
+const machine = machineFor(device);
 const report = `# Guided sampling speed: torch-guidance vs a Python loop (${device})
 
 Command: \`npx tsx benchmarks/speed.ts${argv.length ? ' ' + argv.join(' ') : ''}\`

@@ -16,7 +16,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { cfg, loadModel, noiseScheduleFromCard, runtimeInfo, sample, sigmasFor, type DenoiserCard, type DeviceName } from '../src/index.js';
-import { argv, flag, median } from './cli.js';
+import { argv, flag, median, pythonFor } from './cli.js';
 import { writeChart } from './quality/plots.js';
 
 const root = join(import.meta.dirname, '..');
@@ -25,7 +25,7 @@ const device = flag('device', 'cpu') as DeviceName;
 const steps = Number(flag('steps', quick ? '2' : '4'));
 const maxBatch = Number(flag('max-batch', quick ? '16' : '256'));
 const runs = quick ? 1 : 3;
-const python = process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
+const python = pythonFor(device);
 const info = runtimeInfo();
 const modelPath = join(root, 'models', 'fashion-unet.pt');
 const model = await loadModel(modelPath, { device });
