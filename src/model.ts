@@ -7,9 +7,10 @@ import { resolve } from 'node:path';
 
 import { z } from 'zod';
 
-import { type AttentionSite, siteFromProbe } from './attention.js';
+import { type AttentionSite, type NativePlanEntry, siteFromProbe } from './attention.js';
+import { type Chunk, catCaptures, catOutputs, chunkBatch, entriesForChunk, modulesForChunk } from './batch-split.js';
 import { type Hook, planForward } from './hooks.js';
-import { type ModuleSite, moduleSiteFromProbe } from './module-hooks.js';
+import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from './module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
 import { checkModelCard, type ModelCard } from './model-card.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription } from './native/binding.js';
@@ -48,6 +49,14 @@ export interface RunOptions extends CallOptions {
   inputs: readonly ForwardInput[];
   /** Attention and module hooks for this call only (see AttentionSite, ModuleSite and Hook). */
   hooks?: readonly Hook[];
+  /**
+   * CPU models: split the batch into up to this many chunks that run at the
+   * same time on the torch threads, and concatenate their outputs (default 1:
+   * no split; ignored on CUDA). Tensor inputs whose first dimension is the
+   * batch are split, others go whole to every chunk; every output tensor must
+   * lead with the batch. Hook slices follow their samples. See src/batch-split.ts.
+   */
+  parallel?: number;
 }
 
 export interface RunResult<T extends ForwardOutput = ForwardOutput> {
@@ -208,14 +217,21 @@ export class Model implements Disposable, AsyncDisposable {
    */
   async run<T extends ForwardOutput = ForwardOutput>(options: RunOptions): Promise<RunResult<T>> {
     this.#checkLive();
-    const { method = 'forward', inputs, hooks = [], signal } = options;
+    const { method = 'forward', inputs, hooks = [], signal, parallel = 1 } = options;
+    if (!Number.isInteger(parallel) || parallel < 1) {
+      throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, `run: parallel must be a positive integer, got ${String(parallel)}.`);
+    }
     if (signal?.aborted) throw abortError(signal);
     const first = inputs.find(isTensor);
     const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
     const { entries, modules } = planForward(hooks, this.#sites, this.#moduleSites, batch);
+    const chunks = this.device === 'cpu' && first ? chunkBatch(batch, parallel, modules) : [{ start: 0, end: batch }];
     this.#pending++;
     try {
-      const result = (await this.#native.call(method, inputs as unknown[], { batch, entries, modules })) as NativeHookResult;
+      const result =
+        chunks.length === 1
+          ? ((await this.#native.call(method, inputs as unknown[], { batch, entries, modules })) as NativeHookResult)
+          : await this.#runChunks(method, inputs, batch, chunks, entries, modules);
       const byId = new Map(this.#sites.map((site) => [site.id, site.path]));
       return {
         output: result.output as T,
@@ -224,6 +240,47 @@ export class Model implements Disposable, AsyncDisposable {
     } finally {
       this.#pending--;
       if (this.#disposed && this.#pending === 0) this.#native.dispose();
+    }
+  }
+
+  /** run() with the batch split into chunks that run at once; their outputs and captures concatenated. */
+  async #runChunks(
+    method: string,
+    inputs: readonly ForwardInput[],
+    batch: number,
+    chunks: readonly Chunk[],
+    entries: readonly NativePlanEntry[],
+    modules: readonly NativeModuleEntry[],
+  ): Promise<Pick<NativeHookResult, 'output' | 'captures'>> {
+    const views: Tensor[] = [];
+    const parts: NativeHookResult[] = [];
+    try {
+      const settled = await Promise.allSettled(
+        chunks.map((chunk) => {
+          const length = chunk.end - chunk.start;
+          const chunkInputs = inputs.map((input) => {
+            if (!isTensor(input) || input.shape[0] !== batch) return input;
+            const view = input.narrow(chunk.start, length);
+            views.push(view);
+            return view;
+          });
+          const plan = { batch: length, entries: entriesForChunk(entries, chunk), modules: modulesForChunk(modules, chunk) };
+          return this.#native.call(method, chunkInputs as unknown[], plan) as Promise<NativeHookResult>;
+        }),
+      );
+      for (const r of settled) if (r.status === 'fulfilled') parts.push(r.value);
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      return {
+        output: catOutputs(parts.map((p) => p.output), chunks),
+        captures: catCaptures(parts.map((p) => p.captures)),
+      };
+    } finally {
+      for (const view of views) view.dispose();
+      for (const part of parts) {
+        disposeOutput(part.output);
+        for (const [, t] of part.captures) t.dispose();
+      }
     }
   }
 

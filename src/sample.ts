@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 
+import { config } from './config.js';
 import { ErrorCodes, TorchGuidanceError } from './errors.js';
 import { Denoiser } from './guidance/denoiser.js';
 import { GuidedDenoiser } from './guidance/guided-denoiser.js';
@@ -53,6 +54,13 @@ const sampleSchema = z
     nullConditions: z.custom<Tensor>(isTensor).optional(),
     seed: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.bigint().nonnegative()]).default(0),
     batchSize: z.number().int().positive().default(16),
+    /**
+     * CPU: split each forward's batch into up to this many chunks that run at
+     * once on the torch threads. 'auto' (default): as many as there are torch
+     * threads (TORCH_GUIDANCE_JOB_THREADS, default 2); 1: one forward per batch.
+     * Ignored on CUDA. Why it pays: src/batch-split.ts.
+     */
+    parallel: z.union([z.number().int().positive(), z.literal('auto')]).default('auto'),
     /**
      * Clip every guided denoised estimate to this data range, e.g. [-1, 1] for
      * the shipped Fashion-MNIST models: what diffusers' DDPM/DDIM schedulers do
@@ -166,7 +174,15 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
     }
     owned.push(nullConditions);
   }
-  const guided = new GuidedDenoiser({ main, strategies: options.guidance, conditions: { given, null: nullConditions }, unconditional, seeds });
+  const parallel = options.parallel === 'auto' ? config.jobThreads : options.parallel;
+  const guided = new GuidedDenoiser({
+    main,
+    strategies: options.guidance,
+    conditions: { given, null: nullConditions },
+    unconditional,
+    seeds,
+    parallel,
+  });
   // CFG++ needs a first-order sampler. Checked here, before any forward (and so
   // that explain() rejects it too); the sampler's own check only fires after
   // the first forward has run.

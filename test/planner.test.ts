@@ -88,13 +88,17 @@ describe('planner: explain() against the forwards that run', function () {
     guide?.dispose();
   });
 
-  /** Runs sample() with the forwards recorded; checks finite output and that no tensor outlives the run. */
+  /**
+   * Runs sample() with the forwards recorded; checks finite output and that no
+   * tensor outlives the run. parallel: 1 keeps one native forward per planned
+   * forward (a CPU split runs each as several: test/batch-parallel.test.ts).
+   */
   async function observe(options: SampleOptions, ctx: string) {
     const tensorsBefore = liveHandles().tensors;
     const recorder = recordForwards({ main, guide });
     let result;
     try {
-      result = await sample(options);
+      result = await sample({ ...options, parallel: 1 });
     } finally {
       recorder.restore();
     }

@@ -166,6 +166,7 @@ describe('sample()', () => {
       try {
         await sample({
           ...base,
+          parallel: 1, // one native forward per planned one, to count them
           signal: controller.signal,
           onProgress: (p) => {
             progress++;

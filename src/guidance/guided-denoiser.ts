@@ -35,6 +35,8 @@ export interface GuidedDenoiserOptions {
   seeds: readonly bigint[];
   /** Names for explain(): the main model is 'main'. */
   modelNames?: Map<Model, string>;
+  /** Chunks each forward's batch is split into on the CPU (Model.run's `parallel`); default 1. */
+  parallel?: number;
 }
 
 export interface PhaseTimes {
@@ -47,6 +49,7 @@ export class GuidedDenoiser {
   readonly #inputs: PlanInputs;
   readonly #conditions: Conditions;
   readonly #seeds: readonly bigint[];
+  readonly #parallel: number;
   readonly #denoisers = new Map<string, Denoiser>();
   readonly #state = new Map<Term, Map<string, unknown>>();
   #evaluation = 0;
@@ -58,6 +61,7 @@ export class GuidedDenoiser {
     this.main = options.main;
     this.#conditions = options.conditions;
     this.#seeds = options.seeds;
+    this.#parallel = options.parallel ?? 1;
     const context: StrategyContext = {
       conditional: !options.unconditional,
       strategies: options.strategies,
@@ -192,7 +196,7 @@ export class GuidedDenoiser {
               hooks.push({ sites: c.sites, action: 'capture', self: true, start: c.slice * batch, length: batch });
             }
             this.forwards++;
-            const { output, captures } = await denoiser.model.run<Tensor>({ inputs, hooks });
+            const { output, captures } = await denoiser.model.run<Tensor>({ inputs, hooks, parallel: this.#parallel });
             owned.push(output);
             for (const map of captures.values()) owned.push(map);
             const denoised = denoiser.denoised(repeated, output, info.sigma);

@@ -1,0 +1,140 @@
+/**
+ * Splitting one forward's batch into chunks that run at the same time on the
+ * torch threads (Model.run's `parallel` option).
+ *
+ * Why: on the CPU, libtorch's intra-op threads scale poorly on the small
+ * convolutions and attention of image diffusion models: on a 2-core machine a
+ * batch-32 forward with 2 OpenMP threads is barely faster than with one, while
+ * two batch-16 forwards on two threads at once finish in about 0.6 of the time
+ * (benchmarks/results/batch-parallel.md). Each sample's result depends only on
+ * its own inputs, so the chunks' outputs, concatenated, are the batch's output
+ * (to round-off: a convolution may pick another algorithm for another batch
+ * size).
+ *
+ * Hooks act on batch slices, so each chunk gets the plan entries that
+ * intersect it, rebased to its own start. Every action is per sample, except
+ * module noise with one seed for a whole slice (randn([length, ...], { seed })):
+ * cutting that slice would draw other noise, so no cut falls inside one.
+ */
+import type { NativePlanEntry } from './attention.js';
+import { ErrorCodes, TorchGuidanceError } from './errors.js';
+import type { ForwardOutput } from './model.js';
+import type { NativeModuleEntry } from './module-hooks.js';
+import { type Tensor, cat, isTensor } from './tensor.js';
+
+/** A chunk of the batch: samples [start, end). */
+export interface Chunk {
+  start: number;
+  end: number;
+}
+
+/** Whether a cut before sample `at` would split a single-seed noise slice. */
+function cutsNoise(at: number, modules: readonly NativeModuleEntry[]): boolean {
+  return modules.some(
+    (m) => m.action === 'noise' && !Array.isArray(m.seed) && m.start < at && at < m.start + m.length,
+  );
+}
+
+/**
+ * Up to `parts` contiguous chunks of `batch` samples, as equal as the
+ * allowed cuts permit. Fewer when the batch is smaller than `parts` or the
+ * noise slices leave no cut near an even split; one chunk means "do not split".
+ */
+export function chunkBatch(batch: number, parts: number, modules: readonly NativeModuleEntry[] = []): Chunk[] {
+  const wanted = Math.max(1, Math.min(parts, batch));
+  const cuts: number[] = [];
+  for (let i = 1; i < wanted; i++) {
+    const ideal = Math.round((i * batch) / wanted);
+    const previous = cuts.at(-1) ?? 0;
+    // The allowed cut nearest the even one, after the previous cut.
+    let best: number | undefined;
+    for (let at = previous + 1; at < batch; at++) {
+      if (cutsNoise(at, modules)) continue;
+      if (best === undefined || Math.abs(at - ideal) < Math.abs(best - ideal)) best = at;
+    }
+    if (best !== undefined && !cuts.includes(best)) cuts.push(best);
+  }
+  const bounds = [0, ...cuts, batch];
+  return bounds.slice(1).map((end, i) => ({ start: bounds[i]!, end }));
+}
+
+/** The slice [start, start + length) ∩ chunk, rebased to the chunk's start; null when empty. */
+function intersect(start: number, length: number, chunk: Chunk): { start: number; length: number } | null {
+  const from = Math.max(start, chunk.start);
+  const to = Math.min(start + length, chunk.end);
+  return to > from ? { start: from - chunk.start, length: to - from } : null;
+}
+
+/** The attention plan entries that act on `chunk`, rebased to it. */
+export function entriesForChunk(entries: readonly NativePlanEntry[], chunk: Chunk): NativePlanEntry[] {
+  return entries.flatMap((entry) => {
+    const part = intersect(entry.start, entry.length, chunk);
+    return part ? [{ ...entry, ...part }] : [];
+  });
+}
+
+/**
+ * The module entries that act on `chunk`, rebased to it. Per-sample seeds are
+ * sliced with the samples; a single seed's slice is never cut (chunkBatch).
+ */
+export function modulesForChunk(modules: readonly NativeModuleEntry[], chunk: Chunk): NativeModuleEntry[] {
+  return modules.flatMap((entry) => {
+    const part = intersect(entry.start, entry.length, chunk);
+    if (!part) return [];
+    const rebased: NativeModuleEntry = { ...entry, ...part };
+    if (Array.isArray(entry.seed)) {
+      const offset = chunk.start + part.start - entry.start;
+      rebased.seed = entry.seed.slice(offset, offset + part.length);
+    }
+    return [rebased];
+  });
+}
+
+/**
+ * The chunks' outputs joined into the batch's: tensors concatenated along the
+ * batch, arrays and objects element by element, other values equal in every
+ * chunk. Checks the whole structure before making any tensor, so a refusal
+ * leaks nothing.
+ */
+export function catOutputs(outputs: readonly ForwardOutput[], chunks: readonly Chunk[]): ForwardOutput {
+  checkJoinable(outputs, chunks);
+  return join(outputs);
+}
+
+function checkJoinable(outputs: readonly ForwardOutput[], chunks: readonly Chunk[]): void {
+  const [head] = outputs;
+  if (isTensor(head)) {
+    const aligned = outputs.every((t, i) => isTensor(t) && t.shape[0] === chunks[i]!.end - chunks[i]!.start);
+    if (!aligned) throw notBatched('a tensor output that does not lead with the batch');
+  } else if (Array.isArray(head)) {
+    head.forEach((_, i) => checkJoinable(outputs.map((o) => (o as ForwardOutput[])[i]!), chunks));
+  } else if (head !== null && typeof head === 'object') {
+    for (const key of Object.keys(head)) checkJoinable(outputs.map((o) => (o as Record<string, ForwardOutput>)[key]!), chunks);
+  } else if (!outputs.every((o) => o === head)) {
+    throw notBatched(`a non-tensor output that differs between chunks (${String(head)})`);
+  }
+}
+
+function join(outputs: readonly ForwardOutput[]): ForwardOutput {
+  const [head] = outputs;
+  if (isTensor(head)) return cat(outputs as Tensor[]);
+  if (Array.isArray(head)) return head.map((_, i) => join(outputs.map((o) => (o as ForwardOutput[])[i]!)));
+  if (head !== null && typeof head === 'object') {
+    return Object.fromEntries(Object.keys(head).map((key) => [key, join(outputs.map((o) => (o as Record<string, ForwardOutput>)[key]!))]));
+  }
+  return head as ForwardOutput;
+}
+
+function notBatched(what: string): TorchGuidanceError {
+  return new TorchGuidanceError(
+    ErrorCodes.INVALID_OPTION,
+    `run: parallel split the batch, but the method returned ${what}, so the chunks cannot be joined. Fix: run it with parallel: 1.`,
+  );
+}
+
+/** Each site's captured maps from the chunks that captured it, concatenated in batch order. */
+export function catCaptures(perChunk: readonly (readonly [number, Tensor][])[]): [number, Tensor][] {
+  const bySite = new Map<number, Tensor[]>();
+  for (const captures of perChunk) for (const [site, t] of captures) bySite.set(site, [...(bySite.get(site) ?? []), t]);
+  return [...bySite].map(([site, maps]) => [site, cat(maps)]);
+}
