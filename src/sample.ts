@@ -38,6 +38,12 @@ const strategySchema = z.custom<Strategy>(
 
 const labelSchema = z.number().int().nonnegative().nullable();
 
+/**
+ * parallel 'auto' splits no chunk below this many samples: at batch 2 the
+ * split gained nothing (benchmarks/results/batch-parallel.md), from 8 up it did.
+ */
+export const AUTO_MIN_CHUNK = 4;
+
 const sampleSchema = z
   .object({
     model: z.custom<Model>((v) => v instanceof Model, 'a loaded Model'),
@@ -57,8 +63,9 @@ const sampleSchema = z
     /**
      * CPU: split each forward's batch into up to this many chunks that run at
      * once on the torch threads. 'auto' (default): as many as there are torch
-     * threads (TORCH_GUIDANCE_JOB_THREADS, default 2); 1: one forward per batch.
-     * Ignored on CUDA. Why it pays: src/batch-split.ts.
+     * threads (TORCH_GUIDANCE_JOB_THREADS, default 2), each of at least
+     * AUTO_MIN_CHUNK samples; 1: one forward per batch. Ignored on CUDA.
+     * Why it pays: src/batch-split.ts.
      */
     parallel: z.union([z.number().int().positive(), z.literal('auto')]).default('auto'),
     /**
@@ -174,14 +181,15 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
     }
     owned.push(nullConditions);
   }
-  const parallel = options.parallel === 'auto' ? config.jobThreads : options.parallel;
+  const auto = options.parallel === 'auto';
   const guided = new GuidedDenoiser({
     main,
     strategies: options.guidance,
     conditions: { given, null: nullConditions },
     unconditional,
     seeds,
-    parallel,
+    parallel: auto ? config.jobThreads : (options.parallel as number),
+    minChunk: auto ? AUTO_MIN_CHUNK : 1,
   });
   // CFG++ needs a first-order sampler. Checked here, before any forward (and so
   // that explain() rejects it too); the sampler's own check only fires after

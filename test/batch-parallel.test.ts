@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import { chunkBatch, catOutputs, entriesForChunk, modulesForChunk } from '../src/batch-split.js';
 import type { NativePlanEntry } from '../src/attention.js';
 import type { NativeModuleEntry } from '../src/module-hooks.js';
-import { ErrorCodes, type Hook, liveHandles, loadModel, type Model, type Tensor, tensor } from '../src/index.js';
+import { config } from '../src/config.js';
+import { ErrorCodes, type Hook, cfg, liveHandles, loadModel, type Model, pag, sample, type SampleOptions, type Tensor, tensor } from '../src/index.js';
+import { AUTO_MIN_CHUNK } from '../src/sample.js';
 import { randomDenoiserInputs } from './helpers/denoiser-inputs.js';
 import { expectCode } from './helpers/errors.js';
 import { repoRoot } from './helpers/python.js';
-import { freshRandom, pick, randomFloat32, relativeError, uniformInt, type Rng } from './helpers/random.js';
+import { freshRandom, guidanceScale, pick, randomFloat32, relativeError, uniformInt, type Rng } from './helpers/random.js';
 
 const fixture = (name: string) => join(repoRoot, 'models', 'fixtures', `${name}.pt`);
 
@@ -233,5 +235,44 @@ describe('batch-parallel runs (Model.run parallel)', () => {
         for (const h of handles) h.dispose();
       }
     });
+  });
+});
+
+describe('sample() on the CPU splits forwards across the torch threads', () => {
+  let unet: Model;
+  before(async () => {
+    unet = await loadModel(fixture('tiny-unet'), { device: 'cpu' });
+  });
+  after(() => unet.dispose());
+
+  /** The images and the native forwards of one run. */
+  async function run(options: Omit<SampleOptions, 'model'>): Promise<{ images: Float32Array; forwards: number; planned: number }> {
+    const before = unet.forwardCount;
+    const result = await sample({ model: unet, ...options });
+    const images = (await result.images.toArray()) as Float32Array;
+    result.images.dispose();
+    return { images, forwards: unet.forwardCount - before, planned: result.forwards };
+  }
+
+  it("'auto' splits a forward into the torch threads' count of chunks of 4 or more samples, and matches parallel 1", async () => {
+    const rng = freshRandom();
+    const steps = uniformInt(rng, 2, 4);
+    const base = {
+      sampler: { name: 'euler' as const, steps },
+      labels: Array.from({ length: 4 }, () => uniformInt(rng, 0, 9)),
+      seed: uniformInt(rng, 0, 1e9),
+      batchSize: 4,
+    };
+    const chunks = (rows: number) => Math.max(1, Math.min(config.jobThreads, Math.floor(rows / AUTO_MIN_CHUNK)));
+    for (const guidance of [[], [cfg({ scale: guidanceScale(rng) })], [cfg({ scale: guidanceScale(rng) }), pag({ scale: guidanceScale(rng) })]]) {
+      const at = `${guidance.map((g) => g.name).join('+') || 'none'}, seed ${rng.seed}`;
+      const rows = 4 * (1 + guidance.length); // one branch per term, plus the base
+      const auto = await run({ ...base, guidance });
+      const one = await run({ ...base, guidance, parallel: 1 });
+      assert.equal(one.forwards, one.planned, `parallel 1: one native forward per planned one (${at})`);
+      assert.equal(auto.forwards, auto.planned * chunks(rows), `auto: ${chunks(rows)} chunks per forward of ${rows} (${at})`);
+      const error = relativeError(auto.images, one.images);
+      assert.ok(error < 1e-4, `split vs whole: relative error ${error} (${at})`);
+    }
   });
 });

@@ -263,6 +263,8 @@ describe('CLI sample', function () {
       [['--count', '0'], /^--count 0: must be a whole number/],
       [['--batch-size', 'many'], /^--batch-size many: must be a whole number/],
       [['--shard-size', '-'], /^--shard-size -: must be a whole number/],
+      [['--parallel', '0'], /^--parallel 0: give auto, or a whole number of chunks/],
+      [['--parallel', 'many'], /^--parallel many: give auto, or a whole number of chunks/],
       [['--label', '12'], /^--label 12: this model's classes are 0\.\.9/],
       [['--label', 'cat'], /^--label cat: must be a class number/],
       [['--format', 'jpg'], /^--format jpg: must be png, npz or both/],

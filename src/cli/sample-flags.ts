@@ -69,6 +69,9 @@ Options:
                        per sample, drawn from its seed) or null (unconditional)
   --seed S             seed of sample 0; sample k uses S + k (default 0)
   --batch-size B       samples per forward batch (default 16)
+  --parallel K         CPU: run each forward batch as up to K chunks at once on
+                       the torch threads; auto (default) = the torch threads,
+                       chunks of 4 or more; 1 = one forward per batch
   --shard-size K       samples per shard file (default: the first multiple of
                        --batch-size from 1000)
   --device NAME        auto (default), cpu, cuda, cuda:N
@@ -99,6 +102,14 @@ function intFlag(flag: string, raw: string, min: number, max: number): number {
     throw new UsageError(`${flag} ${raw}: must be a whole number from ${min} to ${max.toLocaleString('en')}`);
   }
   return value;
+}
+
+function parallelFlag(raw: string): number | 'auto' {
+  if (raw.trim() === 'auto') return 'auto';
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 4096) {
+    throw new UsageError(`--parallel ${raw}: give auto, or a whole number of chunks from 1 to 4096 (1: no split)`);
+  }
+  return Number(raw);
 }
 
 function seedFlag(raw: string): bigint {
@@ -161,6 +172,7 @@ export interface Flags {
   samplerFlags: string;
   count: number;
   batchSize: number;
+  parallel: number | 'auto';
   shardSize: number;
   seed: bigint;
   label: number | null | 'random';
@@ -187,6 +199,7 @@ export async function readFlags(argv: string[]): Promise<Flags> {
       label: { type: 'string', default: 'random' },
       seed: { type: 'string', default: '0' },
       'batch-size': { type: 'string', default: '16' },
+      parallel: { type: 'string', default: 'auto' },
       'shard-size': { type: 'string' },
       device: { type: 'string', default: 'auto' },
       out: { type: 'string', default: 'samples' },
@@ -197,6 +210,7 @@ export async function readFlags(argv: string[]): Promise<Flags> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (options start with --)`);
   const count = intFlag('--count', values.count, 1, 1_000_000_000);
   const batchSize = intFlag('--batch-size', values['batch-size'], 1, 65_536);
+  const parallel = parallelFlag(values.parallel);
   const shardSize =
     values['shard-size'] === undefined ? batchSize * Math.ceil(1000 / batchSize) : intFlag('--shard-size', values['shard-size'], 1, 1_000_000_000);
   const steps = intFlag('--steps', values.steps, 1, 10_000);
@@ -241,6 +255,7 @@ export async function readFlags(argv: string[]): Promise<Flags> {
     samplerFlags: `--sampler ${values.sampler} --steps ${steps} --schedule ${values.schedule}`,
     count,
     batchSize,
+    parallel,
     shardSize,
     seed,
     label,

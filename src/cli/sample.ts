@@ -156,6 +156,7 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
     count: Math.min(flags.count, flags.batchSize),
     label: flags.label,
     batchSize: flags.batchSize,
+    parallel: flags.parallel,
     seed: flags.seed,
     ...(flags.clip ? { clipDenoised: flags.clip } : {}),
   };
@@ -182,6 +183,8 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
       label: flags.label,
       seed: flags.seed,
       batchSize: flags.batchSize,
+      // The split changes samples at round-off level; a resumed run keeps it.
+      parallel: flags.parallel,
       shardSize: flags.shardSize,
       format: flags.format,
       rgb: flags.rgb,

@@ -37,6 +37,8 @@ export interface GuidedDenoiserOptions {
   modelNames?: Map<Model, string>;
   /** Chunks each forward's batch is split into on the CPU (Model.run's `parallel`); default 1. */
   parallel?: number;
+  /** Fewer chunks where they would hold fewer samples than this; default 1. */
+  minChunk?: number;
 }
 
 export interface PhaseTimes {
@@ -50,6 +52,7 @@ export class GuidedDenoiser {
   readonly #conditions: Conditions;
   readonly #seeds: readonly bigint[];
   readonly #parallel: number;
+  readonly #minChunk: number;
   readonly #denoisers = new Map<string, Denoiser>();
   readonly #state = new Map<Term, Map<string, unknown>>();
   #evaluation = 0;
@@ -62,6 +65,7 @@ export class GuidedDenoiser {
     this.#conditions = options.conditions;
     this.#seeds = options.seeds;
     this.#parallel = options.parallel ?? 1;
+    this.#minChunk = options.minChunk ?? 1;
     const context: StrategyContext = {
       conditional: !options.unconditional,
       strategies: options.strategies,
@@ -196,7 +200,7 @@ export class GuidedDenoiser {
               hooks.push({ sites: c.sites, action: 'capture', self: true, start: c.slice * batch, length: batch });
             }
             this.forwards++;
-            const { output, captures } = await denoiser.model.run<Tensor>({ inputs, hooks, parallel: this.#parallel });
+            const { output, captures } = await denoiser.model.run<Tensor>({ inputs, hooks, parallel: this.#chunksFor(repeated.shape[0]!) });
             owned.push(output);
             for (const map of captures.values()) owned.push(map);
             const denoised = denoiser.denoised(repeated, output, info.sigma);
@@ -226,6 +230,11 @@ export class GuidedDenoiser {
     } finally {
       for (const t of owned) t.dispose();
     }
+  }
+
+  /** How many chunks a forward of `rows` samples is split into. */
+  #chunksFor(rows: number): number {
+    return Math.max(1, Math.min(this.#parallel, Math.floor(rows / this.#minChunk)));
   }
 
   #mix(plan: StepPlan, x: Tensor, info: StepInfo, results: Map<string, Tensor>, shiftedInputs: Map<string, Tensor>): GuidedPrediction {
