@@ -1,25 +1,33 @@
 /**
- * One forward of a TorchScript model: this package (Node, async, on a pool
+ * One forward of a TorchScript model: this package (Node, async, on a torch
  * thread) next to Python torch on the same libtorch, in one run, alternating.
  *
  *   npx tsx benchmarks/forward-vs-python.ts [--quick] [--device cpu|cuda]
- *     [--model models/fixtures/tiny-unet.pt] [--batches 1,16,64]
+ *     [--model models/fixtures/tiny-unet.pt] [--batches 1,16,64] [--rounds 12]
  *
  * Writes benchmarks/results/forward-vs-python.md (forward-vs-python-cuda.md
  * on CUDA). The Python side runs the same .pt file, plain (torch.jit.load)
- * and frozen (torch.jit.freeze); the faster of the two is the baseline. Same
- * thread count on both sides. Ours is timed twice, loaded with the attention
- * and module hooks (the default) and without (attentionHooks: false), which
- * separates the hooks' cost from the rest of the path (thread hop, promise).
- * On CUDA every timed forward ends with its output on the host, both sides.
+ * and frozen (torch.jit.freeze), each in a process kept up between blocks
+ * (forward_loop.py --serve); the faster of the two is the baseline. Ours is
+ * timed loaded with the attention and module hooks (the default) and without
+ * (attentionHooks: false), which separates the hooks' cost from the rest of
+ * the path (thread hop, promise). Same thread count on both sides; one
+ * forward, no batch split (that is run()'s `parallel`, see batch-parallel.ts).
+ *
+ * Method: per round, a block of forwards on each of the four sides in a
+ * rotating order; each ratio is taken within a round (block medians) and the
+ * table gives the median over rounds with quartiles: neighbouring blocks see
+ * the same machine drift, so the paired ratio is far steadier than a ratio
+ * of medians taken minutes apart. On CUDA every timed forward ends with its
+ * output on the host, both sides.
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 import { loadModel, randn, runtimeInfo, tensor, type DeviceName, type Model, type Tensor } from '../src/index.js';
-import { argv, flag, median, pythonFor } from './cli.js';
+import { argv, flag, machineFor, median, pythonFor, quantile } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const device = flag('device', 'cpu') as DeviceName;
@@ -27,8 +35,9 @@ const modelArg = flag('model', 'models/fixtures/tiny-unet.pt');
 const modelPath = join(root, modelArg);
 const python = pythonFor(device);
 const quick = argv.includes('--quick');
-const iterations = quick ? 10 : 40;
-const rounds = quick ? 1 : 3;
+/** Forwards per block, and rounds of blocks. */
+const iterations = quick ? 4 : 8;
+const rounds = Number(flag('rounds', quick ? '2' : '12'));
 const batches = flag('batches', '1,16,64').split(',').map(Number);
 const info = runtimeInfo();
 const threads = info.intraOpThreads;
@@ -37,72 +46,103 @@ const model = await loadModel(modelPath, { device });
 const unhooked = await loadModel(modelPath, { device, attentionHooks: false });
 const onHost = device !== 'cpu';
 
-async function nodeRun(which: Model, batch: number): Promise<number[]> {
+/** Our side for one batch size: block() times `iterations` forwards and returns their median. */
+function nodeSide(which: Model, batch: number) {
   const x = randn([batch, 1, 28, 28], { seed: 0, device });
   const t = tensor(new Float32Array(batch).fill(500), [batch], { device });
   const label = tensor(new BigInt64Array(batch).fill(3n), [batch], { device });
-  const times: number[] = [];
-  for (let i = 0; i < 5 + iterations; i++) {
+  const once = async () => {
     const start = performance.now();
     const out = (await which.forward(x, t, label)) as Tensor;
     if (onHost) await out.toArray();
-    if (i >= 5) times.push(performance.now() - start);
     out.dispose();
-  }
-  for (const h of [x, t, label]) h.dispose();
-  return times;
+    return performance.now() - start;
+  };
+  return {
+    warm: async () => {
+      for (let i = 0; i < 5; i++) await once();
+    },
+    block: async () => {
+      const times: number[] = [];
+      for (let i = 0; i < iterations; i++) times.push(await once());
+      return median(times);
+    },
+    close: () => [x, t, label].forEach((h) => h.dispose()),
+  };
 }
 
-function pythonRun(batch: number, freeze: boolean): number[] {
+/** A Python forward loop kept up between blocks (it warms up as it starts). */
+async function pythonSide(batch: number, freeze: boolean) {
   const args = [join(root, 'benchmarks', 'python', 'forward_loop.py'), modelPath, String(batch), String(iterations), String(threads),
-    '--device', device];
-  if (freeze) args.push('--freeze');
-  return (JSON.parse(execFileSync(python, args, { encoding: 'utf8' })) as { times_ms: number[] }).times_ms;
+    '--device', device, '--serve', ...(freeze ? ['--freeze'] : [])];
+  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await replies.next();
+    if (done) throw new Error(`forward_loop.py ended early (exit ${child.exitCode})`);
+    return JSON.parse(value as string) as { median_ms: number };
+  };
+  await next(); // ready
+  return {
+    warm: async () => {},
+    block: async () => {
+      child.stdin.write('run\n');
+      return (await next()).median_ms;
+    },
+    close: () => child.stdin.end(),
+  };
 }
+
+const span = (values: number[], digits = 2) =>
+  `${median(values).toFixed(digits)} (${quantile(values, 0.25).toFixed(digits)}-${quantile(values, 0.75).toFixed(digits)})`;
 
 const rows: string[] = [];
 for (const batch of batches) {
-  const ours: number[] = [];
-  const oursNoHooks: number[] = [];
-  const plain: number[] = [];
-  const frozen: number[] = [];
-  for (let round = 0; round < rounds; round++) {
-    ours.push(...(await nodeRun(model, batch)));
-    oursNoHooks.push(...(await nodeRun(unhooked, batch)));
-    plain.push(...pythonRun(batch, false));
-    frozen.push(...pythonRun(batch, true));
+  const sides = [nodeSide(model, batch), nodeSide(unhooked, batch), await pythonSide(batch, false), await pythonSide(batch, true)];
+  const blocks: number[][] = sides.map(() => []);
+  try {
+    for (const side of sides) await side.warm();
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < sides.length; k++) {
+        const which = (k + round) % sides.length; // rotate who goes first
+        blocks[which]!.push(await sides[which]!.block());
+      }
+    }
+  } finally {
+    for (const side of sides) side.close();
   }
-  const baseline = Math.min(median(plain), median(frozen));
-  const ratio = baseline / median(ours);
+  const [ours, bare, plain, frozen] = blocks as [number[], number[], number[], number[]];
+  // The baseline is the faster Python variant in each round.
+  const ratio = ours.map((o, r) => Math.min(plain[r]!, frozen[r]!) / o);
+  const hookCost = ours.map((o, r) => o / bare[r]!);
   rows.push(
-    `| ${batch} | ${median(ours).toFixed(2)} | ${median(oursNoHooks).toFixed(2)} | ${median(plain).toFixed(2)} | ` +
-      `${median(frozen).toFixed(2)} | ${ratio.toFixed(2)} | ${(median(ours) / median(oursNoHooks)).toFixed(3)} |`,
+    `| ${batch} | ${median(ours).toFixed(2)} | ${median(bare).toFixed(2)} | ${median(plain).toFixed(2)} | ` +
+      `${median(frozen).toFixed(2)} | ${span(ratio)} | ${span(hookCost, 3)} |`,
   );
   console.log(rows.at(-1));
 }
 model.dispose();
 unhooked.dispose();
 
-const machine = onHost ? `${info.cudaDevices[0]?.model ?? 'CUDA device'}, CPU ${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}`
-  : `${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}, CPU only`;
-const command = `npx tsx benchmarks/forward-vs-python.ts${quick ? ' --quick' : ''}${device !== 'cpu' ? ` --device ${device}` : ''}` +
-  `${modelArg !== 'models/fixtures/tiny-unet.pt' ? ` --model ${modelArg}` : ''}${argv.includes('--batches') ? ` --batches ${batches.join(',')}` : ''}`;
 const report = `# Forward: torch-guidance vs Python torch (${device})
 
-Command: \`${command}\`
-Date: ${new Date().toISOString()}
-Machine: ${machine}
-libtorch: ${info.torchVersion} (${info.torchSource}); threads: ${threads} intra-op on both sides
+Command: \`npx tsx benchmarks/forward-vs-python.ts${argv.length ? ' ' + argv.join(' ') : ''}\`  
+Date: ${new Date().toISOString()}  
+Machine: ${machineFor(device)}  
+libtorch: ${info.torchVersion} (${info.torchSource}); threads: ${threads} intra-op on both sides  
 Model: ${modelArg}, ${device}, float32
-Method: median of ${iterations} timed forwards × ${rounds} alternating rounds after 5 warm-up forwards each;
-ours is \`await model.forward(x, t, label)\` (torch thread, Promise), with the hooks (default) and loaded with
-\`attentionHooks: false\`; Python is \`model(x, t, label)\` under \`torch.inference_mode()\`, plain
-\`torch.jit.load\` and \`torch.jit.freeze\`d.${onHost ? ' Each timed forward ends with the output on the host (toArray / .cpu()).' : ''}
-Ratio = faster Python / ours (≥ 1 means we are at least as fast); hook cost = ours / ours without hooks
-(target ≤ 1.03).
+
+Method: ${rounds} rounds; in each, a block of ${iterations} timed forwards on every side in a rotating order
+(after 5 warm-up forwards per side). Ours is \`await model.forward(x, t, label)\` (torch thread, Promise),
+with the hooks (default) and loaded with \`attentionHooks: false\`; Python is \`model(x, t, label)\` under
+\`torch.inference_mode()\`, plain \`torch.jit.load\` and \`torch.jit.freeze\`d, each in a process kept up
+between blocks.${onHost ? ' Each timed forward ends with the output on the host (toArray / .cpu()).' : ''}
+Times: the median over rounds of the block medians. Ratio = faster Python / ours within each round (≥ 1:
+we are at least as fast); hook cost = ours / ours without hooks within each round (target ≤ 1.03); both
+the median over rounds with quartiles in brackets.
 
 | batch | ours (ms) | ours, no hooks (ms) | Python plain (ms) | Python frozen (ms) | ratio | hook cost |
-|---:|---:|---:|---:|---:|---:|---:|
+|---:|---:|---:|---:|---:|---|---|
 ${rows.join('\n')}
 `;
 writeFileSync(join(root, 'benchmarks', 'results', device === 'cpu' ? 'forward-vs-python.md' : 'forward-vs-python-cuda.md'), report);

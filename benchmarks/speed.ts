@@ -4,7 +4,7 @@
  * same Euler sampler, sigmas, batch and strategy, in one run, alternating.
  *
  *   npx tsx benchmarks/speed.ts [--device cpu|cuda] [--batch 16] [--steps 20] [--quick]
- *                               [--only none,sag] [--python-eager]
+ *                               [--only none,sag] [--python-eager] [--parallel auto|K]
  *
  * Writes benchmarks/results/speed-<device>.md (with --only, a partial table:
  * out/speed-<device>-partial.md). Columns: ms per sampling run
@@ -23,10 +23,8 @@
  * neighbouring runs see the same drift, so the paired ratio is far steadier
  * than a ratio of medians taken minutes apart.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 
 import {
   autoguidance,
@@ -45,6 +43,7 @@ import {
   type Strategy,
 } from '../src/index.js';
 import { argv, flag, machineFor, median, pythonFor, quantile } from './cli.js';
+import { startPythonLoop } from './python-loop.js';
 
 const root = join(import.meta.dirname, '..');
 const quick = argv.includes('--quick');
@@ -54,6 +53,9 @@ const steps = Number(flag('steps', quick ? '6' : '20'));
 /** Timed runs per side and strategy, alternating with the other side's. */
 const runs = Number(flag('runs', quick ? '2' : '12'));
 const pythonEager = argv.includes('--python-eager');
+/** Ours: sample()'s default 'auto' (CPU: each forward split across the torch threads), or a number of chunks. */
+const parallelFlag = flag('parallel', 'auto');
+const parallel = parallelFlag === 'auto' ? 'auto' : Number(parallelFlag);
 const python = pythonFor(device);
 const info = runtimeInfo();
 
@@ -102,36 +104,13 @@ async function oursOnce(row: Row): Promise<OurRun> {
     labels,
     seed: 0,
     batchSize: batch,
+    parallel,
   });
   await result.images.toArray(); // end on the host, as the Python side does
   const elapsed = performance.now() - start;
   result.images.dispose();
   const peakBytes = cudaIndex >= 0 ? (cudaMemory(cudaIndex)?.peakAllocated ?? null) : null;
   return { ms: elapsed, forwardShare: result.timings.forwardMs / result.timings.totalMs, peakBytes };
-}
-
-/** The Python loop for one strategy, kept up between runs: run() times one sampling run there. */
-async function pythonLoop(row: Row) {
-  const args = [
-    join(root, 'benchmarks', 'python', 'sample_loop.py'),
-    '--model', modelPath, '--guide', guidePath, '--strategy', row.python!, '--batch', String(batch),
-    '--sigmas', JSON.stringify(sigmas), '--serve', '--threads', String(info.intraOpThreads), '--device', device,
-    ...(pythonEager ? ['--eager'] : []),
-  ];
-  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const ask = async (command: string | null) => {
-    if (command) child.stdin.write(`${command}\n`);
-    const { value, done } = await replies.next();
-    if (done) throw new Error(`sample_loop.py --strategy ${row.python} ended early (exit ${child.exitCode})`);
-    return JSON.parse(value as string) as Record<string, unknown>;
-  };
-  await ask(null); // {"ready": true} after its warm-up run
-  return {
-    run: async () => (await ask('run')).ms as number,
-    peakBytes: async () => (await ask('peaks')).peak_bytes as number | null,
-    close: () => child.stdin.end(),
-  };
 }
 
 const lines: string[] = [];
@@ -143,7 +122,19 @@ for (const row of chosen) {
   const mine: OurRun[] = [];
   const theirs: number[] = [];
   let theirPeak: number | null = null;
-  const loop = row.python ? await pythonLoop(row) : null;
+  const loop = row.python
+    ? await startPythonLoop({
+        python,
+        model: modelPath,
+        guide: guidePath,
+        strategy: row.python,
+        batch,
+        sigmas,
+        threads: info.intraOpThreads,
+        device,
+        eager: pythonEager,
+      })
+    : null;
   try {
     await oursOnce(row); // warm-up (the Python loop warmed up as it started)
     for (let i = 0; i < runs; i++) {
@@ -181,7 +172,7 @@ Date: ${new Date().toISOString()}
 Machine: ${machine}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides
 Model: models/fashion-unet.pt (guide: fashion-unet-weak.pt), Euler, ${steps} Karras steps, batch ${batch}.
 Each cell: median of ${runs} whole sampling runs per side (after a warm-up), ending with the images on the host;
-the two sides alternate run by run. Python / ours: the median of the ${runs} ratios of neighbouring runs, with
+the two sides alternate run by run. Ours: sample() with parallel ${parallel === 'auto' ? "'auto' (the default: on the CPU each forward's batch is split into chunks that run at once on the torch threads)" : parallel}. Python / ours: the median of the ${runs} ratios of neighbouring runs, with
 their quartiles in brackets (how much the machine's drift moves it).
 Python: benchmarks/python/sample_loop.py (${pythonEager ? 'the eager module for every strategy (--python-eager); ' : 'TorchScript, frozen, for none/cfg/autoguidance; '}the eager module
 with patched attention for pag/seg/cfg+pag, as diffusers does; for sag the same eager module keeping mid.attn's probabilities, and diffusers' sag_masking).

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Times forwards of a TorchScript model in Python, the way users write it.
 
-Usage: forward_loop.py MODEL.pt BATCH ITERATIONS THREADS [--freeze] [--device cpu|cuda]
-Prints one JSON line: {"median_ms": ..., "times_ms": [...]}.
+Usage: forward_loop.py MODEL.pt BATCH ITERATIONS THREADS [--freeze] [--device cpu|cuda] [--serve]
+Prints one JSON line: {"median_ms": ..., "times_ms": [...]}. With --serve it
+warms up, prints {"ready": true}, then times ITERATIONS forwards per "run"
+line on stdin (one JSON line each), so a caller can alternate block by block
+with its own side; EOF ends it.
 Inputs match benchmarks/forward-vs-python.ts: x ~ N(0, 1) [B,1,28,28],
 t = 500, label = 3. On CUDA each timed forward ends with its output on the
 host (.cpu()), as the Node side ends with toArray().
@@ -32,13 +35,25 @@ def main() -> None:
             out = model(x, t, label)
             if cuda:
                 out.cpu()
-        for _ in range(iterations):
-            start = time.perf_counter()
-            out = model(x, t, label)
-            if cuda:
-                out.cpu()
-            times.append((time.perf_counter() - start) * 1000)
-    print(json.dumps({"median_ms": statistics.median(times), "times_ms": times}))
+
+        def block():
+            times = []
+            for _ in range(iterations):
+                start = time.perf_counter()
+                out = model(x, t, label)
+                if cuda:
+                    out.cpu()
+                times.append((time.perf_counter() - start) * 1000)
+            return {"median_ms": statistics.median(times), "times_ms": times}
+
+        if "--serve" in sys.argv:
+            print(json.dumps({"ready": True}), flush=True)
+            for line in sys.stdin:
+                if line.strip() == "run":
+                    print(json.dumps(block()), flush=True)
+            return
+        result = block()
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

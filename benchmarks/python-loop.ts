@@ -1,0 +1,61 @@
+/**
+ * The Python side of the sampling benchmarks, kept up between runs:
+ * benchmarks/python/sample_loop.py --serve warms up, then times one sampling
+ * run per request, so a benchmark can alternate run by run with its own side
+ * (on a machine whose speed drifts, neighbouring runs see the same drift).
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export interface PythonLoopOptions {
+  python: string;
+  model: string;
+  guide?: string;
+  strategy: string;
+  batch: number;
+  sigmas: readonly number[];
+  threads: number;
+  device: string;
+  /** The eager module for every strategy (sample_loop.py --eager). */
+  eager?: boolean;
+}
+
+export interface PythonLoop {
+  /** Milliseconds of one timed sampling run (ending with the images on the host). */
+  run(): Promise<number>;
+  /** The CUDA allocator's peak bytes since the warm-up (null on the CPU). */
+  peakBytes(): Promise<number | null>;
+  close(): void;
+}
+
+/** Starts the loop and waits for its warm-up run. */
+export async function startPythonLoop(options: PythonLoopOptions): Promise<PythonLoop> {
+  const script = join(import.meta.dirname, 'python', 'sample_loop.py');
+  const args = [
+    script,
+    '--model', options.model,
+    ...(options.guide ? ['--guide', options.guide] : []),
+    '--strategy', options.strategy,
+    '--batch', String(options.batch),
+    '--sigmas', JSON.stringify(options.sigmas),
+    '--serve',
+    '--threads', String(options.threads),
+    '--device', options.device,
+    ...(options.eager ? ['--eager'] : []),
+  ];
+  const child = spawn(options.python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const ask = async (command: string | null) => {
+    if (command) child.stdin.write(`${command}\n`);
+    const { value, done } = await replies.next();
+    if (done) throw new Error(`sample_loop.py --strategy ${options.strategy} ended early (exit ${child.exitCode})`);
+    return JSON.parse(value as string) as Record<string, unknown>;
+  };
+  await ask(null); // {"ready": true} after its warm-up run
+  return {
+    run: async () => (await ask('run')).ms as number,
+    peakBytes: async () => (await ask('peaks')).peak_bytes as number | null,
+    close: () => child.stdin.end(),
+  };
+}
