@@ -255,8 +255,10 @@ export class Model implements Disposable, AsyncDisposable {
     const views: Tensor[] = [];
     const parts: NativeHookResult[] = [];
     try {
+      // async: a synchronous throw (say, inputs the signature refuses) becomes
+      // a rejection, so the chunks already started are still awaited and freed.
       const settled = await Promise.allSettled(
-        chunks.map((chunk) => {
+        chunks.map(async (chunk) => {
           const length = chunk.end - chunk.start;
           const chunkInputs = inputs.map((input) => {
             if (!isTensor(input) || input.shape[0] !== batch) return input;
@@ -265,7 +267,7 @@ export class Model implements Disposable, AsyncDisposable {
             return view;
           });
           const plan = { batch: length, entries: entriesForChunk(entries, chunk), modules: modulesForChunk(modules, chunk) };
-          return this.#native.call(method, chunkInputs as unknown[], plan) as Promise<NativeHookResult>;
+          return (await this.#native.call(method, chunkInputs as unknown[], plan)) as NativeHookResult;
         }),
       );
       for (const r of settled) if (r.status === 'fulfilled') parts.push(r.value);

@@ -224,6 +224,20 @@ describe('batch-parallel runs (Model.run parallel)', () => {
       }
     });
 
+    it('a failing split call rejects with the forward\'s own typed error and leaves no handle', async () => {
+      const inputs = randomDenoiserInputs(6, [1, 28, 28]);
+      const [x, t] = inputs.tensors().slice(0, 2) as [Tensor, Tensor];
+      const before = liveHandles();
+      // A string where the signature wants the label tensor: every chunk's forward refuses it.
+      const error = await expectCode(ErrorCodes.INPUT_TYPE, () => unet.run({ inputs: [x, t, 'three'], parallel: 3 }));
+      assert.match(error.message, /label: Tensor/);
+      const after = liveHandles();
+      assert.equal(after.tensors, before.tensors, 'tensors after the failed split call');
+      assert.equal(after.jobs, before.jobs, 'jobs after the failed split call');
+      x.dispose();
+      t.dispose();
+    });
+
     it('rejects a parallel that is not a positive integer', async () => {
       const handles = randomDenoiserInputs(2, [1, 28, 28]).tensors();
       try {
