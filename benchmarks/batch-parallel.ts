@@ -62,26 +62,25 @@ async function measure(batch: number): Promise<Row> {
   };
   try {
     for (let i = 0; i < 3; i++) for (const k of [1, parallel]) await once(k);
+    /** Times `a` and `b` back to back, `a` first on even pairs, `b` first on odd ones. */
+    const pair = async (i: number, a: () => Promise<number>, b: () => Promise<number>): Promise<[number, number]> => {
+      if (i % 2 === 0) {
+        const ta = await a();
+        return [ta, await b()];
+      }
+      const tb = await b();
+      return [await a(), tb];
+    };
     const whole: number[] = [];
     const split: number[] = [];
     const ratios: number[] = [];
     const pagRatios: number[] = [];
     for (let i = 0; i < pairs; i++) {
-      // Alternate which variant goes first.
-      let w: number;
-      let s: number;
-      if (i % 2 === 0) {
-        w = await once(1);
-        s = await once(parallel);
-      } else {
-        s = await once(parallel);
-        w = await once(1);
-      }
+      const [w, s] = await pair(i, () => once(1), () => once(parallel));
       whole.push(w);
       split.push(s);
       ratios.push(w / s);
-      const pw = await once(1, pagHooks);
-      const ps = await once(parallel, pagHooks);
+      const [pw, ps] = await pair(i, () => once(1, pagHooks), () => once(parallel, pagHooks));
       pagRatios.push(pw / ps);
     }
     return {

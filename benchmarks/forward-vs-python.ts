@@ -21,13 +21,12 @@
  * of medians taken minutes apart. On CUDA every timed forward ends with its
  * output on the host, both sides.
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 
 import { loadModel, randn, runtimeInfo, tensor, type DeviceName, type Model, type Tensor } from '../src/index.js';
 import { argv, flag, machineFor, median, pythonFor, quantile } from './cli.js';
+import { startServe } from './python-loop.js';
 
 const root = join(import.meta.dirname, '..');
 const device = flag('device', 'cpu') as DeviceName;
@@ -73,23 +72,12 @@ function nodeSide(which: Model, batch: number) {
 
 /** A Python forward loop kept up between blocks (it warms up as it starts). */
 async function pythonSide(batch: number, freeze: boolean) {
-  const args = [join(root, 'benchmarks', 'python', 'forward_loop.py'), modelPath, String(batch), String(iterations), String(threads),
-    '--device', device, '--serve', ...(freeze ? ['--freeze'] : [])];
-  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async () => {
-    const { value, done } = await replies.next();
-    if (done) throw new Error(`forward_loop.py ended early (exit ${child.exitCode})`);
-    return JSON.parse(value as string) as { median_ms: number };
-  };
-  await next(); // ready
+  const { ask, close } = await startServe(python, [join(root, 'benchmarks', 'python', 'forward_loop.py'), modelPath, String(batch),
+    String(iterations), String(threads), '--device', device, '--serve', ...(freeze ? ['--freeze'] : [])]);
   return {
     warm: async () => {},
-    block: async () => {
-      child.stdin.write('run\n');
-      return (await next()).median_ms;
-    },
-    close: () => child.stdin.end(),
+    block: async () => (await ask('run')).median_ms as number,
+    close,
   };
 }
 

@@ -1,8 +1,8 @@
 /**
- * The Python side of the sampling benchmarks, kept up between runs:
- * benchmarks/python/sample_loop.py --serve warms up, then times one sampling
- * run per request, so a benchmark can alternate run by run with its own side
- * (on a machine whose speed drifts, neighbouring runs see the same drift).
+ * The Python side of the benchmarks, kept up between runs: a script started
+ * with --serve (sample_loop.py, forward_loop.py) warms up, then times one run
+ * or block per request, so a benchmark can alternate run by run with its own
+ * side (on a machine whose speed drifts, neighbouring runs see the same drift).
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -29,10 +29,28 @@ export interface PythonLoop {
   close(): void;
 }
 
-/** Starts the loop and waits for its warm-up run. */
+/**
+ * A Python benchmark script started with --serve: it warms up, prints one JSON
+ * line, then answers each command line on stdin with one JSON line.
+ * ask(command) sends a command and resolves with the reply.
+ */
+export async function startServe(python: string, args: readonly string[]) {
+  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const ask = async (command: string | null) => {
+    if (command) child.stdin.write(`${command}\n`);
+    const { value, done } = await replies.next();
+    if (done) throw new Error(`${args[0]} ended early (exit ${child.exitCode})`);
+    return JSON.parse(value as string) as Record<string, unknown>;
+  };
+  await ask(null); // {"ready": true} after its warm-up
+  return { ask, close: () => child.stdin.end() };
+}
+
+/** Starts the sampling loop and waits for its warm-up run. */
 export async function startPythonLoop(options: PythonLoopOptions): Promise<PythonLoop> {
   const script = join(import.meta.dirname, 'python', 'sample_loop.py');
-  const args = [
+  const { ask, close } = await startServe(options.python, [
     script,
     '--model', options.model,
     ...(options.guide ? ['--guide', options.guide] : []),
@@ -43,19 +61,10 @@ export async function startPythonLoop(options: PythonLoopOptions): Promise<Pytho
     '--threads', String(options.threads),
     '--device', options.device,
     ...(options.eager ? ['--eager'] : []),
-  ];
-  const child = spawn(options.python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const ask = async (command: string | null) => {
-    if (command) child.stdin.write(`${command}\n`);
-    const { value, done } = await replies.next();
-    if (done) throw new Error(`sample_loop.py --strategy ${options.strategy} ended early (exit ${child.exitCode})`);
-    return JSON.parse(value as string) as Record<string, unknown>;
-  };
-  await ask(null); // {"ready": true} after its warm-up run
+  ]);
   return {
     run: async () => (await ask('run')).ms as number,
     peakBytes: async () => (await ask('peaks')).peak_bytes as number | null,
-    close: () => child.stdin.end(),
+    close,
   };
 }

@@ -29,7 +29,6 @@ def main() -> None:
     t = torch.full((batch,), 500.0, device=device)
     label = torch.full((batch,), 3, dtype=torch.long, device=device)
     cuda = device.type == "cuda"
-    times = []
     with torch.inference_mode():
         for _ in range(5):  # warm-up: the profiling executor specialises here
             out = model(x, t, label)
