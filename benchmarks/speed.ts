@@ -10,7 +10,10 @@
  * out/speed-<device>-partial.md). Columns: ms per sampling run
  * (median over runs), the ratio Python / ours (> 1: we are faster), and each
  * strategy's cost relative to unguided sampling next to its ideal (the number
- * of batch-N model evaluations per step).
+ * of batch-N model evaluations per step). That cost is paired too: every run
+ * of a guided row sits next to an unguided run of ours (order alternating),
+ * and the column is the median of those ratios, so it no longer follows the
+ * drift of the unguided row, measured minutes earlier.
  *
  * --python-eager: the Python loop runs the eager module (models/train/unet.py
  * with the file's weights) for every strategy, not the frozen TorchScript
@@ -114,7 +117,6 @@ async function oursOnce(row: Row): Promise<OurRun> {
 }
 
 const lines: string[] = [];
-let unguided = 0;
 const only = flag('only', '');
 const chosen = only ? rows.filter((row) => only.split(',').includes(row.name)) : rows;
 if (only && chosen.length === 0) throw new Error(`--only ${only}: no such strategy; choose from ${rows.map((r) => r.name).join(', ')}`);
@@ -135,12 +137,17 @@ for (const row of chosen) {
         eager: pythonEager,
       })
     : null;
+  // Unguided runs of ours next to this row's, for the paired cost column.
+  const unguidedNext: number[] = [];
+  const pairUnguided = row.strategies.length > 0;
   try {
     await oursOnce(row); // warm-up (the Python loop warmed up as it started)
     for (let i = 0; i < runs; i++) {
       // Alternate which side goes first, so neither always runs after the other.
       if (loop && i % 2 === 1) theirs.push(await loop.run());
+      if (pairUnguided && i % 2 === 1) unguidedNext.push((await oursOnce(rows[0]!)).ms);
       mine.push(await oursOnce(row));
+      if (pairUnguided && i % 2 === 0) unguidedNext.push((await oursOnce(rows[0]!)).ms);
       if (loop && i % 2 === 0) theirs.push(await loop.run());
     }
     theirPeak = loop ? await loop.peakBytes() : null;
@@ -148,7 +155,10 @@ for (const row of chosen) {
     loop?.close();
   }
   const ourMs = median(mine.map((m) => m.ms));
-  if (row.name === 'none') unguided = ourMs;
+  const costs = unguidedNext.map((u, i) => mine[i]!.ms / u);
+  const cost = pairUnguided
+    ? `${median(costs).toFixed(2)} (${quantile(costs, 0.25).toFixed(2)}-${quantile(costs, 0.75).toFixed(2)})`
+    : '1.00';
   const pyMs = theirs.length ? median(theirs) : NaN;
   const paired = theirs.map((t, i) => t / mine[i]!.ms);
   const ratio = theirs.length
@@ -157,7 +167,7 @@ for (const row of chosen) {
   const share = `${(100 * median(mine.map((m) => m.forwardShare))).toFixed(0)} %`;
   const mib = (bytes: number | null) => (bytes === null ? '—' : (bytes / 2 ** 20).toFixed(1));
   const memory = cudaIndex >= 0 ? ` ${mib(Math.max(...mine.map((m) => m.peakBytes ?? 0)))} | ${mib(theirPeak)} |` : '';
-  const line = `| ${row.name} | ${ourMs.toFixed(1)} | ${theirs.length ? pyMs.toFixed(1) : '—'} | ${ratio} | ${unguided ? (ourMs / unguided).toFixed(2) : '—'} | ${row.ideal} | ${share} |${memory}`;
+  const line = `| ${row.name} | ${ourMs.toFixed(1)} | ${theirs.length ? pyMs.toFixed(1) : '—'} | ${ratio} | ${cost} | ${row.ideal} | ${share} |${memory}`;
   lines.push(line);
   console.log(line);
 }
@@ -177,7 +187,8 @@ their quartiles in brackets (how much the machine's drift moves it).
 Python: benchmarks/python/sample_loop.py (${pythonEager ? 'the eager module for every strategy (--python-eager); ' : 'TorchScript, frozen, for none/cfg/autoguidance; '}the eager module
 with patched attention for pag/seg/cfg+pag, as diffusers does; for sag the same eager module keeping mid.attn's probabilities, and diffusers' sag_masking).
 "in forwards": the share of our run spent awaiting model forwards (the rest is the sampler, the guidance
-mix and the host copy).${cudaIndex >= 0 ? ' Peak MiB: the CUDA caching allocator\'s peak bytes in live tensors during a run (ours: cudaMemory(); Python: torch.cuda.max_memory_allocated).' : ''}
+mix and the host copy). "cost vs unguided": ours / an unguided run of ours next to it, the median of ${runs} such
+pairs with quartiles; "ideal" is the number of batch-${batch} model evaluations per step in the ideal plan.${cudaIndex >= 0 ? ' Peak MiB: the CUDA caching allocator\'s peak bytes in live tensors during a run (ours: cudaMemory(); Python: torch.cuda.max_memory_allocated).' : ''}
 
 | strategy | ours ms | Python ms | Python / ours | cost vs unguided | ideal | in forwards |${cudaIndex >= 0 ? ' ours peak MiB | Python peak MiB |' : ''}
 |---|---|---|---|---|---|---|${cudaIndex >= 0 ? '---|---|' : ''}
