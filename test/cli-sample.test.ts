@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { buildStrategy, parseGuidanceSpec } from '../src/cli/guidance-flags.js';
+import { config } from '../src/config.js';
 import { sampleCommand } from '../src/cli/sample.js';
 import { UsageError } from '../src/cli/usage-error.js';
 import { type Strategy, apg, cfg, cfgpp, decodePng, pag, rescale, runtimeInfo, sag, seg } from '../src/index.js';
@@ -118,6 +119,9 @@ describe('CLI sample', function () {
     assert.equal(manifest.settings.count, COUNT);
     assert.equal(manifest.settings.seed, '1234');
     assert.deepEqual(manifest.settings.guidance.map((g: { name: string }) => g.name), ['cfg', 'pag']);
+    // --parallel auto is stored resolved: on the CPU, one chunk per torch thread.
+    assert.equal(manifest.settings.parallel, 'auto');
+    assert.equal(manifest.settings.parallelChunks, config.jobThreads);
     assert.ok(manifest.completedAt);
   });
 
@@ -228,6 +232,14 @@ describe('CLI sample', function () {
     assert.equal(otherSeed.status, 2, otherSeed.stderr);
     assert.match(otherSeed.stderr, /--out .*different settings/);
     assert.match(otherSeed.stderr, /seed: was "1234", now "99"/);
+    // More torch threads would split each forward into more chunks (round-off moves): refused too.
+    const moreThreads = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...RUN, '--out', reference], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, TORCH_GUIDANCE_JOB_THREADS: String(config.jobThreads + 1) },
+    });
+    assert.equal(moreThreads.status, 2, moreThreads.stderr);
+    assert.match(moreThreads.stderr, new RegExp(`parallelChunks: was ${config.jobThreads}, now ${config.jobThreads + 1}`));
     // In process (same code, faster): other guidance, format, batch size.
     const differing: [string, string, RegExp][] = [
       ['cfg:3', 'cfg:4', /guidance\.0\.settings\.scale: was 3, now 4/],
@@ -240,6 +252,44 @@ describe('CLI sample', function () {
     }
     const after = new Map(listFiles(reference).map((f) => [f, sha256(readFileSync(join(reference, f)))]));
     assert.deepEqual(after, before);
+  });
+
+  it('a run grows to a larger --count: its shards are kept, the short last one redone, and the files equal a run made at that count', async () => {
+    const out = join(root, 'grown');
+    // 5 samples in shards of 2: the third shard holds one sample, a partial shard of the 8-sample layout.
+    const small = cli(...RUN.map((a) => (a === String(COUNT) ? '5' : a)), '--out', out);
+    assert.equal(small.status, 0, small.stderr);
+    const keptShards = ['shard-00000.npz', 'shard-00001.npz'].map((f) => sha256(readFileSync(join(out, f))));
+
+    const grown = cli(...RUN, '--out', out);
+    assert.equal(grown.status, 0, grown.stderr);
+    assert.match(grown.stderr, /growing the run from 5 images/);
+    assert.match(grown.stderr, /redoing partial shard 3: /);
+    // Shards 1 and 2 were kept, not remade; 3 and 4 were made now.
+    assert.equal(grown.stderr.match(/^shard \d\/4 written/gm)?.join(','), 'shard 3/4 written,shard 4/4 written');
+    assert.match(grown.stdout, /: 4 image\(s\) made in .*, 4 kept from before\./);
+    assert.deepEqual(['shard-00000.npz', 'shard-00001.npz'].map((f) => sha256(readFileSync(join(out, f)))), keptShards);
+
+    assert.deepEqual(listFiles(out), EXPECTED_FILES);
+    for (const file of EXPECTED_FILES) {
+      if (file === 'manifest.json') continue;
+      assert.ok(readFileSync(join(out, file)).equals(readFileSync(join(reference, file))), `${file} differs from the run made at --count ${COUNT}`);
+    }
+    const manifest = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    assert.deepEqual(manifest(out).settings, manifest(reference).settings);
+    assert.deepEqual(manifest(out).info.grown.map((g: { from: number; to: number }) => [g.from, g.to]), [[5, COUNT]]);
+    assert.ok(manifest(out).completedAt);
+
+    // It cannot shrink: refused naming --count, nothing touched.
+    const before = new Map(listFiles(out).map((f) => [f, sha256(readFileSync(join(out, f)))]));
+    const error = await usageError(RUN.slice(1).map((a) => (a === String(COUNT) ? '6' : a)).concat('--out', out));
+    assert.match(error.message, /^--count 6: .* was started with --count 8, and a run can grow but not shrink/);
+    // Another setting changed with the count: refused as any other mismatch, both named.
+    const both = await usageError(RUN.slice(1).map((a) => (a === String(COUNT) ? '12' : a === '1234' ? '7' : a)).concat('--out', out));
+    assert.match(both.message, /different settings/);
+    assert.match(both.message, /count: was 8, now 12/);
+    assert.match(both.message, /seed: was "1234", now "7"/);
+    assert.deepEqual(new Map(listFiles(out).map((f) => [f, sha256(readFileSync(join(out, f)))])), before);
   });
 
   it('bad flags exit 2 with a message naming the flag, and write nothing', async () => {

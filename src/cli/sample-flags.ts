@@ -64,7 +64,8 @@ Options:
   --clip=LOW,HIGH      clip each guided denoised estimate to this range
                        (default -1,1, the shipped models' data range; none:
                        off; write it with '=': --clip=-2,2)
-  --count N            samples (default 16)
+  --count N            samples (default 16); a finished or interrupted run
+                       grows to a larger --count (its shards are kept)
   --label L            class of every sample: a number, random (default: one
                        per sample, drawn from its seed) or null (unconditional)
   --seed S             seed of sample 0; sample k uses S + k (default 0)
@@ -82,8 +83,9 @@ Options:
 
 Progress goes to stderr: one updating line with images/s and ETA on a
 terminal, one line per shard otherwise. Ctrl-C stops after the current step;
-rerun the same command to resume. Exit codes: 0 done, 1 error (code printed;
-ERR_ABORTED when interrupted), 2 bad flag or settings that do not match --out.
+rerun the same command to resume, or with a larger --count to add samples.
+Exit codes: 0 done, 1 error (code printed; ERR_ABORTED when interrupted),
+2 bad flag or settings that do not match --out.
 
 Examples:
   torch-guidance sample --guidance cfg:3 --count 64 --out out/cfg3

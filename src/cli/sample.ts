@@ -10,6 +10,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { config } from '../config.js';
 import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
 import { Denoiser } from '../guidance/denoiser.js';
 import type { Strategy } from '../guidance/types.js';
@@ -184,7 +185,11 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
       seed: flags.seed,
       batchSize: flags.batchSize,
       // The split changes samples at round-off level; a resumed run keeps it.
+      // 'auto' is stored resolved (CPU: as many chunks as torch threads, which
+      // TORCH_GUIDANCE_JOB_THREADS sets; CUDA never splits), so a resume in an
+      // environment that would split otherwise is refused, not silently different.
       parallel: flags.parallel,
+      parallelChunks: main.device !== 'cpu' ? 1 : flags.parallel === 'auto' ? config.jobThreads : flags.parallel,
       shardSize: flags.shardSize,
       format: flags.format,
       rgb: flags.rgb,
@@ -203,16 +208,39 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
   };
 }
 
-/** Creates --out, takes its lock, and writes the manifest or checks the one there against `settings`. */
-async function openOutput(flags: Flags, settings: Record<string, unknown>): Promise<{ manifest: Manifest; release: () => Promise<void> }> {
+/**
+ * Creates --out, takes its lock, and writes the manifest or checks the one
+ * there against `settings`. A run may grow: with every other setting equal, a
+ * larger --count keeps the finished shards (sample k depends only on its seed
+ * and the shard layout, which --count does not change) and returns the old
+ * count as `grewFrom`; the manifest is updated before any new shard is made.
+ */
+async function openOutput(
+  flags: Flags,
+  settings: Record<string, unknown>,
+): Promise<{ manifest: Manifest; release: () => Promise<void>; grewFrom?: number }> {
   await mkdir(flags.out, { recursive: true });
   const lock = await takeLock(flags.out);
   if ('heldBy' in lock) throw new UsageError(`--out ${flags.outArg}: another run (pid ${lock.heldBy}) is writing there`);
   try {
     let manifest = await readManifest(flags.out);
+    let grewFrom: number | undefined;
     if (manifest) {
       const diff = settingsDiff(manifest.settings, settings);
-      if (diff.length > 0) {
+      const was = manifest.settings.count;
+      if (diff.length === 1 && diff[0]!.path === 'count' && typeof was === 'number') {
+        if (flags.count < was) {
+          throw new UsageError(
+            `--count ${flags.count}: ${flags.outArg} was started with --count ${was}, and a run can grow but not shrink. ` +
+              `Give --count ${was} (or more), or choose a new --out; the first ${flags.count} samples of the run are its first ${flags.count} PNGs and shard rows.`,
+          );
+        }
+        grewFrom = was;
+        manifest.settings.count = flags.count;
+        delete manifest.completedAt;
+        manifest.info = { ...manifest.info, grown: [...((manifest.info?.grown as unknown[]) ?? []), { from: was, to: flags.count, at: new Date().toISOString() }] };
+        await writeManifest(flags.out, manifest);
+      } else if (diff.length > 0) {
         throw new UsageError(
           `--out ${flags.outArg}: was started with different settings, so it cannot be resumed with these:\n` +
             diff.map((d) => `  ${d.path}: was ${d.was}, now ${d.now}`).join('\n') +
@@ -233,7 +261,7 @@ async function openOutput(flags: Flags, settings: Record<string, unknown>): Prom
       };
       await writeManifest(flags.out, manifest);
     }
-    return { manifest, release: lock.release };
+    return { manifest, release: lock.release, ...(grewFrom === undefined ? {} : { grewFrom }) };
   } catch (error) {
     await lock.release();
     throw error;
@@ -299,6 +327,7 @@ export async function sampleCommand(argv: string[]): Promise<void> {
     const resumed = already > 0 || removed.length > 0;
     progress.log(
       `sampling ${count} images in ${plan.shards} shard(s) of ${flags.shardSize} into ${outArg} on ${run.main.device}` +
+        (opened.grewFrom === undefined ? '' : `; growing the run from ${opened.grewFrom} images`) +
         (resumed ? `; resuming: ${plan.shards - todo.length} shard(s) done${removed.length ? `, ${removed.length} stale temporary file(s) removed` : ''}` : ''),
     );
     for (const problem of partial) progress.log(`redoing partial ${problem}`);
