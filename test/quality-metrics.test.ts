@@ -1,5 +1,5 @@
 /**
- * The quality benchmark's metrics (benchmarks/quality/metrics.ts) against an
+ * The sample-quality metrics (src/metrics/statistics.ts, used by the quality benchmark and `torch-guidance evaluate`) against an
  * independent numpy computation (test/reference/quality_metrics.py) on fresh
  * random point clouds: the Fréchet distance (numpy's general eigensolver on
  * the non-symmetric Σ1·Σ2, not our symmetric Householder + QL on
@@ -19,7 +19,7 @@ import {
   sqrtPsd,
   symmetricEigen,
   type FeatureSet,
-} from '../benchmarks/quality/metrics.js';
+} from '../src/metrics/statistics.js';
 import { runReference } from './helpers/python.js';
 import { freshRandom } from './helpers/random.js';
 

@@ -1,6 +1,6 @@
 /** One setting's metrics from the classifier's scores of its samples. */
-import type { Scored } from './classifier.js';
-import { classifierAccuracy, featureSet, frechetDistance, gaussianStats, precisionRecall } from './metrics.js';
+import type { ClassifierScores as Scored } from '../../src/metrics/classifier.js';
+import { classifierAccuracy, featureSet, frechetDistance, gaussianStats, precisionRecall } from '../../src/metrics/statistics.js';
 import type { Reference } from './reference.js';
 
 export interface Metrics {

@@ -6,7 +6,8 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+
+import { parseIdx, type IdxArray } from '../../src/io/idx.js';
 
 export const FASHION_MNIST_DIR = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
 
@@ -28,20 +29,12 @@ export interface FashionMnist {
   width: number;
 }
 
-function readIdx(path: string): { shape: number[]; data: Uint8Array } {
-  let raw: Buffer;
+function readIdx(path: string): IdxArray {
   try {
-    raw = gunzipSync(readFileSync(path));
+    return parseIdx(readFileSync(path), path);
   } catch (error) {
-    throw new Error(`${path}: ${(error as Error).message} (apt-get install -y dataset-fashion-mnist, or set FASHION_MNIST_DIR)`);
+    throw new Error(`${(error as Error).message} (apt-get install -y dataset-fashion-mnist, or set FASHION_MNIST_DIR)`);
   }
-  if (raw.readUInt16BE(0) !== 0 || raw[2] !== 0x08) throw new Error(`${path}: not an unsigned-byte IDX file`);
-  const ndim = raw[3]!;
-  const shape = Array.from({ length: ndim }, (_, i) => raw.readUInt32BE(4 + 4 * i));
-  const offset = 4 + 4 * ndim;
-  const size = shape.reduce((a, b) => a * b, 1);
-  if (raw.length !== offset + size) throw new Error(`${path}: ${raw.length - offset} bytes of data for shape ${shape.join('x')}`);
-  return { shape, data: new Uint8Array(raw.buffer, raw.byteOffset + offset, size) };
 }
 
 export function loadFashionMnist(split: Split): FashionMnist {

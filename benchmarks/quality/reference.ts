@@ -11,9 +11,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { Classifier, Scored } from './classifier.js';
+import type { Classifier, ClassifierScores as Scored } from '../../src/metrics/classifier.js';
 import { loadFashionMnist, splitFingerprint, stratifiedIndices, type Split } from './fashion-mnist.js';
-import { featureSet, gaussianStats, kthNeighbourRadii, selectRows, sqrtPsd, type FeatureSet, type GaussianStats } from './metrics.js';
+import { featureSet, gaussianStats, kthNeighbourRadii, selectRows, sqrtPsd, type FeatureSet, type GaussianStats } from '../../src/metrics/statistics.js';
 
 export const CACHE_DIR = join(import.meta.dirname, 'cache');
 
@@ -49,7 +49,7 @@ export async function splitScores(classifier: Classifier, split: Split): Promise
     };
     return { scored: { ...meta, features: read(`${base}.features.bin`), logits: read(`${base}.logits.bin`) }, labels: data.labels, cached: true };
   }
-  const scored = await classifier.score(data.images, data.count);
+  const scored = await classifier.score({ data: data.images, count: data.count, height: data.height, width: data.width, channels: 1 });
   mkdirSync(CACHE_DIR, { recursive: true });
   const write = (path: string, bytes: Uint8Array | string) => {
     writeFileSync(`${path}.tmp-${process.pid}`, bytes);
@@ -99,6 +99,6 @@ export async function trainSubsetScores(classifier: Classifier, n: number): Prom
   const plane = data.height * data.width;
   const images = new Uint8Array(indices.length * plane);
   indices.forEach((index, i) => images.set(data.images.subarray(index * plane, (index + 1) * plane), i * plane));
-  const scored = await classifier.score(images, indices.length);
+  const scored = await classifier.score({ data: images, count: indices.length, height: data.height, width: data.width, channels: 1 });
   return { scored, labels: indices.map((i) => data.labels[i]!) };
 }

@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 
 import { loadModel, randn, runtimeInfo, tensor, type Tensor } from '../../src/index.js';
 import { settingsToRepeat } from './claims.js';
-import { Classifier } from './classifier.js';
+import { Classifier } from '../../src/metrics/classifier.js';
 import { evaluate } from './evaluate.js';
 import { CACHE_DIR, reference, trainSubsetScores } from './reference.js';
 import { writeReport } from './report.js';
@@ -130,7 +130,7 @@ const models: Models = {
   guide: await loadModel(join(root, modelPaths.guide), { device: 'cpu' }),
   sims: await loadModel(join(root, modelPaths.sims), { device: 'cpu' }),
 };
-const classifier = await Classifier.load(join(root, classifierPath));
+const classifier = await Classifier.load(join(root, classifierPath), { device: 'cpu' });
 
 // The cost of one model evaluation per sample: unguided forwards of the main model at the batch size used.
 async function measureStepCost(): Promise<number> {

@@ -1,6 +1,6 @@
 /** Samples one setting with sample() and scores the samples with the classifier. */
-import { sample } from '../../src/index.js';
-import { Classifier, type Scored } from './classifier.js';
+import { sample, toUint8Batch, type UInt8Batch } from '../../src/index.js';
+import type { Classifier, ClassifierScores as Scored } from '../../src/metrics/classifier.js';
 import type { Models, Setting } from './sweep.js';
 
 export interface SamplerChoice {
@@ -39,15 +39,16 @@ export async function sampleSetting(
     batchSize: options.batchSize,
     clipDenoised: [-1, 1],
   });
-  let images: Uint8Array;
+  // 8 bits, like the data they are compared with (and like a saved PNG).
+  let images: UInt8Batch;
   try {
-    images = await Classifier.quantise(result.images);
+    images = await toUint8Batch(result.images, { range: [-1, 1] });
   } finally {
     result.images.dispose();
   }
   const seconds = (performance.now() - started) / 1000;
-  const scored = await classifier.score(images, options.n);
-  const plane = images.length / options.n;
-  const preview = Array.from({ length: Math.min(options.previewCount ?? 10, options.n) }, (_, i) => images.slice(i * plane, (i + 1) * plane));
+  const scored = await classifier.score(images);
+  const plane = images.height * images.width * images.channels;
+  const preview = Array.from({ length: Math.min(options.previewCount ?? 10, options.n) }, (_, i) => images.data.slice(i * plane, (i + 1) * plane));
   return { scored, labels, preview, forwards: result.forwards, seconds };
 }

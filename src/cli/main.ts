@@ -8,6 +8,7 @@
 import { isTorchGuidanceError } from '../errors.js';
 import { attentionCommand, attentionHelp } from './attention.js';
 import { compareCommand, compareHelp } from './compare.js';
+import { evaluateCommand, evaluateHelp } from './evaluate.js';
 import { inspectCommand, inspectHelp } from './inspect.js';
 import { sampleHelp } from './sample-flags.js';
 import { sampleCommand } from './sample.js';
@@ -20,6 +21,7 @@ const EXIT_INTERNAL = 70;
 const commands: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   attention: { help: attentionHelp, run: attentionCommand },
   compare: { help: compareHelp, run: compareCommand },
+  evaluate: { help: evaluateHelp, run: evaluateCommand },
   inspect: { help: inspectHelp, run: inspectCommand },
   sample: { help: sampleHelp, run: sampleCommand },
 };
@@ -29,6 +31,7 @@ const mainHelp = `Usage: torch-guidance <command> [options]
 Commands:
   attention            heat maps of the self-attention each site captures over the samples, and SAG's mask
   compare              every guidance method on the same seeds and classes: a labelled picture and a report
+  evaluate <samples>   FD, precision/recall and class accuracy of samples against real images (an evaluation classifier)
   inspect <model.pt>   the runtime (libtorch, CUDA, threads) and the model: card, methods, signatures
   sample               guided samples as PNGs and/or .npz shards; resumable batch runs (--count 50000 --out dir)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference for benchmarks/quality/metrics.ts, in numpy only:
+"""Independent reference for src/metrics/statistics.ts, in numpy only:
 the Fréchet distance with tr (Σ1 Σ2)^½ taken from the eigenvalues of the
 non-symmetric product Σ1·Σ2 (LAPACK's general eigensolver; the same quantity
 pytorch-fid gets from scipy.linalg.sqrtm), and improved precision/recall

@@ -13,7 +13,7 @@
  * [count, dim].
  */
 
-import { classifierAgreement } from '../../src/util/classifier-agreement.js';
+import { classifierAgreement } from '../util/classifier-agreement.js';
 
 /** A feature set: `count` rows of `dim` values, row-major. */
 export interface FeatureSet {

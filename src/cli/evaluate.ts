@@ -1,0 +1,120 @@
+/**
+ * `torch-guidance evaluate`: scores a sample run against real images with an
+ * evaluation classifier (src/metrics/evaluate.ts): the step after `sample`
+ * in an FD run, and how guidance methods are compared on numbers.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { ErrorCodes, isTorchGuidanceError } from '../errors.js';
+import { readImageSet, type ImageSet } from '../io/image-sets.js';
+import { Classifier } from '../metrics/classifier.js';
+import { evaluateImages } from '../metrics/evaluate.js';
+import type { DeviceName } from '../tensor.js';
+import { UsageError } from './usage-error.js';
+
+const FASHION_MNIST_TEST = join(process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist', 't10k-images-idx3-ubyte.gz');
+
+export const evaluateHelp = `Usage: torch-guidance evaluate <samples> [options]
+
+Scores samples against real images with an evaluation classifier: the Fréchet
+distance between Gaussians fitted to the classifier's features (FD; FID is the
+same with Inception's), precision and recall with k-NN manifolds
+(Kynkäänniemi et al.), and, when the samples carry the labels they were
+sampled for, the share the classifier puts in that class.
+
+<samples>  a 'torch-guidance sample' output directory (its samples.npz, else
+           its png/ files), an .npz with uint8 images [N, H, W(, C)] under
+           arr_0 and optional int64 labels under arr_1, or an IDX image file
+
+Options:
+  --classifier PATH   evaluation classifier: a card of kind 'classifier' and a
+                      features() method (default models/fashion-classifier.pt)
+  --reference PATH    the real images, in any form <samples> takes (default:
+                      the Fashion-MNIST test split, ${FASHION_MNIST_TEST};
+                      apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)
+  --k K               neighbours of the k-NN manifolds (default 3)
+  --manifold-size M   most images of each set in precision/recall, evenly
+                      spaced through it (default 2000; its cost is quadratic)
+  --device NAME       the classifier's device: auto (default), cpu, cuda, cuda:N
+  --json              print one JSON object instead of text
+
+FD depends on the number of samples: compare runs of equal size.
+
+Example:
+  torch-guidance sample --guidance cfg:3 --count 10000 --format npz --out out/cfg3
+  torch-guidance evaluate out/cfg3`;
+
+function positiveInt(flag: string, raw: string): number {
+  const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`${flag} ${raw}: give a whole number of at least 1`);
+  return value;
+}
+
+/** Reads an image set; a path that is not one is a usage error naming the flag. */
+async function imagesFrom(flag: string, path: string): Promise<ImageSet> {
+  try {
+    return await readImageSet(path);
+  } catch (error) {
+    if (isTorchGuidanceError(error) && error.code === ErrorCodes.INVALID_ARGUMENT) throw new UsageError(`${flag}: ${error.message}`);
+    throw error;
+  }
+}
+
+export async function evaluateCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      classifier: { type: 'string', default: 'models/fashion-classifier.pt' },
+      reference: { type: 'string' },
+      k: { type: 'string', default: '3' },
+      'manifold-size': { type: 'string', default: '2000' },
+      device: { type: 'string', default: 'auto' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('give exactly one set of samples (a run directory, an .npz or an IDX file).');
+  const k = positiveInt('--k', values.k);
+  const manifoldSize = positiveInt('--manifold-size', values['manifold-size']);
+  if (manifoldSize <= k) throw new UsageError(`--manifold-size ${manifoldSize}: needs more than --k ${k} images`);
+  const referencePath = values.reference ?? FASHION_MNIST_TEST;
+  if (values.reference === undefined && !existsSync(referencePath)) {
+    throw new UsageError(`--reference: not given, and the default (the Fashion-MNIST test split, ${referencePath}) is not there; give --reference, or apt-get install dataset-fashion-mnist`);
+  }
+  const started = performance.now();
+  const samples = await imagesFrom('<samples>', positionals[0]!);
+  const reference = await imagesFrom('--reference', referencePath);
+  for (const [flag, set] of [['<samples>', samples], ['--reference', reference]] as const) {
+    if (set.images.count <= k) throw new UsageError(`${flag}: ${set.source} holds ${set.images.count} image(s); the metrics need more than --k ${k}`);
+  }
+  if (!existsSync(values.classifier)) throw new UsageError(`--classifier ${values.classifier}: no such file`);
+  using classifier = await Classifier.load(values.classifier, { device: values.device as DeviceName });
+  const result = await evaluateImages({ classifier, samples: samples.images, labels: samples.labels, reference: reference.images, k, manifoldSize });
+  const seconds = (performance.now() - started) / 1000;
+  const shape = (set: ImageSet) => `${set.images.count} images ${set.images.height}×${set.images.width}×${set.images.channels}`;
+  if (values.json) {
+    console.log(
+      JSON.stringify(
+        { samples: samples.source, reference: reference.source, classifier: values.classifier, device: classifier.model.device, ...result, seconds },
+        null,
+        2,
+      ),
+    );
+    return;
+  }
+  const labelled = samples.labels?.filter((l) => l !== null).length ?? 0;
+  console.log(
+    [
+      `samples     ${samples.source}: ${shape(samples)}${labelled ? `, ${labelled} labelled` : ', no labels'}`,
+      `reference   ${reference.source}: ${shape(reference)}`,
+      `classifier  ${values.classifier} (${result.featureDim}-d features, ${classifier.model.device})`,
+      `FD          ${result.fd.toFixed(3)}`,
+      `accuracy    ${result.accuracy === null ? '— (the samples carry no labels)' : result.accuracy.toFixed(4)}`,
+      `precision   ${result.precision.toFixed(4)}   (k-NN manifolds: k ${result.k}, ${result.manifoldSize} images of each set)`,
+      `recall      ${result.recall.toFixed(4)}`,
+      `time        ${seconds.toFixed(1)} s`,
+    ].join('\n'),
+  );
+}
