@@ -49,8 +49,8 @@ node --import tsx -e 'import("./src/index.ts").then(m => console.log(JSON.string
 
 # Stages, most wanted first; each has its own time limit so that one that
 # hangs cannot eat the others' device time. Logs and result tables go to $OUT.
-# STAGES picks some of them (default: all): first overhead graphs forward speed soak rest.
-want() { [[ " ${STAGES:-first overhead graphs forward speed soak rest} " == *" $1 "* ]]; }
+# STAGES picks some of them (default: all): first overhead graphs forward speed throughput soak rest.
+want() { [[ " ${STAGES:-first overhead graphs forward speed throughput soak rest} " == *" $1 "* ]]; }
 mocha() {
   node node_modules/mocha/bin/mocha.js --no-config --node-option import=tsx --node-option expose-gc \
     --timeout 120000 --reporter dot "$@"
@@ -89,6 +89,14 @@ log "speed, batch 16"
 timeout 150 node --import tsx benchmarks/speed.ts --device cuda --batch 16 --steps 20 >"$OUT/speed16.log" 2>&1
 echo "speed exit $?"; cp benchmarks/results/speed-cuda.md "$OUT/speed-cuda-b16.md" 2>/dev/null
 tail -10 "$OUT/speed16.log"
+fi
+
+if want throughput; then
+log "throughput, CFG, batch 1-256"
+# 9 batch sizes × 3 sides × 4-64 short runs; the Python loop restarts per batch size.
+timeout 150 node --import tsx benchmarks/throughput.ts --device cuda >"$OUT/throughput.log" 2>&1
+echo "throughput exit $?"; cp benchmarks/results/throughput-cuda.md benchmarks/results/throughput-cuda.png "$OUT/" 2>/dev/null
+tail -14 "$OUT/throughput.log"
 fi
 
 if want soak; then
