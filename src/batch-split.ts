@@ -22,6 +22,38 @@ import type { ForwardOutput } from './model.js';
 import type { NativeModuleEntry } from './module-hooks.js';
 import { type Tensor, cat, isTensor } from './tensor.js';
 
+/**
+ * parallel 'auto' makes no chunk smaller than this: at batch 2 the split lost
+ * (benchmarks/results/batch-parallel.md), and chunks of 4 ran slower per
+ * sample than chunks of 8.
+ */
+export const AUTO_MIN_CHUNK = 4;
+
+/**
+ * parallel 'auto' makes no chunk larger than this where the batch allows:
+ * smaller chunks ran faster per sample, two at a time, than larger ones
+ * (sampling the shipped UNet on this 2-core machine, in one process, paired:
+ * 32 rows as 4 chunks of 8 took 0.82-0.87 of 2 chunks of 16; 64 rows as
+ * chunks of 8-16 took 0.84-0.93 of chunks of 32; 128 rows as chunks of 11-22
+ * took 0.82-0.84 of chunks of 64; chunks of 4 were slower again; notes on
+ * issue #7, session 7). Measured on one model and one machine: a larger
+ * model, or one with more cores per thread, may prefer larger chunks, which
+ * `parallel: K` gives.
+ */
+export const AUTO_MAX_CHUNK = 12;
+
+/**
+ * How many chunks parallel 'auto' splits a forward of `rows` samples into on
+ * `threads` torch threads: a multiple of the thread count (so that no thread
+ * idles in the last round) with chunks of at most AUTO_MAX_CHUNK samples, but
+ * none below AUTO_MIN_CHUNK. One thread: no split.
+ */
+export function autoChunks(rows: number, threads: number): number {
+  if (threads < 2) return 1;
+  const rounds = Math.ceil(rows / (threads * AUTO_MAX_CHUNK));
+  return Math.max(1, Math.min(threads * rounds, Math.floor(rows / AUTO_MIN_CHUNK)));
+}
+
 /** A chunk of the batch: samples [start, end). */
 export interface Chunk {
   start: number;

@@ -5,7 +5,6 @@
  */
 import { z } from 'zod';
 
-import { config } from './config.js';
 import { ErrorCodes, TorchGuidanceError } from './errors.js';
 import { Denoiser } from './guidance/denoiser.js';
 import { GuidedDenoiser } from './guidance/guided-denoiser.js';
@@ -38,12 +37,6 @@ const strategySchema = z.custom<Strategy>(
 
 const labelSchema = z.number().int().nonnegative().nullable();
 
-/**
- * parallel 'auto' splits no chunk below this many samples: at batch 2 the
- * split gained nothing (benchmarks/results/batch-parallel.md), from 8 up it did.
- */
-export const AUTO_MIN_CHUNK = 4;
-
 const sampleSchema = z
   .object({
     model: z.custom<Model>((v) => v instanceof Model, 'a loaded Model'),
@@ -62,10 +55,10 @@ const sampleSchema = z
     batchSize: z.number().int().positive().default(16),
     /**
      * CPU: split each forward's batch into up to this many chunks that run at
-     * once on the torch threads. 'auto' (default): as many as there are torch
-     * threads (TORCH_GUIDANCE_JOB_THREADS, default 2), each of at least
-     * AUTO_MIN_CHUNK samples; 1: one forward per batch. Ignored on CUDA.
-     * Why it pays: src/batch-split.ts.
+     * once on the torch threads. 'auto' (default): a multiple of the torch
+     * threads (TORCH_GUIDANCE_JOB_THREADS, default 2) with chunks of 4 to 12
+     * samples where the batch allows (autoChunks in src/batch-split.ts, which
+     * says why); 1: one forward per batch. Ignored on CUDA.
      */
     parallel: z.union([z.number().int().positive(), z.literal('auto')]).default('auto'),
     /**
@@ -181,15 +174,13 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
     }
     owned.push(nullConditions);
   }
-  const auto = options.parallel === 'auto';
   const guided = new GuidedDenoiser({
     main,
     strategies: options.guidance,
     conditions: { given, null: nullConditions },
     unconditional,
     seeds,
-    parallel: auto ? config.jobThreads : (options.parallel as number),
-    minChunk: auto ? AUTO_MIN_CHUNK : 1,
+    parallel: options.parallel,
   });
   // CFG++ needs a first-order sampler. Checked here, before any forward (and so
   // that explain() rejects it too); the sampler's own check only fires after

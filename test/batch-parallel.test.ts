@@ -8,12 +8,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { chunkBatch, catOutputs, entriesForChunk, modulesForChunk } from '../src/batch-split.js';
+import { AUTO_MAX_CHUNK, AUTO_MIN_CHUNK, autoChunks, chunkBatch, catOutputs, entriesForChunk, modulesForChunk } from '../src/batch-split.js';
 import type { NativePlanEntry } from '../src/attention.js';
 import type { NativeModuleEntry } from '../src/module-hooks.js';
 import { config } from '../src/config.js';
 import { ErrorCodes, type Hook, cfg, liveHandles, loadModel, type Model, pag, sample, type SampleOptions, type Tensor, tensor } from '../src/index.js';
-import { AUTO_MIN_CHUNK } from '../src/sample.js';
 import { randomDenoiserInputs } from './helpers/denoiser-inputs.js';
 import { expectCode } from './helpers/errors.js';
 import { repoRoot } from './helpers/python.js';
@@ -252,6 +251,34 @@ describe('batch-parallel runs (Model.run parallel)', () => {
   });
 });
 
+describe("parallel 'auto' (autoChunks)", () => {
+  it('keeps every chunk within 4-12 samples where the batch allows, uses a multiple of the threads, and never splits on one thread', () => {
+    // The values measured to pay on this machine (notes on issue #7, session 7): 16 rows as 2 chunks of 8, 32 as 4 of 8.
+    assert.equal(autoChunks(16, 2), 2);
+    assert.equal(autoChunks(32, 2), 4);
+    assert.equal(autoChunks(4, 2), 1); // a chunk of 2 lost
+    const rng = freshRandom();
+    for (let i = 0; i < 500; i++) {
+      const rows = uniformInt(rng, 1, 600);
+      const threads = uniformInt(rng, 1, 8);
+      const chunks = autoChunks(rows, threads);
+      const at = `rows ${rows}, threads ${threads} -> ${chunks} (seed ${rng.seed})`;
+      assert.ok(Number.isInteger(chunks) && chunks >= 1 && chunks <= rows, at);
+      if (threads === 1) assert.equal(chunks, 1, at);
+      // No chunk below the minimum (chunkBatch cuts as evenly as it can: the smallest is floor(rows / chunks)).
+      if (chunks > 1) assert.ok(Math.floor(rows / chunks) >= AUTO_MIN_CHUNK, at);
+      // Where the minimum allows it, every chunk holds at most the maximum and every round fills every thread.
+      const roomy = threads > 1 && Math.floor(rows / AUTO_MIN_CHUNK) >= threads * Math.ceil(rows / (threads * AUTO_MAX_CHUNK));
+      if (roomy) {
+        assert.ok(Math.ceil(rows / chunks) <= AUTO_MAX_CHUNK, at);
+        assert.equal(chunks % threads, 0, at);
+        // And no more chunks than that needs: one round fewer would overfill a chunk.
+        if (chunks > threads) assert.ok(Math.ceil(rows / (chunks - threads)) > AUTO_MAX_CHUNK, at);
+      }
+    }
+  });
+});
+
 describe('sample() on the CPU splits forwards across the torch threads', () => {
   let unet: Model;
   before(async () => {
@@ -268,19 +295,20 @@ describe('sample() on the CPU splits forwards across the torch threads', () => {
     return { images, forwards: unet.forwardCount - before, planned: result.forwards };
   }
 
-  it("'auto' splits a forward into the torch threads' count of chunks of 4 or more samples, and matches parallel 1", async () => {
+  it("'auto' splits each forward as autoChunks says (more chunks than threads for large batches), and matches parallel 1", async () => {
     const rng = freshRandom();
-    const steps = uniformInt(rng, 2, 4);
+    const steps = uniformInt(rng, 2, 3);
+    const batch = pick(rng, [4, 16]);
     const base = {
       sampler: { name: 'euler' as const, steps },
-      labels: Array.from({ length: 4 }, () => uniformInt(rng, 0, 9)),
+      labels: Array.from({ length: batch }, () => uniformInt(rng, 0, 9)),
       seed: uniformInt(rng, 0, 1e9),
-      batchSize: 4,
+      batchSize: batch,
     };
-    const chunks = (rows: number) => Math.max(1, Math.min(config.jobThreads, Math.floor(rows / AUTO_MIN_CHUNK)));
+    const chunks = (rows: number) => autoChunks(rows, config.jobThreads);
     for (const guidance of [[], [cfg({ scale: guidanceScale(rng) })], [cfg({ scale: guidanceScale(rng) }), pag({ scale: guidanceScale(rng) })]]) {
-      const at = `${guidance.map((g) => g.name).join('+') || 'none'}, seed ${rng.seed}`;
-      const rows = 4 * (1 + guidance.length); // one branch per term, plus the base
+      const at = `${guidance.map((g) => g.name).join('+') || 'none'}, batch ${batch}, seed ${rng.seed}`;
+      const rows = batch * (1 + guidance.length); // one branch per term, plus the base
       const auto = await run({ ...base, guidance });
       const one = await run({ ...base, guidance, parallel: 1 });
       assert.equal(one.forwards, one.planned, `parallel 1: one native forward per planned one (${at})`);

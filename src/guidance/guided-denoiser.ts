@@ -7,6 +7,8 @@
  * ICG draws per evaluation) and the per-run state of non-linear terms.
  * Every intermediate tensor is disposed before predict() returns.
  */
+import { autoChunks } from '../batch-split.js';
+import { config } from '../config.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import { type Hook, planForward } from '../hooks.js';
 import type { Model } from '../model.js';
@@ -35,10 +37,8 @@ export interface GuidedDenoiserOptions {
   seeds: readonly bigint[];
   /** Names for explain(): the main model is 'main'. */
   modelNames?: Map<Model, string>;
-  /** Chunks each forward's batch is split into on the CPU (Model.run's `parallel`); default 1. */
-  parallel?: number;
-  /** Fewer chunks where they would hold fewer samples than this; default 1. */
-  minChunk?: number;
+  /** Chunks each forward's batch is split into on the CPU (Model.run's `parallel`), or 'auto' (autoChunks); default 1. */
+  parallel?: number | 'auto';
 }
 
 export interface PhaseTimes {
@@ -51,8 +51,7 @@ export class GuidedDenoiser {
   readonly #inputs: PlanInputs;
   readonly #conditions: Conditions;
   readonly #seeds: readonly bigint[];
-  readonly #parallel: number;
-  readonly #minChunk: number;
+  readonly #parallel: number | 'auto';
   readonly #denoisers = new Map<string, Denoiser>();
   readonly #state = new Map<Term, Map<string, unknown>>();
   #evaluation = 0;
@@ -65,7 +64,6 @@ export class GuidedDenoiser {
     this.#conditions = options.conditions;
     this.#seeds = options.seeds;
     this.#parallel = options.parallel ?? 1;
-    this.#minChunk = options.minChunk ?? 1;
     const context: StrategyContext = {
       conditional: !options.unconditional,
       strategies: options.strategies,
@@ -234,7 +232,7 @@ export class GuidedDenoiser {
 
   /** How many chunks a forward of `rows` samples is split into. */
   #chunksFor(rows: number): number {
-    return Math.max(1, Math.min(this.#parallel, Math.floor(rows / this.#minChunk)));
+    return this.#parallel === 'auto' ? autoChunks(rows, config.jobThreads) : Math.max(1, Math.min(this.#parallel, rows));
   }
 
   #mix(plan: StepPlan, x: Tensor, info: StepInfo, results: Map<string, Tensor>, shiftedInputs: Map<string, Tensor>): GuidedPrediction {

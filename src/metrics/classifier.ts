@@ -65,11 +65,6 @@ export class Classifier {
   /** Chunks per pass: the torch threads (CPU; CUDA ignores it). */
   readonly #chunks = config.jobThreads;
 
-  /** [channels, height, width] the classifier takes. */
-  get inputShape(): readonly number[] {
-    return this.card.sampleShape;
-  }
-
   /**
    * Logits and features of 8-bit NHWC images, mapped to [-1, 1] as the
    * classifier was trained. Equal-channel RGB (what `sample --rgb` writes)
@@ -92,7 +87,6 @@ export class Classifier {
     const logits: Float32Array[] = [];
     const features: Float32Array[] = [];
     for (let start = 0; start < images.count; start += batchSize) {
-      options.signal?.throwIfAborted();
       const n = Math.min(batchSize, images.count - start);
       const x = toClassifierInput(images, start, n, channels);
       using input = tensor(x, [n, channels, height, width], { device: this.model.device });
