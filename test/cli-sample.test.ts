@@ -119,9 +119,9 @@ describe('CLI sample', function () {
     assert.equal(manifest.settings.count, COUNT);
     assert.equal(manifest.settings.seed, '1234');
     assert.deepEqual(manifest.settings.guidance.map((g: { name: string }) => g.name), ['cfg', 'pag']);
-    // --parallel auto is stored resolved: on the CPU, one chunk per torch thread.
+    // --parallel auto is stored with the torch threads it splits over (on the CPU).
     assert.equal(manifest.settings.parallel, 'auto');
-    assert.equal(manifest.settings.parallelChunks, config.jobThreads);
+    assert.equal(manifest.settings.parallelThreads, config.jobThreads);
     assert.ok(manifest.completedAt);
   });
 
@@ -239,7 +239,7 @@ describe('CLI sample', function () {
       env: { ...process.env, TORCH_GUIDANCE_JOB_THREADS: String(config.jobThreads + 1) },
     });
     assert.equal(moreThreads.status, 2, moreThreads.stderr);
-    assert.match(moreThreads.stderr, new RegExp(`parallelChunks: was ${config.jobThreads}, now ${config.jobThreads + 1}`));
+    assert.match(moreThreads.stderr, new RegExp(`parallelThreads: was ${config.jobThreads}, now ${config.jobThreads + 1}`));
     // In process (same code, faster): other guidance, format, batch size.
     const differing: [string, string, RegExp][] = [
       ['cfg:3', 'cfg:4', /guidance\.0\.settings\.scale: was 3, now 4/],

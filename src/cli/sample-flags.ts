@@ -70,9 +70,9 @@ Options:
                        per sample, drawn from its seed) or null (unconditional)
   --seed S             seed of sample 0; sample k uses S + k (default 0)
   --batch-size B       samples per forward batch (default 16)
-  --parallel K         CPU: run each forward batch as up to K chunks at once on
-                       the torch threads; auto (default) = the torch threads,
-                       chunks of 4 or more; 1 = one forward per batch
+  --parallel K         CPU: run each forward batch as up to K chunks, one per
+                       torch thread at a time; auto (default): chunks of 4-12
+                       samples; 1 = one forward per batch
   --shard-size K       samples per shard file (default: the first multiple of
                        --batch-size from 1000)
   --device NAME        auto (default), cpu, cuda, cuda:N

@@ -185,11 +185,12 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
       seed: flags.seed,
       batchSize: flags.batchSize,
       // The split changes samples at round-off level; a resumed run keeps it.
-      // 'auto' is stored resolved (CPU: as many chunks as torch threads, which
-      // TORCH_GUIDANCE_JOB_THREADS sets; CUDA never splits), so a resume in an
-      // environment that would split otherwise is refused, not silently different.
+      // 'auto' splits by the number of torch threads (autoChunks in
+      // src/batch-split.ts; TORCH_GUIDANCE_JOB_THREADS sets it; CUDA never
+      // splits), so that number is stored too: a resume in an environment that
+      // would split otherwise is refused, not silently different.
       parallel: flags.parallel,
-      parallelChunks: main.device !== 'cpu' ? 1 : flags.parallel === 'auto' ? config.jobThreads : flags.parallel,
+      parallelThreads: main.device === 'cpu' && flags.parallel === 'auto' ? config.jobThreads : null,
       shardSize: flags.shardSize,
       format: flags.format,
       rgb: flags.rgb,
