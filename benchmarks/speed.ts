@@ -86,6 +86,9 @@ const rows: Row[] = [
   { name: 'cfg+pag', strategies: [cfg({ scale: 4 }), pag({ scale: 3 })], ideal: 3, python: 'cfg+pag' },
 ];
 
+/** The row every guided row's cost is paired with. */
+const unguidedRow = rows.find((row) => row.strategies.length === 0)!;
+
 interface OurRun {
   ms: number;
   /** Share of the run spent waiting for model forwards (their promises). */
@@ -145,9 +148,9 @@ for (const row of chosen) {
     for (let i = 0; i < runs; i++) {
       // Alternate which side goes first, so neither always runs after the other.
       if (loop && i % 2 === 1) theirs.push(await loop.run());
-      if (pairUnguided && i % 2 === 1) unguidedNext.push((await oursOnce(rows[0]!)).ms);
+      if (pairUnguided && i % 2 === 1) unguidedNext.push((await oursOnce(unguidedRow)).ms);
       mine.push(await oursOnce(row));
-      if (pairUnguided && i % 2 === 0) unguidedNext.push((await oursOnce(rows[0]!)).ms);
+      if (pairUnguided && i % 2 === 0) unguidedNext.push((await oursOnce(unguidedRow)).ms);
       if (loop && i % 2 === 0) theirs.push(await loop.run());
     }
     theirPeak = loop ? await loop.peakBytes() : null;

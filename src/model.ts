@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 
 import { type AttentionSite, type NativePlanEntry, siteFromProbe } from './attention.js';
-import { type Chunk, catCaptures, catOutputs, chunkBatch, entriesForChunk, modulesForChunk } from './batch-split.js';
+import { type Chunk, autoChunks, catCaptures, catOutputs, chunkBatch, entriesForChunk, modulesForChunk } from './batch-split.js';
+import { config } from './config.js';
 import { type Hook, planForward } from './hooks.js';
 import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from './module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
@@ -52,11 +53,12 @@ export interface RunOptions extends CallOptions {
   /**
    * CPU models: split the batch into up to this many chunks that run at the
    * same time on the torch threads, and concatenate their outputs (default 1:
-   * no split; ignored on CUDA). Tensor inputs whose first dimension is the
+   * no split; 'auto': as many as autoChunks in src/batch-split.ts picks for
+   * this batch; ignored on CUDA). Tensor inputs whose first dimension is the
    * batch are split, others go whole to every chunk; every output tensor must
    * lead with the batch. Hook slices follow their samples. See src/batch-split.ts.
    */
-  parallel?: number;
+  parallel?: number | 'auto';
 }
 
 export interface RunResult<T extends ForwardOutput = ForwardOutput> {
@@ -218,14 +220,15 @@ export class Model implements Disposable, AsyncDisposable {
   async run<T extends ForwardOutput = ForwardOutput>(options: RunOptions): Promise<RunResult<T>> {
     this.#checkLive();
     const { method = 'forward', inputs, hooks = [], signal, parallel = 1 } = options;
-    if (!Number.isInteger(parallel) || parallel < 1) {
-      throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, `run: parallel must be a positive integer, got ${String(parallel)}.`);
+    if (parallel !== 'auto' && (!Number.isInteger(parallel) || parallel < 1)) {
+      throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, `run: parallel must be a positive integer or 'auto', got ${String(parallel)}.`);
     }
     if (signal?.aborted) throw abortError(signal);
     const first = inputs.find(isTensor);
     const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
     const { entries, modules } = planForward(hooks, this.#sites, this.#moduleSites, batch);
-    const chunks = this.device === 'cpu' && first ? chunkBatch(batch, parallel, modules) : [{ start: 0, end: batch }];
+    const parts = parallel === 'auto' ? autoChunks(batch, config.jobThreads) : parallel;
+    const chunks = this.device === 'cpu' && first ? chunkBatch(batch, parts, modules) : [{ start: 0, end: batch }];
     this.#pending++;
     try {
       const result =

@@ -192,6 +192,24 @@ describe('batch-parallel runs (Model.run parallel)', () => {
       }
     });
 
+    it("parallel 'auto' runs as many chunks as autoChunks picks for the batch and equals the whole forward", async () => {
+      const rng = freshRandom();
+      const batch = uniformInt(rng, 1, 40);
+      const handles = randomDenoiserInputs(batch, [1, 28, 28]).tensors();
+      try {
+        const forwards = unet.forwardCount;
+        const split = await unet.run<Tensor>({ inputs: handles, parallel: 'auto' });
+        assert.equal(unet.forwardCount - forwards, autoChunks(batch, config.jobThreads), `batch ${batch} (seed ${rng.seed})`);
+        const whole = await unet.run<Tensor>({ inputs: handles });
+        const error = relativeError((await split.output.toArray()) as Float32Array, (await whole.output.toArray()) as Float32Array);
+        split.output.dispose();
+        whole.output.dispose();
+        assert.ok(error < 1e-5, `relative error ${error}, batch ${batch} (seed ${rng.seed})`);
+      } finally {
+        for (const h of handles) h.dispose();
+      }
+    });
+
     it('runs the chunks as separate forwards and leaves no handle behind', async () => {
       const inputs = randomDenoiserInputs(6, [1, 28, 28]);
       const handles = inputs.tensors();

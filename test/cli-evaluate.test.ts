@@ -141,7 +141,7 @@ describe('CLI evaluate', function () {
     const cases: [string[], number, RegExp][] = [
       [[join(dir, 'missing.npz'), '--reference', join(dir, 'reference.idx.gz')], 2, /^torch-guidance evaluate: <samples>: .*missing\.npz: no such file/],
       [[join(dir, 'samples.npz'), '--reference', join(dir, 'not-images.bin')], 2, /^torch-guidance evaluate: --reference: .*not-images\.bin: neither \.npz nor an IDX image file/],
-      [[join(dir, 'samples.npz'), '--reference', join(dir, 'reference.idx.gz'), '--k', '0'], 2, /^torch-guidance evaluate: --k 0: give a whole number of at least 1/],
+      [[join(dir, 'samples.npz'), '--reference', join(dir, 'reference.idx.gz'), '--k', '0'], 2, /^torch-guidance evaluate: --k 0: must be a whole number from 1 to 1,000/],
       [[join(dir, 'samples.npz'), '--reference', join(dir, 'reference.idx.gz'), '--manifold-size', '3'], 2, /--manifold-size 3: needs more than --k 3 images/],
       [[join(dir, 'samples.npz'), '--reference', join(dir, 'reference.idx.gz'), '--classifier', join(dir, 'nope.pt')], 2, /--classifier .*nope\.pt: no such file/],
       // A denoiser is not a classifier.

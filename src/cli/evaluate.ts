@@ -12,6 +12,7 @@ import { readImageSet, type ImageSet } from '../io/image-sets.js';
 import { Classifier } from '../metrics/classifier.js';
 import { evaluateImages } from '../metrics/evaluate.js';
 import type { DeviceName } from '../tensor.js';
+import { intFlag } from './int-flag.js';
 import { UsageError } from './usage-error.js';
 
 const FASHION_MNIST_TEST = join(process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist', 't10k-images-idx3-ubyte.gz');
@@ -46,12 +47,6 @@ Example:
   torch-guidance sample --guidance cfg:3 --count 10000 --format npz --out out/cfg3
   torch-guidance evaluate out/cfg3`;
 
-function positiveInt(flag: string, raw: string): number {
-  const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-  if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`${flag} ${raw}: give a whole number of at least 1`);
-  return value;
-}
-
 /** Reads an image set; a path that is not one is a usage error naming the flag. */
 async function imagesFrom(flag: string, path: string): Promise<ImageSet> {
   try {
@@ -76,8 +71,8 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
     },
   });
   if (positionals.length !== 1) throw new UsageError('give exactly one set of samples (a run directory, an .npz or an IDX file).');
-  const k = positiveInt('--k', values.k);
-  const manifoldSize = positiveInt('--manifold-size', values['manifold-size']);
+  const k = intFlag('--k', values.k, 1, 1000);
+  const manifoldSize = intFlag('--manifold-size', values['manifold-size'], 1, 1_000_000);
   if (manifoldSize <= k) throw new UsageError(`--manifold-size ${manifoldSize}: needs more than --k ${k} images`);
   const referencePath = values.reference ?? FASHION_MNIST_TEST;
   if (values.reference === undefined && !existsSync(referencePath)) {

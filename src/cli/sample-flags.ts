@@ -13,6 +13,7 @@ import { type OutputFormat, MANIFEST, isDirectory, readManifest, runFilesIn } fr
 import type { SamplerOptions } from '../samplers/samplers.js';
 import type { DeviceName } from '../tensor.js';
 import { parseGuidanceSpec, parseSamplerFlags, parseScheduleFlag, strategyNames, type ParsedGuidance } from './guidance-flags.js';
+import { intFlag } from './int-flag.js';
 import { UsageError } from './usage-error.js';
 
 /** Breaks `text` at spaces into lines of at most `width` characters. */
@@ -97,14 +98,6 @@ Examples:
 
 /** Seeds are unsigned 64-bit; per-sample seeds wrap modulo 2^64. */
 export const MASK64 = (1n << 64n) - 1n;
-
-function intFlag(flag: string, raw: string, min: number, max: number): number {
-  const value = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new UsageError(`${flag} ${raw}: must be a whole number from ${min} to ${max.toLocaleString('en')}`);
-  }
-  return value;
-}
 
 function parallelFlag(raw: string): number | 'auto' {
   if (raw.trim() === 'auto') return 'auto';

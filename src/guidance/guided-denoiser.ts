@@ -7,8 +7,6 @@
  * ICG draws per evaluation) and the per-run state of non-linear terms.
  * Every intermediate tensor is disposed before predict() returns.
  */
-import { autoChunks } from '../batch-split.js';
-import { config } from '../config.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import { type Hook, planForward } from '../hooks.js';
 import type { Model } from '../model.js';
@@ -37,7 +35,7 @@ export interface GuidedDenoiserOptions {
   seeds: readonly bigint[];
   /** Names for explain(): the main model is 'main'. */
   modelNames?: Map<Model, string>;
-  /** Chunks each forward's batch is split into on the CPU (Model.run's `parallel`), or 'auto' (autoChunks); default 1. */
+  /** Chunks each forward's batch is split into on the CPU (Model.run's `parallel`: a count or 'auto'); default 1. */
   parallel?: number | 'auto';
 }
 
@@ -198,7 +196,7 @@ export class GuidedDenoiser {
               hooks.push({ sites: c.sites, action: 'capture', self: true, start: c.slice * batch, length: batch });
             }
             this.forwards++;
-            const { output, captures } = await denoiser.model.run<Tensor>({ inputs, hooks, parallel: this.#chunksFor(repeated.shape[0]!) });
+            const { output, captures } = await denoiser.model.run<Tensor>({ inputs, hooks, parallel: this.#parallel });
             owned.push(output);
             for (const map of captures.values()) owned.push(map);
             const denoised = denoiser.denoised(repeated, output, info.sigma);
@@ -228,11 +226,6 @@ export class GuidedDenoiser {
     } finally {
       for (const t of owned) t.dispose();
     }
-  }
-
-  /** How many chunks a forward of `rows` samples is split into. */
-  #chunksFor(rows: number): number {
-    return this.#parallel === 'auto' ? autoChunks(rows, config.jobThreads) : Math.max(1, Math.min(this.#parallel, rows));
   }
 
   #mix(plan: StepPlan, x: Tensor, info: StepInfo, results: Map<string, Tensor>, shiftedInputs: Map<string, Tensor>): GuidedPrediction {

@@ -17,7 +17,7 @@ import type { UInt8Batch } from '../image/from-tensor.js';
 import { decodePng } from '../image/png.js';
 import { parseIdx } from './idx.js';
 import { NpzFormatError, readNpzData, readNpzEntries, type NpzEntry } from './npz.js';
-import { MERGED, PNG_DIR } from './shards.js';
+import { MERGED, PNG_DIR, isDirectory } from './shards.js';
 
 export interface ImageSet {
   images: UInt8Batch;
@@ -96,7 +96,7 @@ export async function readImageSet(path: string): Promise<ImageSet> {
     const merged = join(path, MERGED);
     if (await stat(merged).then(() => true, () => false)) return readNpzSet(merged);
     const pngs = join(path, PNG_DIR);
-    if (await stat(pngs).then((s) => s.isDirectory(), () => false)) return readPngDir(pngs);
+    if (await isDirectory(pngs)) return readPngDir(pngs);
     throw invalid(path, `a directory without ${MERGED} or ${PNG_DIR}/ (is the run finished?)`);
   }
   if (path.endsWith('.npz')) return readNpzSet(path);
