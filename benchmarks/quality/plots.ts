@@ -28,6 +28,8 @@ const PALETTE: Record<string, Color> = {
   none: [0, 0, 0],
   cfg: [31, 119, 180],
   'cfg+interval': [23, 190, 207],
+  'cfg+interval σ≤15': [0, 128, 128],
+  'cfg+interval σ≤30': [110, 220, 170],
   pag: [255, 127, 14],
   seg: [44, 160, 44],
   sag: [214, 39, 40],

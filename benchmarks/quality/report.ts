@@ -10,7 +10,7 @@ import { labelledRows, writePng, type RasterImage } from '../../src/index.js';
 import { bestByFamily, evaluateClaims, settingsToRepeat, spreads } from './claims.js';
 import { colorFor, writeChart, type Series } from './plots.js';
 import { METRICS, metricOf, type MetricName, type Results, type SettingResult } from './results.js';
-import { INTERVAL } from './sweep.js';
+import { INTERVAL, INTERVALS } from './sweep.js';
 
 export interface Previews {
   /** Setting id → the first samples (uint8 28×28 each) of seed set A. */
@@ -108,7 +108,8 @@ export async function writeReport(results: Results, outDir: string, previews?: P
   md.push(`* Metrics in the 256-d penultimate features of \`${meta.classifier.path}\` (test accuracy ${(meta.classifier.testAccuracy * 100).toFixed(2)} % measured here), samples quantised to 8 bits like the data: ` +
     `**FD** (Fréchet distance) against the Gaussian of all 10,000 Fashion-MNIST test images; **accuracy**: the classifier's label equals the requested class; ` +
     `**precision / recall**: k-NN manifolds (Kynkäänniemi et al. 2019, k = ${meta.k}) against ${meta.n} class-balanced test images (the first ${meta.n / 10} of each class).`);
-  md.push(`* Guidance interval: CFG only for ${INTERVAL.sigmaMin} < σ ≤ ${INTERVAL.sigmaMax} (the EDM2 / SDXL interval of Kynkäänniemi et al. 2024; not tuned for this model).`);
+  md.push(`* Guidance interval: \`cfg+interval\` guides only for ${INTERVAL.sigmaMin} < σ ≤ ${INTERVAL.sigmaMax} (the EDM2 / SDXL interval of Kynkäänniemi et al. 2024, tuned for other models); ` +
+    `since the paper tunes the window per model, ${INTERVALS.slice(1).map((i) => `\`${i.family}\` (${i.window.sigmaMin} < σ ≤ ${i.window.sigmaMax})`).join(' and ')} widen it towards this model's higher σ.`);
   md.push(`* Real data at the same N (${meta.realData.n} class-balanced training images, first of each class): FD ${meta.realData.fd.toFixed(2)}, accuracy ${meta.realData.accuracy?.toFixed(3)}, ` +
     `precision ${meta.realData.precision.toFixed(3)}, recall ${meta.realData.recall.toFixed(3)}: the floor of FD at this N (the estimator is biased upwards at small N) and what real images score.`);
   md.push('');
