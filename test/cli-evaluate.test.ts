@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
+import { evaluateImages, loadClassifier, readImageSet } from '../src/index.js';
 import { encodePng } from '../src/image/png.js';
 import { writeNpz } from '../src/io/npz.js';
 import { shardArrays } from '../src/io/shards.js';
@@ -88,15 +89,17 @@ describe('CLI evaluate', function () {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('the metrics equal an independent numpy + Python torch computation on fresh random images', function () {
-    const run = cli(join(dir, 'samples.npz'), '--reference', join(dir, 'reference.idx.gz'), '--k', String(K), '--manifold-size', String(M), '--device', 'cpu', '--json');
-    assert.equal(run.status, 0, run.stderr);
-    const ours = JSON.parse(run.stdout) as Result;
-    const theirs = JSON.parse(
+  /** The independent numbers for samples.npz against reference.idx.gz. */
+  function pythonReference(): Result {
+    return JSON.parse(
       execFileSync(python, [join(repoRoot, 'test', 'reference', 'evaluate_images.py'), join(dir, 'samples.npz'), join(dir, 'reference.idx.gz'), CLASSIFIER, String(K), String(M)], {
         encoding: 'utf8',
       }),
     ) as Result;
+  }
+
+  /** Asserts `ours` equals the Python reference `theirs` up to the stated round-off. */
+  function assertMatches(ours: Result, theirs: Result) {
     const seed = `(seed ${rng.seed})`;
     assert.equal(ours.sampleCount, SAMPLES);
     assert.equal(ours.referenceCount, REFERENCE);
@@ -108,6 +111,22 @@ describe('CLI evaluate', function () {
     assert.ok(Math.abs(ours.recall - theirs.recall) <= 1 / M + 1e-12, `recall ${ours.recall} vs ${theirs.recall} ${seed}`);
     const labelled = labels.filter((l) => l !== null).length;
     assert.ok(Math.abs(ours.accuracy! - theirs.accuracy!) <= 1 / labelled + 1e-12, `accuracy ${ours.accuracy} vs ${theirs.accuracy} ${seed}`);
+  }
+
+  it('the metrics equal an independent numpy + Python torch computation on fresh random images', function () {
+    const run = cli(join(dir, 'samples.npz'), '--reference', join(dir, 'reference.idx.gz'), '--k', String(K), '--manifold-size', String(M), '--device', 'cpu', '--json');
+    assert.equal(run.status, 0, run.stderr);
+    assertMatches(JSON.parse(run.stdout) as Result, pythonReference());
+  });
+
+  it('the API (readImageSet, loadClassifier, evaluateImages) gives the same numbers, and its worker thread is gone after it', async function () {
+    const samplesSet = await readImageSet(join(dir, 'samples.npz'));
+    const referenceSet = await readImageSet(join(dir, 'reference.idx.gz'));
+    assert.deepEqual(samplesSet.labels, labels);
+    using classifier = await loadClassifier(CLASSIFIER, { device: 'cpu' });
+    const ours = await evaluateImages({ classifier, samples: samplesSet.images, labels: samplesSet.labels, reference: referenceSet.images, k: K, manifoldSize: M });
+    assertMatches(ours, pythonReference());
+    assert.deepEqual(process.getActiveResourcesInfo().filter((r) => r === 'MessagePort'), []);
   });
 
   it('a run directory of PNGs, RGB samples and the .npz score the same; without labels there is no accuracy', async function () {

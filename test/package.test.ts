@@ -53,17 +53,23 @@ describe('packed package', function () {
     assert.ok(!existsSync(join(installed, 'build')), 'the install built the addon');
 
     const script = `
-      import { loadModel, runtimeInfo, randn, tensor } from 'torch-guidance';
+      import { featureMetrics, loadModel, runtimeInfo, randn, tensor } from 'torch-guidance';
       const info = runtimeInfo();
       const model = await loadModel('node_modules/torch-guidance/models/fixtures/tiny-unet.pt', { device: 'cpu' });
       const out = await model.forward(randn([2, 1, 28, 28], { seed: 1 }), tensor(new Float32Array([1, 2]), [2]),
         tensor(new BigInt64Array([0n, 10n]), [2]));
-      console.log(JSON.stringify({ binaryPath: info.binaryPath, shape: out.shape }));`;
+      // The statistics run in a worker thread loaded from the compiled package (dist/metrics/*.js).
+      const set = { data: Float32Array.from({ length: 40 * 4 }, (_, i) => Math.sin(i * i)), count: 40, dim: 4 };
+      const metrics = await featureMetrics(set, set);
+      console.log(JSON.stringify({ binaryPath: info.binaryPath, shape: out.shape, metrics }));`;
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env, encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
     const result = JSON.parse(run.stdout);
     assert.equal(result.binaryPath, join(installed, 'prebuilds', `${platform()}-${arch()}`, 'torch-guidance.node'));
     assert.deepEqual(result.shape, [2, 1, 28, 28]);
+    // A set against itself: FD 0 up to round-off, every point inside the other manifold.
+    assert.ok(Math.abs(result.metrics.fd) < 1e-9, `FD of a set with itself: ${result.metrics.fd}`);
+    assert.deepEqual([result.metrics.precision, result.metrics.recall], [1, 1]);
     assert.ok(!existsSync(marker), 'a compiler or build tool ran while loading');
   });
 });

@@ -133,6 +133,11 @@ function toClassifierInput(images: UInt8Batch, start: number, n: number, channel
   return out;
 }
 
+/** Loads an evaluation classifier (`Classifier.load`): an async factory like `loadModel`. */
+export function loadClassifier(path: string, options: LoadModelOptions = {}): Promise<Classifier> {
+  return Classifier.load(path, options);
+}
+
 function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let offset = 0;

@@ -5,14 +5,15 @@
  * precision and recall with k-NN manifolds, and the share of samples the
  * classifier puts in the class they were asked for.
  *
- * The statistics are plain TypeScript on the calling thread (seconds for tens
- * of thousands of samples), which is why this serves the command line and
- * the benchmarks and is not part of the package's API.
+ * The classifier runs off the event loop like every model call, and the
+ * statistics run in a worker thread (./feature-metrics.ts), so an
+ * application can score tens of thousands of samples while it serves.
  */
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
 import type { Classifier } from './classifier.js';
-import { classifierAccuracy, featureSet, frechetDistance, gaussianStats, precisionRecall, selectRows } from './statistics.js';
+import { featureMetrics, type FeatureMetrics } from './feature-metrics.js';
+import { classifierAccuracy } from './statistics.js';
 
 export interface EvaluateImagesOptions {
   classifier: Classifier;
@@ -33,29 +34,16 @@ export interface EvaluateImagesOptions {
   signal?: AbortSignal;
 }
 
-export interface ImageEvaluation {
+export interface ImageEvaluation extends FeatureMetrics {
   sampleCount: number;
   referenceCount: number;
   featureDim: number;
-  /** Fréchet distance in the classifier's features, all samples against all reference images. */
-  fd: number;
   /** Share of labelled samples classified as their label; null without labels. */
   accuracy: number | null;
-  precision: number;
-  recall: number;
-  /** Images of each set in precision/recall, and its k. */
-  manifoldSize: number;
-  k: number;
-}
-
-/** `m` indices spread evenly over [0, count): floor(i · count / m). */
-export function spacedIndices(count: number, m: number): number[] {
-  return Array.from({ length: m }, (_, i) => Math.floor((i * count) / m));
 }
 
 export async function evaluateImages(options: EvaluateImagesOptions): Promise<ImageEvaluation> {
   const { classifier, samples, reference, labels, signal } = options;
-  const k = options.k ?? 3;
   const labelled = labels !== undefined && labels.some((l) => l !== null);
   if (labels !== undefined && labels.length !== samples.count) {
     throw new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, `${labels.length} labels for ${samples.count} samples. Fix: give one label (or null) per sample.`);
@@ -63,11 +51,11 @@ export async function evaluateImages(options: EvaluateImagesOptions): Promise<Im
   // Logits only where accuracy needs them.
   const fake = await classifier.score(samples, { signal, logits: labelled });
   const real = await classifier.score(reference, { signal, logits: false });
-  const fakeSet = featureSet(fake.features, fake.count, fake.featureDim);
-  const realSet = featureSet(real.features, real.count, real.featureDim);
-  const fd = frechetDistance(gaussianStats(realSet), gaussianStats(fakeSet));
-  const m = Math.min(options.manifoldSize ?? 2000, fake.count, real.count);
-  const { precision, recall } = precisionRecall(selectRows(realSet, spacedIndices(real.count, m)), selectRows(fakeSet, spacedIndices(fake.count, m)), k);
+  const metrics = await featureMetrics(
+    { data: fake.features, count: fake.count, dim: fake.featureDim },
+    { data: real.features, count: real.count, dim: real.featureDim },
+    { k: options.k, manifoldSize: options.manifoldSize, signal },
+  );
   const accuracy = labelled ? classifierAccuracy(fake.logits, fake.classes, labels) : null;
-  return { sampleCount: fake.count, referenceCount: real.count, featureDim: fake.featureDim, fd, accuracy, precision, recall, manifoldSize: m, k };
+  return { sampleCount: fake.count, referenceCount: real.count, featureDim: fake.featureDim, accuracy, ...metrics };
 }
