@@ -27,6 +27,8 @@ packages=()
 has_libtorch || packages+=(libtorch-dev)
 "$python_for_tests" -c 'import torch' 2>/dev/null || packages+=(python3-torch)
 "$python_for_tests" -c 'import PIL' 2>/dev/null || packages+=(python3-pil)  # test/image.test.ts checks PNGs against PIL
+# The real images `torch-guidance evaluate` and the quality benchmark compare with.
+[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || packages+=(dataset-fashion-mnist)
 command -v cmake > /dev/null || packages+=(cmake)
 command -v g++ > /dev/null || packages+=(g++)
 command -v make > /dev/null || packages+=(make)

@@ -7,15 +7,19 @@ import { join } from 'node:path';
 import {
   cfg,
   decodePng,
+  evaluateImages,
   explain,
   imageGrid,
   liveHandles,
+  loadClassifier,
   loadModel,
   pag,
+  readImageSet,
   randn,
   sample,
   tensor,
   toImages,
+  toUint8Batch,
   writePng,
   type Strategy,
   type Tensor,
@@ -86,6 +90,35 @@ describe('README guided-sampling examples', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('the scoring example runs as written: CFG samples score sanely, and worse than real images', async function () {
+    this.timeout(300_000);
+    const before = handleCounts();
+    let scores, real;
+    {
+      // ---- the README's scoring example, verbatim except for the import path and the CPU ----
+      using model = await loadModel('models/fashion-unet.pt', { device: 'cpu' });
+      using classifier = await loadClassifier('models/fashion-classifier.pt', { device: 'cpu' });
+      const labels = Array.from({ length: 100 }, (_, i) => i % 10);
+      const { images } = await sample({ model, guidance: [cfg({ scale: 2 })], labels, seed: 0, sampler: { name: 'euler', steps: 10 }, clipDenoised: [-1, 1] });
+      const samples = await toUint8Batch(images);
+      images.dispose();
+      const test = await readImageSet('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz');
+      scores = await evaluateImages({ classifier, samples, labels, reference: test.images, signal: AbortSignal.timeout(120_000) });
+      // ---- end of the example ----
+      // 100 real images (the training split's first) scored the same way.
+      const train = await readImageSet('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz');
+      const first = { ...train.images, count: 100, data: train.images.data.subarray(0, 100 * 784) };
+      real = await evaluateImages({ classifier, samples: first, reference: test.images });
+    }
+    assert.equal(scores.sampleCount, 100);
+    assert.equal(scores.referenceCount, 10_000);
+    // CFG 2 at 10 steps: 0.88-0.91 of 400 samples in the quality benchmark.
+    assert.ok(scores.accuracy! > 0.6, `accuracy ${scores.accuracy}`);
+    assert.ok(scores.fd > real.fd && real.fd > 0, `FD of samples ${scores.fd}, of real images ${real.fd}`);
+    for (const v of [scores.precision, scores.recall]) assert.ok(v > 0 && v <= 1, JSON.stringify(scores));
+    assert.deepEqual(handleCounts(), before);
   });
 
   it('a custom strategy plans as one forward of 3N with CFG and samples', async () => {
