@@ -20,6 +20,11 @@ export interface ChartOptions {
   series: Series[];
   width?: number;
   height?: number;
+  /**
+   * 'log1p' spaces x by log(1 + x) (x ≥ 0): weights from 0.25 to 20 on one
+   * axis without squeezing the CFG-like curves, which turn below 3, into its first tenth.
+   */
+  xScale?: 'linear' | 'log1p';
   /** A horizontal reference line (e.g. real data), with its label. */
   reference?: { y: number; label: string };
 }
@@ -28,8 +33,8 @@ const PALETTE: Record<string, Color> = {
   none: [0, 0, 0],
   cfg: [31, 119, 180],
   'cfg+interval': [23, 190, 207],
-  'cfg+interval σ≤15': [0, 128, 128],
-  'cfg+interval σ≤30': [110, 220, 170],
+  'cfg+interval (0.28,15]': [0, 128, 128],
+  'cfg+interval (0.28,30]': [110, 220, 170],
   pag: [255, 127, 14],
   seg: [44, 160, 44],
   sag: [214, 39, 40],
@@ -85,9 +90,11 @@ export function lineChart(options: ChartOptions): RasterImage {
   const right = width - legendWidth - 20;
   const bottom = height - 60;
 
+  const log1p = options.xScale === 'log1p';
+  const fx = log1p ? Math.log1p : (x: number) => x;
   const all = options.series.flatMap((s) => s.points);
   const ys = all.map((p) => p.y).concat(options.reference ? [options.reference.y] : []);
-  const xs = all.map((p) => p.x);
+  const xs = all.map((p) => fx(p.x));
   let [xMin, xMax] = [Math.min(...xs), Math.max(...xs)];
   let [yMin, yMax] = [Math.min(...ys), Math.max(...ys)];
   if (xMax === xMin) [xMin, xMax] = [xMin - 1, xMax + 1];
@@ -95,15 +102,18 @@ export function lineChart(options: ChartOptions): RasterImage {
   const yPad = (yMax - yMin) * 0.06;
   const xPad = (xMax - xMin) * 0.03;
   [xMin, xMax, yMin, yMax] = [xMin - xPad, xMax + xPad, yMin - yPad, yMax + yPad];
-  const px = (x: number) => left + ((x - xMin) / (xMax - xMin)) * (right - left);
+  // px takes x in data units; xMin/xMax are in axis units (after fx).
+  const px = (x: number) => left + ((fx(x) - xMin) / (xMax - xMin)) * (right - left);
   const py = (y: number) => bottom - ((y - yMin) / (yMax - yMin)) * (bottom - top);
 
   drawText(canvas, left, 12, options.title, { scale: 2 });
   const grid: Color = [225, 225, 225];
-  const xt = ticks(xMin, xMax, 8);
+  const xt = log1p
+    ? { values: [0, 0.25, 0.5, 1, 2, 3, 5, 8, 12, 20, 50, 100].filter((v) => fx(v) >= xMin && fx(v) <= xMax), digits: -1 }
+    : ticks(xMin, xMax, 8);
   for (const v of xt.values) {
     canvas.fillRect(Math.round(px(v)), top, 1, bottom - top, grid);
-    const label = v.toFixed(xt.digits);
+    const label = xt.digits < 0 ? String(v) : v.toFixed(xt.digits);
     drawText(canvas, Math.round(px(v) - measureText(label).width / 2), bottom + 6, label);
   }
   const yt = ticks(yMin, yMax, 8);

@@ -60,7 +60,8 @@ export async function writeReport(results: Results, outDir: string, previews?: P
     const file = `quality${suffix}-${m.name}.png`;
     await writeChart(join(outDir, file), {
       title: `${m.label} vs guidance weight (N = ${meta.n}, ${meta.sampler.name} ${meta.sampler.steps} steps, seed set A)`,
-      xLabel: 'weight of the guidance term: w - 1 (cfg, interval, autoguidance, icg) or s (pag, seg, sag, sims); 0 = unguided',
+      xLabel: 'weight of the guidance term, log(1 + x) axis: w - 1 (cfg, interval, autoguidance, icg) or s (pag, seg, sag, sims); 0 = unguided',
+      xScale: 'log1p',
       yLabel: `${m.label} (${m.better} is better)`,
       series: chartSeries(results, m.name),
       reference: metricOf({ seed: 0, metrics: meta.realData, seconds: 0, forwards: 0 }, m.name) === null
@@ -109,7 +110,7 @@ export async function writeReport(results: Results, outDir: string, previews?: P
     `**FD** (Fréchet distance) against the Gaussian of all 10,000 Fashion-MNIST test images; **accuracy**: the classifier's label equals the requested class; ` +
     `**precision / recall**: k-NN manifolds (Kynkäänniemi et al. 2019, k = ${meta.k}) against ${meta.n} class-balanced test images (the first ${meta.n / 10} of each class).`);
   md.push(`* Guidance interval: \`cfg+interval\` guides only for ${INTERVAL.sigmaMin} < σ ≤ ${INTERVAL.sigmaMax} (the EDM2 / SDXL interval of Kynkäänniemi et al. 2024, tuned for other models); ` +
-    `since the paper tunes the window per model, ${INTERVALS.slice(1).map((i) => `\`${i.family}\` (${i.window.sigmaMin} < σ ≤ ${i.window.sigmaMax})`).join(' and ')} widen it towards this model's higher σ.`);
+    `since the paper tunes the window per model, ${INTERVALS.slice(1).map((i) => `\`${i.family}\``).join(' and ')} widen it towards this model's higher σ (with the default 10 Karras steps they add the steps at σ 9.27 and 21.1).`);
   md.push(`* Real data at the same N (${meta.realData.n} class-balanced training images, first of each class): FD ${meta.realData.fd.toFixed(2)}, accuracy ${meta.realData.accuracy?.toFixed(3)}, ` +
     `precision ${meta.realData.precision.toFixed(3)}, recall ${meta.realData.recall.toFixed(3)}: the floor of FD at this N (the estimator is biased upwards at small N) and what real images score.`);
   md.push('');
@@ -152,7 +153,7 @@ export async function writeReport(results: Results, outDir: string, previews?: P
   md.push('## Charts');
   md.push('');
   md.push('Metric against the weight of the guidance term (w − 1 for CFG, the interval, autoguidance and ICG; s for PAG, SEG, SAG and SIMS), seed set A; ' +
-    'every curve starts at its unguided row (weight 0). Dashed, hollow markers: null-label (unconditional) sampling. The grey dashed line: real images at the same N.');
+    'every curve starts at its unguided row (weight 0). The x axis is spaced by log(1 + weight), so that SEG\'s scales up to 20 fit beside the CFG-like curves that turn below 3. Dashed, hollow markers: null-label (unconditional) sampling. The grey dashed line: real images at the same N.');
   md.push('');
   md.push(charts.join('\n'));
   if (picture) {
