@@ -127,6 +127,12 @@ describe('CLI evaluate', function () {
     const ours = await evaluateImages({ classifier, samples: samplesSet.images, labels: samplesSet.labels, reference: referenceSet.images, k: K, manifoldSize: M });
     assertMatches(ours, pythonReference());
     assert.deepEqual(process.getActiveResourcesInfo().filter((r) => r === 'MessagePort'), []);
+    // Bad metric options are refused before the classifier runs.
+    const forwards = classifier.model.forwardCount;
+    const options = { classifier, samples: samplesSet.images, reference: referenceSet.images };
+    await assert.rejects(evaluateImages({ ...options, k: 0 }), /k 0: must be a whole number ≥ 1/);
+    await assert.rejects(evaluateImages({ ...options, manifoldSize: 3 }), /manifoldSize 3: needs a whole number above k = 3/);
+    assert.equal(classifier.model.forwardCount, forwards);
   });
 
   it('a run directory of PNGs, RGB samples and the .npz score the same; without labels there is no accuracy', async function () {

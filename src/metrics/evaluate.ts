@@ -12,7 +12,7 @@
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
 import type { Classifier } from './classifier.js';
-import { featureMetrics, type FeatureMetrics } from './feature-metrics.js';
+import { featureMetrics, resolveMetricOptions, type FeatureMetrics } from './feature-metrics.js';
 import { classifierAccuracy } from './statistics.js';
 
 export interface EvaluateImagesOptions {
@@ -48,6 +48,8 @@ export async function evaluateImages(options: EvaluateImagesOptions): Promise<Im
   if (labels !== undefined && labels.length !== samples.count) {
     throw new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, `${labels.length} labels for ${samples.count} samples. Fix: give one label (or null) per sample.`);
   }
+  // Bad k or manifold size fail now, not after minutes of scoring.
+  resolveMetricOptions(samples.count, reference.count, options);
   // Logits only where accuracy needs them.
   const fake = await classifier.score(samples, { signal, logits: labelled });
   const real = await classifier.score(reference, { signal, logits: false });

@@ -52,22 +52,33 @@ function invalid(message: string): TorchGuidanceError {
   return new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, message);
 }
 
-/** The options with their defaults, after checking both sets fit them; throws ERR_INVALID_ARGUMENT naming the problem. */
-function checked(samples: FeatureMatrix, reference: FeatureMatrix, options: FeatureMetricsOptions): { k: number; manifoldSize: number } {
+/**
+ * k and the manifold size with their defaults, checked against the set sizes
+ * (known before any feature is computed, so callers can refuse bad options
+ * before minutes of scoring); throws ERR_INVALID_ARGUMENT naming the problem.
+ */
+export function resolveMetricOptions(sampleCount: number, referenceCount: number, options: Omit<FeatureMetricsOptions, 'signal'>): { k: number; manifoldSize: number } {
   const k = options.k ?? 3;
   if (!Number.isInteger(k) || k < 1) throw invalid(`k ${k}: must be a whole number ≥ 1. Fix: pass k like 3 (the paper's).`);
-  for (const [name, set] of [['samples', samples], ['reference', reference]] as const) {
-    if (!Number.isInteger(set.count) || !Number.isInteger(set.dim) || set.dim < 1 || set.data.length !== set.count * set.dim) {
-      throw invalid(`${name}: ${set.data.length} values do not make ${set.count} vectors of ${set.dim}. Fix: give data of count × dim values, row-major.`);
-    }
-    if (set.count <= k) throw invalid(`${name}: ${set.count} vectors; the k-NN manifolds need more than k = ${k}. Fix: evaluate more images.`);
+  for (const [name, count] of [['samples', sampleCount], ['reference', referenceCount]] as const) {
+    if (count <= k) throw invalid(`${name}: ${count} vectors; the k-NN manifolds need more than k = ${k}. Fix: evaluate more images.`);
   }
-  if (samples.dim !== reference.dim) throw invalid(`samples have ${samples.dim}-d features and the reference ${reference.dim}-d. Fix: score both with the same classifier.`);
-  const manifoldSize = Math.min(options.manifoldSize ?? 2000, samples.count, reference.count);
+  const manifoldSize = Math.min(options.manifoldSize ?? 2000, sampleCount, referenceCount);
   if (!Number.isInteger(manifoldSize) || manifoldSize <= k) {
     throw invalid(`manifoldSize ${options.manifoldSize}: needs a whole number above k = ${k}. Fix: pass a larger manifoldSize (default 2000).`);
   }
   return { k, manifoldSize };
+}
+
+/** The options with their defaults, after checking both sets' shapes and sizes. */
+function checked(samples: FeatureMatrix, reference: FeatureMatrix, options: Omit<FeatureMetricsOptions, 'signal'>): { k: number; manifoldSize: number } {
+  for (const [name, set] of [['samples', samples], ['reference', reference]] as const) {
+    if (!Number.isInteger(set.count) || !Number.isInteger(set.dim) || set.dim < 1 || set.data.length !== set.count * set.dim) {
+      throw invalid(`${name}: ${set.data.length} values do not make ${set.count} vectors of ${set.dim}. Fix: give data of count × dim values, row-major.`);
+    }
+  }
+  if (samples.dim !== reference.dim) throw invalid(`samples have ${samples.dim}-d features and the reference ${reference.dim}-d. Fix: score both with the same classifier.`);
+  return resolveMetricOptions(samples.count, reference.count, options);
 }
 
 /** The metrics on the calling thread (blocks it for as long as they take). */
