@@ -24,6 +24,8 @@ export interface PythonLoopOptions {
 export interface PythonLoop {
   /** Milliseconds of one timed sampling run (ending with the images on the host). */
   run(): Promise<number>;
+  /** The same, with the time spent inside the run's model calls and their number. */
+  profile(): Promise<{ ms: number; forwardMs: number; forwards: number }>;
   /** The CUDA allocator's peak bytes since the warm-up (null on the CPU). */
   peakBytes(): Promise<number | null>;
   close(): void;
@@ -64,6 +66,10 @@ export async function startPythonLoop(options: PythonLoopOptions): Promise<Pytho
   ]);
   return {
     run: async () => (await ask('run')).ms as number,
+    profile: async () => {
+      const reply = await ask('run');
+      return { ms: reply.ms as number, forwardMs: reply.forward_ms as number, forwards: reply.forwards as number };
+    },
     peakBytes: async () => (await ask('peaks')).peak_bytes as number | null,
     close,
   };

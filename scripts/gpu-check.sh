@@ -49,8 +49,8 @@ node --import tsx -e 'import("./src/index.ts").then(m => console.log(JSON.string
 
 # Stages, most wanted first; each has its own time limit so that one that
 # hangs cannot eat the others' device time. Logs and result tables go to $OUT.
-# STAGES picks some of them (default: all): first overhead graphs forward speed throughput soak rest.
-want() { [[ " ${STAGES:-first overhead graphs forward speed throughput soak rest} " == *" $1 "* ]]; }
+# STAGES picks some of them (default: all): first overhead graphs forward profile speed throughput soak rest.
+want() { [[ " ${STAGES:-first overhead graphs forward profile speed throughput soak rest} " == *" $1 "* ]]; }
 mocha() {
   node node_modules/mocha/bin/mocha.js --no-config --node-option import=tsx --node-option expose-gc \
     --timeout 120000 --reporter dot "$@"
@@ -81,6 +81,14 @@ log "forward: ours (hooks / no hooks) vs Python"
 timeout 90 node --import tsx benchmarks/forward-vs-python.ts --device cuda --model models/fashion-unet.pt \
   --batches 16,128 >"$OUT/forward.log" 2>&1
 echo "forward exit $?"; tail -6 "$OUT/forward.log"; cp benchmarks/results/forward-vs-python-cuda.md "$OUT/" 2>/dev/null
+fi
+
+if want profile; then
+log "step profile: where a sampling step's time goes, ours vs Python"
+# none, cfg, autoguidance × 8 alternating pairs: ~20 s on the H200.
+timeout 60 node --import tsx benchmarks/step-profile.ts --device cuda --batch 16 --steps 20 >"$OUT/profile.log" 2>&1
+echo "profile exit $?"; cp benchmarks/results/step-profile-cuda.md "$OUT/" 2>/dev/null
+grep "^|" "$OUT/profile.log" | tail -8
 fi
 
 if want speed; then

@@ -1,6 +1,6 @@
-import { binaryPath, buildInfo, native, type CudaMemory, type NativeRuntimeInfo } from './native/binding.js';
+import { binaryPath, buildInfo, native, type CudaMemory, type JobTimes, type NativeRuntimeInfo } from './native/binding.js';
 
-export type { CudaMemory } from './native/binding.js';
+export type { CudaMemory, JobTimes } from './native/binding.js';
 
 export interface RuntimeInfo extends NativeRuntimeInfo {
   /** The .node file this process loaded. */
@@ -34,4 +34,18 @@ export function liveHandles(): { tensors: number; models: number; jobs: number; 
  */
 export function cudaMemory(index = 0, { resetPeak = false }: { resetPeak?: boolean } = {}): CudaMemory | null {
   return native.cudaMemory(index, resetPeak);
+}
+
+/**
+ * Where the native jobs of this thread (loads, forwards, copies to JS) spent
+ * their time since the last reset, summed over the jobs that settled: waiting
+ * for a torch thread (`queueMs`), running there (`workMs`), waiting for the
+ * event loop to pick the result up (`notifyMs`), and settling (`settleMs`).
+ * The difference between an awaited call's wall time and `workMs` is what the
+ * path from JS to libtorch and back costs; a large `notifyMs` means the event
+ * loop was busy. Three clock reads per job; always on.
+ * `reset` zeroes the sums after reading, to measure one run.
+ */
+export function jobTimes({ reset = false }: { reset?: boolean } = {}): JobTimes {
+  return native.jobTimes(reset);
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { buildInfoPath, loadBinary } from '../scripts/binary-candidates.mjs';
 import { config } from '../src/config.js';
-import { cudaMemory, liveHandles, runtimeInfo } from '../src/index.js';
+import { cudaMemory, jobTimes, liveHandles, loadModel, randn, runtimeInfo, tensor, type Model, type Tensor } from '../src/index.js';
 import { pythonTorchVersion, repoRoot } from './helpers/python.js';
 
 describe('runtime', () => {
@@ -74,6 +74,68 @@ describe('runtime', () => {
   it('counts live handles', () => {
     const handles = liveHandles();
     assert.deepEqual(Object.keys(handles).sort(), ['jobs', 'models', 'tensors', 'torchThreads']);
+  });
+});
+
+describe('jobTimes', () => {
+  let model: Model;
+  let inputs: Tensor[];
+  before(async () => {
+    model = await loadModel(join(repoRoot, 'models', 'fashion-unet.pt'), { device: 'cpu' });
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    inputs = [randn([4, 1, 28, 28], { seed }), tensor(new Float32Array(4).fill(500), [4]), tensor(new BigInt64Array(4).fill(3n), [4])];
+    for (let i = 0; i < 3; i++) ((await model.forward(...inputs)) as Tensor).dispose(); // warm-up
+  });
+  after(() => {
+    inputs.forEach((t) => t.dispose());
+    model.dispose();
+  });
+  const forward = async () => ((await model.forward(...inputs)) as Tensor).dispose();
+  const total = (t: ReturnType<typeof jobTimes>) => t.queueMs + t.workMs + t.notifyMs + t.settleMs;
+
+  it('accounts for each settled job, inside the wall time JS measured, and resets', async () => {
+    jobTimes({ reset: true });
+    assert.equal(jobTimes().jobs, 0);
+    let wallMs = 0;
+    for (let i = 0; i < 6; i++) {
+      const start = performance.now();
+      await forward();
+      wallMs += performance.now() - start;
+    }
+    const times = jobTimes({ reset: true });
+    assert.equal(times.jobs, 6);
+    for (const part of ['queueMs', 'workMs', 'notifyMs', 'settleMs'] as const) assert.ok(times[part] >= 0, `${part} ${times[part]}`);
+    // The parts lie inside each awaited call (two monotonic clocks: 0.1 ms of slack per job).
+    assert.ok(total(times) <= wallMs + 0.6, `parts ${total(times).toFixed(3)} ms > wall ${wallMs.toFixed(3)} ms`);
+    // A forward of this UNet is milliseconds of work; the path around it is tens of µs.
+    assert.ok(times.workMs >= 0.7 * wallMs, `work ${times.workMs.toFixed(2)} of wall ${wallMs.toFixed(2)} ms`);
+    // Sequential calls find an idle torch thread.
+    assert.ok(times.queueMs < 0.2 * times.workMs, `queue ${times.queueMs.toFixed(3)} vs work ${times.workMs.toFixed(2)} ms`);
+    assert.equal(jobTimes().jobs, 0);
+  });
+
+  it('shows forwards waiting for a torch thread when more are in flight than threads', async () => {
+    const threads = runtimeInfo().jobThreads;
+    jobTimes({ reset: true });
+    await Promise.all(Array.from({ length: 4 * threads }, forward));
+    const times = jobTimes({ reset: true });
+    assert.equal(times.jobs, 4 * threads);
+    // In FIFO rounds of `threads`, the jobs of round r wait r rounds: in all
+    // about 1.5 x the summed work; require a third of that.
+    assert.ok(times.queueMs > 0.5 * times.workMs, `queue ${times.queueMs.toFixed(2)} vs work ${times.workMs.toFixed(2)} ms`);
+  });
+
+  it('shows a busy event loop as notify time', async () => {
+    jobTimes({ reset: true });
+    const pending = forward();
+    const busyUntil = performance.now() + 150;
+    while (performance.now() < busyUntil); // the main thread cannot hear of the result meanwhile
+    await pending;
+    const times = jobTimes({ reset: true });
+    assert.equal(times.jobs, 1);
+    // Submitted before the busy wait, picked up after it: queue + work + notify spans it.
+    assert.ok(times.queueMs + times.workMs + times.notifyMs >= 149, JSON.stringify(times));
+    assert.ok(times.notifyMs >= 150 - times.queueMs - times.workMs - 1, JSON.stringify(times));
   });
 });
 

@@ -9,7 +9,8 @@ Prints one JSON line {"times_ms": [...], "peak_bytes": ...}: the wall time of
 each whole sampling run (after one untimed warm-up run), ending with the
 images copied to the host, as the Node side does. With --serve it stays up
 after the warm-up and times one run per "run" line on stdin (benchmarks/speed.ts
-alternates run by run with its own that way).
+alternates run by run with its own that way), answering {"ms", "forward_ms",
+"forwards"}: the run's wall time, and the time spent inside its model calls.
 
 Strategies (the same settings as benchmarks/speed.ts):
   none          D(c)
@@ -173,12 +174,20 @@ def main():
     # Time values per step, computed once on the host (no device sync in the loop).
     t_of = {s: timestep(s) for s in sigmas if s > 0}
 
+    # Time spent inside the model calls of the current run (for step-profile.ts):
+    # on CUDA without a sync, that is the time to launch the forward's kernels.
+    calls = {"forward_ms": 0.0, "forwards": 0}
+
     def run_model(m, x, sigma, label, perturb=None):
         c_in = 1 / math.sqrt(sigma * sigma + 1)
         t = torch.full((x.shape[0],), t_of[sigma], device=device)
         if perturb is not None:
             m.mid.attn.perturb_state = perturb
-        eps = m(x * c_in, t, label)
+        x_in = x * c_in
+        start = time.perf_counter()
+        eps = m(x_in, t, label)
+        calls["forward_ms"] += (time.perf_counter() - start) * 1000
+        calls["forwards"] += 1
         if perturb is not None:
             m.mid.attn.perturb_state = None
         return x - sigma * eps
@@ -223,6 +232,7 @@ def main():
         return x.cpu()
 
     def timed():
+        calls.update(forward_ms=0.0, forwards=0)
         start = time.perf_counter()
         sample()
         return (time.perf_counter() - start) * 1000
@@ -247,7 +257,7 @@ def main():
             for line in sys.stdin:
                 command = line.strip()
                 if command == "run":
-                    print(json.dumps({"ms": timed()}), flush=True)
+                    print(json.dumps({"ms": timed(), **calls}), flush=True)
                 elif command == "peaks":
                     print(json.dumps(peaks()), flush=True)
             return

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "model.h"
+#include "promise_worker.h"
 #include "runtime.h"
 #include "tensor.h"
 
@@ -14,6 +15,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("liveHandles", Napi::Function::New<LiveHandles>(env, "liveHandles"));
   exports.Set("cudaMemory", Napi::Function::New<CudaMemory>(env, "cudaMemory"));
+  exports.Set("jobTimes", Napi::Function::New<JobTimesJs>(env, "jobTimes"));
   exports.Set("prepareExit", Napi::Function::New<PrepareExitJs>(env, "prepareExit"));
   return exports;
 }

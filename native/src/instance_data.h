@@ -4,6 +4,8 @@
 
 #include <napi.h>
 
+#include <cstdint>
+
 namespace tg {
 
 struct Job;
@@ -19,6 +21,16 @@ struct InstanceData {
   Completions completions;
   bool hasCompletions = false;
   int pendingJobs = 0;
+
+  // Where settled jobs' time went (promise_worker.cpp; read by jobTimes()).
+  // Only the main thread touches it, so it needs no lock.
+  struct JobTimes {
+    int64_t jobs = 0;
+    int64_t queueNs = 0;   // submitted -> a torch thread starts it
+    int64_t workNs = 0;    // running on the torch thread
+    int64_t notifyNs = 0;  // finished -> the main thread picks it up
+    int64_t settleNs = 0;  // building the result and settling the promise
+  } jobTimes;
 
   // Creates the data for `env` on first use.
   static InstanceData& Get(Napi::Env env) {

@@ -26,4 +26,8 @@ class PromiseWorker {
   static void InitEnv(Napi::Env env);
 };
 
+// jobTimes(reset?): where this environment's settled jobs spent their time
+// (queue, work, notify, settle, in ms, summed), then zeroes it when `reset`.
+Napi::Value JobTimesJs(const Napi::CallbackInfo& info);
+
 }  // namespace tg

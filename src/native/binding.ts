@@ -107,7 +107,22 @@ export interface NativeBinding {
   runtimeInfo(): NativeRuntimeInfo;
   liveHandles(): { tensors: number; models: number; jobs: number; torchThreads: number };
   cudaMemory(index: number, resetPeak: boolean): CudaMemory | null;
+  jobTimes(reset: boolean): JobTimes;
   prepareExit(): void;
+}
+
+/** Where native jobs (loads, forwards, copies to JS) spent their time; see runtime.ts jobTimes(). */
+export interface JobTimes {
+  /** Jobs settled (their promise resolved or rejected) since the last reset. */
+  jobs: number;
+  /** Summed over those jobs, in ms: submitted until a torch thread started it. */
+  queueMs: number;
+  /** Running on the torch thread (the forward itself, the copy, the load). */
+  workMs: number;
+  /** Finished until the main thread picked the result up (a busy event loop shows here). */
+  notifyMs: number;
+  /** Building the JS result and settling the promise. */
+  settleMs: number;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
