@@ -17,18 +17,21 @@
  *                concurrent forwards, as autoguidance's, add up)
  *   path         ours: forwards − work, the hop to a torch thread and back
  *                (queue, notify, settle and the JS around the call)
- *   notify       ours: the part of path between a forward finishing on its
- *                thread and the event loop picking it up
+ *   hop          ours: the part of path in the native hop: waiting for a
+ *                torch thread, for the event loop to hear of the result
+ *                (notify, also shown alone) and settling the promise; the
+ *                rest of path is JS: the input scaling, time input, output
+ *                scaling and the wrappers around the call
  *   rest         step − forwards: the guidance mix, the sampler, the host copy
  * Reading it: work > Python's forwards → the graph or its launches are slower
  * (graph-vs-python.ts); path large → the call path; rest large → the eager ops.
  *
  * Ours runs sample() with `parallel: 1` by default (one forward per branch
  * group, as on CUDA, where the split never applies), so work is one job per
- * forward. Writes benchmarks/results/step-profile-<device>.md.
+ * forward. Writes benchmarks/results/step-profile-<device>[-<model>].md.
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 import {
   autoguidance,
@@ -79,6 +82,7 @@ interface Profile {
   step: number;
   forwards: number;
   work?: number;
+  hop?: number;
   notify?: number;
 }
 
@@ -98,7 +102,13 @@ async function oursOnce(guidance: Strategy[]): Promise<Profile> {
   await result.images.toArray();
   const ms = performance.now() - start;
   result.images.dispose();
-  return { step: ms / steps, forwards: result.timings.forwardMs / steps, work: jobs.workMs / steps, notify: jobs.notifyMs / steps };
+  return {
+    step: ms / steps,
+    forwards: result.timings.forwardMs / steps,
+    work: jobs.workMs / steps,
+    hop: (jobs.queueMs + jobs.notifyMs + jobs.settleMs) / steps,
+    notify: jobs.notifyMs / steps,
+  };
 }
 
 const rows: string[] = [];
@@ -132,8 +142,10 @@ for (const name of chosen) {
     loop.close();
   }
   const path = ours.map((o) => o.forwards - o.work!);
-  const oursRow = `| ${name} | ours | ${col(ours.map((o) => o.step))} | ${col(ours.map((o) => o.forwards))} | ${col(ours.map((o) => o.work!))} | ${col(path)} | ${col(ours.map((o) => o.notify!))} | ${col(ours.map((o) => o.step - o.forwards))} |`;
-  const theirRow = `| ${name} | Python | ${col(theirs.map((o) => o.step))} | ${col(theirs.map((o) => o.forwards))} | — | — | — | ${col(theirs.map((o) => o.step - o.forwards))} |`;
+  // Forwards that ran at once (autoguidance's two models) sum to more work than wall time: no path to read.
+  const pathCell = median(path) >= 0 ? col(path) : '— (concurrent)';
+  const oursRow = `| ${name} | ours | ${col(ours.map((o) => o.step))} | ${col(ours.map((o) => o.forwards))} | ${col(ours.map((o) => o.work!))} | ${pathCell} | ${col(ours.map((o) => o.hop!))} | ${col(ours.map((o) => o.notify!))} | ${col(ours.map((o) => o.step - o.forwards))} |`;
+  const theirRow = `| ${name} | Python | ${col(theirs.map((o) => o.step))} | ${col(theirs.map((o) => o.forwards))} | — | — | — | — | ${col(theirs.map((o) => o.step - o.forwards))} |`;
   rows.push(oursRow, theirRow);
   console.log(oursRow);
   console.log(theirRow);
@@ -151,14 +163,17 @@ Model: ${modelPath.replace(root + '/', '')} (guide: ${guidePath.replace(root + '
 
 Milliseconds per step, median over ${runs} runs per side, the sides alternating run by run. "forwards": ours, the time
 awaiting forwards; Python, the time inside its model calls (on CUDA without a sync: launching the kernels). "work": the
-time our forwards ran on the torch threads (\`jobTimes()\`; concurrent forwards add up). "path" = forwards − work: the
-hop to a torch thread and back, of which "notify" is the wait for the event loop to pick a finished forward up.
+time our forwards ran on the torch threads (\`jobTimes()\`; concurrent forwards add up). "path" = forwards − work: what
+our forwards cost around the model itself; of it, "hop" is the native hop (waiting for a torch thread, "notify": for the
+event loop to pick a finished forward up, settling the promise), the rest JS (input and output scaling, the wrappers).
 "rest" = step − forwards: guidance mix, sampler, host copy. Work above Python's forwards: the graph or its launches are
 slower; a large path: the call path; a large rest: the eager ops.
 
-| strategy | side | step | forwards | work | path | notify | rest |
-|---|---|---:|---:|---:|---:|---:|---:|
+| strategy | side | step | forwards | work | path | hop | notify | rest |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 `;
-writeFileSync(join(root, 'benchmarks', 'results', `step-profile-${deviceKind}.md`), report);
+// Another model's report goes beside the shipped UNet's, named after it.
+const modelTag = argv.includes('--model') ? `-${basename(modelPath, '.pt')}` : '';
+writeFileSync(join(root, 'benchmarks', 'results', `step-profile-${deviceKind}${modelTag}.md`), report);
 console.log(report);

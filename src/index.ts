@@ -14,6 +14,7 @@ export {
   type ForwardOutput,
   type LoadModelOptions,
   type ModelDescription,
+  type Preconditioning,
   type RunOptions,
   type RunResult,
 } from './model.js';

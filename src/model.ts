@@ -59,6 +59,24 @@ export interface RunOptions extends CallOptions {
    * lead with the batch. Hook slices follow their samples. See src/batch-split.ts.
    */
   parallel?: number | 'auto';
+  /**
+   * A denoiser's preconditioning, applied on the torch thread: the method is
+   * called as `method(inputScale · x, full([N], time), ...rest)` for
+   * `inputs = [x, ...rest]` (leave the time input out), and the output is
+   * `skip · x + out · F` instead of F (EDM's c_in, c_noise, c_skip, c_out;
+   * see Denoiser.scalings). It saves the four eager ops per forward that a
+   * loop would otherwise run from JS, with the same results bit for bit.
+   * The method must return one tensor.
+   */
+  preconditioning?: Preconditioning;
+}
+
+/** c_in, c_noise, c_skip and c_out of one forward (RunOptions.preconditioning). */
+export interface Preconditioning {
+  inputScale: number;
+  time: number;
+  skip: number;
+  out: number;
 }
 
 export interface RunResult<T extends ForwardOutput = ForwardOutput> {
@@ -219,10 +237,11 @@ export class Model implements Disposable, AsyncDisposable {
    */
   async run<T extends ForwardOutput = ForwardOutput>(options: RunOptions): Promise<RunResult<T>> {
     this.#checkLive();
-    const { method = 'forward', inputs, hooks = [], signal, parallel = 1 } = options;
+    const { method = 'forward', inputs, hooks = [], signal, parallel = 1, preconditioning } = options;
     if (parallel !== 'auto' && (!Number.isInteger(parallel) || parallel < 1)) {
       throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, `run: parallel must be a positive integer or 'auto', got ${String(parallel)}.`);
     }
+    if (preconditioning) checkPreconditioning(preconditioning);
     if (signal?.aborted) throw abortError(signal);
     const first = inputs.find(isTensor);
     const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
@@ -233,8 +252,8 @@ export class Model implements Disposable, AsyncDisposable {
     try {
       const result =
         chunks.length === 1
-          ? ((await this.#native.call(method, inputs as unknown[], { batch, entries, modules })) as NativeHookResult)
-          : await this.#runChunks(method, inputs, batch, chunks, entries, modules);
+          ? ((await this.#native.call(method, inputs as unknown[], { batch, entries, modules, preconditioning })) as NativeHookResult)
+          : await this.#runChunks(method, inputs, batch, chunks, entries, modules, preconditioning);
       const byId = new Map(this.#sites.map((site) => [site.id, site.path]));
       return {
         output: result.output as T,
@@ -254,6 +273,7 @@ export class Model implements Disposable, AsyncDisposable {
     chunks: readonly Chunk[],
     entries: readonly NativePlanEntry[],
     modules: readonly NativeModuleEntry[],
+    preconditioning: Preconditioning | undefined,
   ): Promise<Pick<NativeHookResult, 'output' | 'captures'>> {
     const views: Tensor[] = [];
     const parts: NativeHookResult[] = [];
@@ -269,7 +289,7 @@ export class Model implements Disposable, AsyncDisposable {
             views.push(view);
             return view;
           });
-          const plan = { batch: length, entries: entriesForChunk(entries, chunk), modules: modulesForChunk(modules, chunk) };
+          const plan = { batch: length, entries: entriesForChunk(entries, chunk), modules: modulesForChunk(modules, chunk), preconditioning };
           return (await this.#native.call(method, chunkInputs as unknown[], plan)) as NativeHookResult;
         }),
       );
@@ -400,4 +420,15 @@ export function disposeOutput(output: ForwardOutput): void {
  */
 export function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
   return Model.load(path, options);
+}
+
+function checkPreconditioning(p: Preconditioning): void {
+  for (const key of ['inputScale', 'time', 'skip', 'out'] as const) {
+    if (typeof p[key] !== 'number' || !Number.isFinite(p[key])) {
+      throw new TorchGuidanceError(
+        ErrorCodes.INVALID_OPTION,
+        `run: preconditioning.${key} must be a finite number, got ${String(p[key])}. Fix: pass the scalings of a finite sigma (Denoiser.scalings).`,
+      );
+    }
+  }
 }

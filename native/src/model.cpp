@@ -16,6 +16,7 @@
 #include "instance_data.h"
 #include "ivalue_convert.h"
 #include "js_convert.h"
+#include "preconditioning.h"
 #include "promise_worker.h"
 #include "tensor.h"
 
@@ -251,17 +252,39 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
       }
       throw Error(code::kMethodNotFound, "the model has no method '" + name + "'. Methods: " + names + ".");
     }
-    auto inputs = std::make_shared<std::vector<c10::IValue>>(
-        InputsFromJs(env, method->function().getSchema(), info[1].As<Napi::Array>()));
+    const Napi::Value planValue = info.Length() > 2 ? info[2] : env.Undefined();
+    std::optional<Preconditioning> preconditioning = ParsePreconditioning(planValue);
+    Napi::Array jsInputs = info[1].As<Napi::Array>();
+    if (preconditioning) {
+      // The caller leaves out the time input, which the torch thread fills:
+      // x stands in for it here, so that the schema check sees a tensor.
+      const auto& args = method->function().getSchema().arguments();  // args[0] is self
+      if (args.size() < 3 || args[1].type()->kind() != c10::TypeKind::TensorType ||
+          args[2].type()->kind() != c10::TypeKind::TensorType) {
+        throw Error(code::kInputType, "preconditioning fills a denoiser's inputs (x: Tensor, t: Tensor, ...), but " +
+                                          name + " is " + SignatureOf(method->function().getSchema()) +
+                                          ". Fix: leave preconditioning out for this method.");
+      }
+      if (jsInputs.Length() < 1) {
+        throw Error(code::kInputCount, "preconditioning needs x as the first input. Fix: pass inputs [x, ...rest].");
+      }
+      Napi::Array withTime = Napi::Array::New(env, jsInputs.Length() + 1);
+      withTime.Set(0u, jsInputs.Get(0u));
+      withTime.Set(1u, jsInputs.Get(0u));
+      for (uint32_t i = 1; i < jsInputs.Length(); ++i) withTime.Set(i + 1, jsInputs.Get(i));
+      jsInputs = withTime;
+    }
+    auto inputs = std::make_shared<std::vector<c10::IValue>>(InputsFromJs(env, method->function().getSchema(), jsInputs));
     auto output = std::make_shared<c10::IValue>();
-    std::shared_ptr<HookPlan> plan =
-        ParseHookPlan(info.Length() > 2 ? info[2] : env.Undefined(), state->sites.size(), state->moduleSites);
+    std::shared_ptr<HookPlan> plan = ParseHookPlan(planValue, state->sites.size(), state->moduleSites);
     return PromiseWorker::Start(
         env,
-        [state, name, inputs, output, plan]() {
+        [state, name, inputs, output, plan, preconditioning]() {
           c10::InferenceMode guard;
           ScopedHookPlan scopedPlan(plan.get());
           AutocastScope autocast(state->device, state->dtype);
+          at::Tensor x;  // the unscaled first input, for D = c_skip · x + c_out · F
+          if (preconditioning) x = PrepareInputs(*preconditioning, *inputs);
           PlaceInputs(*inputs, state->device, state->dtype);
           try {
             // No plan, or one with nothing to do (the guided denoiser's
@@ -299,6 +322,7 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
           }
           state->forwardCount.fetch_add(1);
           inputs->clear();  // drop input references on the pool thread
+          if (preconditioning) *output = Denoised(*preconditioning, x, *output);
         },
         [output, plan](Napi::Env env) -> Napi::Value {
           Napi::Value result = OutputToJs(env, *output);

@@ -16,7 +16,7 @@
  */
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { DenoiserCard } from '../model-card.js';
-import type { Model } from '../model.js';
+import type { Model, Preconditioning } from '../model.js';
 import { type NoiseSchedule, noiseScheduleFromCard, sigmaToTimestep } from '../samplers/noise-schedule.js';
 import { full, type Tensor } from '../tensor.js';
 
@@ -77,6 +77,23 @@ export class Denoiser {
       default:
         return { cIn, cOut: 1, cSkip: 0, cNoise };
     }
+  }
+
+  /**
+   * Model.run's preconditioning at sigma: the same scaling as inputs() and
+   * denoised(), done on the torch thread around the forward (what sample()
+   * uses; those two stay for callers that need F itself).
+   */
+  preconditioning(sigma: number): Preconditioning {
+    const { cIn, cNoise, cSkip, cOut } = this.scalings(sigma);
+    return { inputScale: cIn, time: cNoise, skip: cSkip, out: cOut };
+  }
+
+  /** Model.run's inputs under preconditioning: x (already repeated per branch) and its conditions, no time. */
+  preconditionedInputs(x: Tensor, conditions: Tensor | undefined): Tensor[] {
+    if (this.conditioning.kind === 'none') return [x];
+    if (!conditions) throw new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, 'a conditional model needs conditions.');
+    return [x, conditions];
   }
 
   /** The forward's inputs for a batch x (already repeated per branch) and its conditions. */

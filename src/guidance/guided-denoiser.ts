@@ -52,6 +52,8 @@ export class GuidedDenoiser {
   readonly #parallel: number | 'auto';
   readonly #denoisers = new Map<string, Denoiser>();
   readonly #state = new Map<Term, Map<string, unknown>>();
+  /** Joined given/null conditions per branch layout, kept for the run (#batchConditions). */
+  readonly #joinedConditions = new Map<string, Tensor>();
   #evaluation = 0;
   /** Forwards issued and time spent, for timings and tests. */
   readonly times: PhaseTimes = { forwardMs: 0, mixMs: 0 };
@@ -146,8 +148,10 @@ export class GuidedDenoiser {
     this.#denoisers.set(modelKey(model), denoiser);
   }
 
-  /** Frees per-run state (APG's momentum). */
+  /** Frees per-run state (APG's momentum, the joined conditions). */
   dispose(): void {
+    for (const joined of this.#joinedConditions.values()) joined.dispose();
+    this.#joinedConditions.clear();
     for (const state of this.#state.values()) {
       for (const value of state.values()) if (isTensor(value)) value.dispose();
       state.clear();
@@ -189,18 +193,21 @@ export class GuidedDenoiser {
             const repeated = k === 1 ? input : input.repeat(k);
             if (repeated !== input) owned.push(repeated);
             const conditions = this.#batchConditions(forward.branches.map((b) => b.branch), evaluation, owned);
-            const { inputs, owned: scratch } = denoiser.inputs(repeated, info.sigma, conditions);
-            owned.push(...scratch);
+            const inputs = denoiser.preconditionedInputs(repeated, conditions);
             const hooks: Hook[] = forward.branches.flatMap((b, slice) => this.#branchHooks(b.branch, slice * batch, batch, evaluation));
             for (const c of forward.captures) {
               hooks.push({ sites: c.sites, action: 'capture', self: true, start: c.slice * batch, length: batch });
             }
             this.forwards++;
-            const { output, captures } = await denoiser.model.run<Tensor>({ inputs, hooks, parallel: this.#parallel });
-            owned.push(output);
-            for (const map of captures.values()) owned.push(map);
-            const denoised = denoiser.denoised(repeated, output, info.sigma);
+            // D itself: the input and output scaling run on the torch thread (Denoiser.preconditioning).
+            const { output: denoised, captures } = await denoiser.model.run<Tensor>({
+              inputs,
+              hooks,
+              parallel: this.#parallel,
+              preconditioning: denoiser.preconditioning(info.sigma),
+            });
             owned.push(denoised);
+            for (const map of captures.values()) owned.push(map);
             forward.branches.forEach((b, slice) => {
               const part = k === 1 ? denoised : denoised.narrow(slice * batch, batch);
               if (part !== denoised) owned.push(part);
@@ -326,10 +333,17 @@ export class GuidedDenoiser {
   /** The conditions of a batched forward, one slice per branch (the one place that repeats side inputs). */
   #batchConditions(branches: Branch[], evaluation: number, owned: Tensor[]): Tensor | undefined {
     if (this.main.conditioning.kind === 'none') return undefined;
+    // Given and null conditions are the same at every step: join them once
+    // per run (one op less per forward); random ones (ICG) are fresh per step.
+    const fixed = branches.every((b) => b.condition !== 'random');
+    const key = branches.map((b) => b.condition).join(',');
+    const cached = fixed ? this.#joinedConditions.get(key) : undefined;
+    if (cached) return cached;
     const parts = branches.map((b) => this.#condition(b.condition, evaluation, owned));
     if (parts.length === 1) return parts[0];
     const joined = cat(parts);
-    owned.push(joined);
+    if (fixed) this.#joinedConditions.set(key, joined);
+    else owned.push(joined);
     return joined;
   }
 

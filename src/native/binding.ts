@@ -68,7 +68,13 @@ export interface NativeModel {
   call(
     method: string,
     inputs: unknown[],
-    plan?: { batch: number; probe?: boolean; entries?: unknown[]; modules?: unknown[] },
+    plan?: {
+      batch: number;
+      probe?: boolean;
+      entries?: unknown[];
+      modules?: unknown[];
+      preconditioning?: { inputScale: number; time: number; skip: number; out: number };
+    },
   ): Promise<unknown>;
   readonly attentionSites: { id: number; path: string; kind: 'softmax' | 'sdpa' }[];
   /** Module outputs the graph pass tagged; hasInput: the call has a tensor argument (skip needs one). */
