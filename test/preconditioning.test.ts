@@ -130,6 +130,9 @@ describe('Model.run preconditioning', () => {
     const unit = { inputScale: 1, time: 0, skip: 0, out: 1 };
     const refused = await expectCode(ErrorCodes.INPUT_TYPE, () => tuple.run({ inputs: [flat, 0.5], preconditioning: unit }));
     assert.match(refused.message, /scale: float/);
+    // Too few inputs for a denoiser (tiny-mlp: forward(x)): a count error.
+    using mlp = await loadModel(fixture('tiny-mlp'), { device: 'cpu' });
+    await expectCode(ErrorCodes.INPUT_COUNT, () => mlp.run({ inputs: [flat], preconditioning: unit }));
     // A denoiser-shaped signature that returns a tuple: refused after its forward, with nothing left behind.
     const dir = mkdtempSync(join(tmpdir(), 'tg-precond-'));
     try {

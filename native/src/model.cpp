@@ -258,12 +258,15 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
     if (preconditioning) {
       // The caller leaves out the time input, which the torch thread fills:
       // x stands in for it here, so that the schema check sees a tensor.
-      const auto& args = method->function().getSchema().arguments();  // args[0] is self
-      if (args.size() < 3 || args[1].type()->kind() != c10::TypeKind::TensorType ||
-          args[2].type()->kind() != c10::TypeKind::TensorType) {
-        throw Error(code::kInputType, "preconditioning fills a denoiser's inputs (x: Tensor, t: Tensor, ...), but " +
-                                          name + " is " + SignatureOf(method->function().getSchema()) +
-                                          ". Fix: leave preconditioning out for this method.");
+      const c10::FunctionSchema& schema = method->function().getSchema();
+      const auto& args = schema.arguments();  // args[0] is self
+      const bool tensors = args.size() >= 3 && args[1].type()->kind() == c10::TypeKind::TensorType &&
+                           args[2].type()->kind() == c10::TypeKind::TensorType;
+      if (!tensors) {
+        throw Error(args.size() < 3 ? code::kInputCount : code::kInputType,
+                    "a denoiser's " + name + " takes (x: Tensor, t: Tensor, ...) inputs, but this one is " +
+                        SignatureOf(schema) + ". Fix: export the model with that signature (models/README.md, "
+                                              "\"The model card\"), or call run() without preconditioning.");
       }
       if (jsInputs.Length() < 1) {
         throw Error(code::kInputCount, "preconditioning needs x as the first input. Fix: pass inputs [x, ...rest].");
