@@ -10,7 +10,8 @@
 #
 # Node and node_modules: used as found; where the machine has neither (the
 # lent GPU machines have no Node and no registry), from .device/node.xz and
-# .device/nm.tar.xz (copies of this machine's, made by the session).
+# .device/nm.tar.xz (copies of this machine's: `bash scripts/device-bundle.sh`,
+# then carry ".device/").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-check-out}"
