@@ -10,9 +10,13 @@
 
 namespace tg {
 
+namespace {
+
 using Clock = std::chrono::steady_clock;
 
 int64_t Nanoseconds(Clock::duration d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); }
+
+}  // namespace
 
 struct Job {
   Napi::Promise::Deferred deferred;
