@@ -32,7 +32,8 @@ tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
   tests=(test/tensor.test.ts test/model.test.ts test/runtime.test.ts test/errors.test.ts test/attention.test.ts
     test/attention-styles.test.ts test/attention-sdpa.test.ts test/module-hooks.test.ts test/bad-input.test.ts
-    test/properties.test.ts test/concurrency.test.ts test/exit.test.ts test/samplers.test.ts test/sample.test.ts)
+    test/properties.test.ts test/concurrency.test.ts test/exit.test.ts test/samplers.test.ts test/sample.test.ts
+    test/preconditioning.test.ts)
 fi
 export TORCH_GUIDANCE_BINARY="$out/Release/torch_guidance.node"
 # The Python references run without libasan: preloaded into Python, its
