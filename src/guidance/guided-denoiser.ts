@@ -227,7 +227,7 @@ export class GuidedDenoiser {
         if (failed) throw (failed as PromiseRejectedResult).reason;
       }
       const mixStart = performance.now();
-      const prediction = this.#mix(plan, x, info, results, shiftedInputs);
+      const prediction = this.#mix(plan, x, info, results, shiftedInputs, owned);
       this.times.mixMs += performance.now() - mixStart;
       return prediction;
     } finally {
@@ -235,7 +235,14 @@ export class GuidedDenoiser {
     }
   }
 
-  #mix(plan: StepPlan, x: Tensor, info: StepInfo, results: Map<string, Tensor>, shiftedInputs: Map<string, Tensor>): GuidedPrediction {
+  #mix(
+    plan: StepPlan,
+    x: Tensor,
+    info: StepInfo,
+    results: Map<string, Tensor>,
+    shiftedInputs: Map<string, Tensor>,
+    owned: Tensor[],
+  ): GuidedPrediction {
     const base = results.get(plan.base)!;
     let guided = base;
     const replace = (next: Tensor) => {
@@ -271,8 +278,18 @@ export class GuidedDenoiser {
       const next = strategy.finalize?.(guided, { ...info, x, base });
       if (next) replace(next);
     }
-    const denoised = guided === base ? base.clone() : guided;
-    const renoise = plan.renoise === undefined ? undefined : results.get(plan.renoise)!.clone();
+    // A branch's own prediction (unguided sampling's D, CFG++'s D(∅)) is handed
+    // to the caller rather than cloned: one op less per step. Each handle is
+    // handed over once; a second use of it is cloned.
+    const take = (t: Tensor) => {
+      const at = owned.indexOf(t);
+      if (at < 0) return t.clone();
+      owned.splice(at, 1);
+      return t;
+    };
+    const denoised = guided === base ? take(base) : guided;
+    const source = plan.renoise === undefined ? undefined : results.get(plan.renoise)!;
+    const renoise = source === undefined ? undefined : source === denoised ? source.clone() : take(source);
     return renoise ? { denoised, renoise } : { denoised };
   }
 
