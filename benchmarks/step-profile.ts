@@ -77,16 +77,20 @@ const strategies: Record<string, Strategy[]> = {
 const chosen = flag('only', 'none,cfg,autoguidance').split(',');
 for (const name of chosen) if (!strategies[name]) throw new Error(`--only: no strategy '${name}'; choose from ${Object.keys(strategies).join(', ')}`);
 
-/** Per-step milliseconds of one run. */
+/** Per-step milliseconds of one run: what both sides report. */
 interface Profile {
   step: number;
   forwards: number;
-  work?: number;
-  hop?: number;
-  notify?: number;
 }
 
-async function oursOnce(guidance: Strategy[]): Promise<Profile> {
+/** Ours also splits the forwards with jobTimes(). */
+interface OurProfile extends Profile {
+  work: number;
+  hop: number;
+  notify: number;
+}
+
+async function oursOnce(guidance: Strategy[]): Promise<OurProfile> {
   const labels = Array.from({ length: batch }, (_, i) => i % 10);
   jobTimes({ reset: true });
   const start = performance.now();
@@ -125,7 +129,7 @@ for (const name of chosen) {
     threads: info.intraOpThreads,
     device,
   });
-  const ours: Profile[] = [];
+  const ours: OurProfile[] = [];
   const theirs: Profile[] = [];
   try {
     await oursOnce(guidance); // warm-up (the Python loop warmed up as it started)
@@ -141,10 +145,10 @@ for (const name of chosen) {
   } finally {
     loop.close();
   }
-  const path = ours.map((o) => o.forwards - o.work!);
+  const path = ours.map((o) => o.forwards - o.work);
   // Forwards that ran at once (autoguidance's two models) sum to more work than wall time: no path to read.
   const pathCell = median(path) >= 0 ? col(path) : '— (concurrent)';
-  const oursRow = `| ${name} | ours | ${col(ours.map((o) => o.step))} | ${col(ours.map((o) => o.forwards))} | ${col(ours.map((o) => o.work!))} | ${pathCell} | ${col(ours.map((o) => o.hop!))} | ${col(ours.map((o) => o.notify!))} | ${col(ours.map((o) => o.step - o.forwards))} |`;
+  const oursRow = `| ${name} | ours | ${col(ours.map((o) => o.step))} | ${col(ours.map((o) => o.forwards))} | ${col(ours.map((o) => o.work))} | ${pathCell} | ${col(ours.map((o) => o.hop))} | ${col(ours.map((o) => o.notify))} | ${col(ours.map((o) => o.step - o.forwards))} |`;
   const theirRow = `| ${name} | Python | ${col(theirs.map((o) => o.step))} | ${col(theirs.map((o) => o.forwards))} | — | — | — | — | ${col(theirs.map((o) => o.step - o.forwards))} |`;
   rows.push(oursRow, theirRow);
   console.log(oursRow);

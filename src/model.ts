@@ -14,11 +14,13 @@ import { type Hook, planForward } from './hooks.js';
 import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from './module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
 import { checkModelCard, type ModelCard } from './model-card.js';
-import { native, type MethodDescription, type NativeModel, type NativeModelDescription } from './native/binding.js';
+import { native, type MethodDescription, type NativeModel, type NativeModelDescription, type Preconditioning } from './native/binding.js';
 import type { Dtype, ResolvedDevice, Tensor } from './tensor.js';
 import { isTensor, randn, tensor } from './tensor.js';
 import { deviceSchema } from './tensor.js';
 import { parseOptions } from './util/options.js';
+
+export type { Preconditioning } from './native/binding.js';
 
 const loadOptionsSchema = z
   .object({
@@ -69,14 +71,6 @@ export interface RunOptions extends CallOptions {
    * The method must return one tensor.
    */
   preconditioning?: Preconditioning;
-}
-
-/** c_in, c_noise, c_skip and c_out of one forward (RunOptions.preconditioning). */
-export interface Preconditioning {
-  inputScale: number;
-  time: number;
-  skip: number;
-  out: number;
 }
 
 export interface RunResult<T extends ForwardOutput = ForwardOutput> {

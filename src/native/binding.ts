@@ -73,7 +73,7 @@ export interface NativeModel {
       probe?: boolean;
       entries?: unknown[];
       modules?: unknown[];
-      preconditioning?: { inputScale: number; time: number; skip: number; out: number };
+      preconditioning?: Preconditioning;
     },
   ): Promise<unknown>;
   readonly attentionSites: { id: number; path: string; kind: 'softmax' | 'sdpa' }[];
@@ -115,6 +115,14 @@ export interface NativeBinding {
   cudaMemory(index: number, resetPeak: boolean): CudaMemory | null;
   jobTimes(reset: boolean): JobTimes;
   prepareExit(): void;
+}
+
+/** c_in, c_noise, c_skip and c_out of one forward (RunOptions.preconditioning; native/src/preconditioning.h). */
+export interface Preconditioning {
+  inputScale: number;
+  time: number;
+  skip: number;
+  out: number;
 }
 
 /** Where native jobs (loads, forwards, copies to JS) spent their time; see runtime.ts jobTimes(). */
