@@ -1,8 +1,12 @@
 /**
  * Attention sites and hook plans.
  *
- * The addon finds every softmax attention site of a model's forward at load
- * and wraps it in hook ops (native/src/attention_pass.h). A probe forward then
+ * The addon finds every attention site of a model's forward at load (softmax
+ * attention written out in any of the ways real code writes it, fused
+ * scaled_dot_product_attention, fused nn.MultiheadAttention) and wraps it in
+ * hook ops (native/src/attention_pass.h); it reports every softmax and fused
+ * attention op it saw, with the reason for those it left alone
+ * (AttentionCandidate). A probe forward then
  * records each site's shape, from which the query grid and the self/cross
  * flag follow. A forward may carry hooks: per site and batch slice, replace
  * the probabilities by the identity (PAG), blur the queries over the grid
@@ -12,7 +16,7 @@
 import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from './errors.js';
-import { type SiteSelector, selectSites, selectorSchema } from './site-selectors.js';
+import { type SiteSelector, selectSites, selectorSchema, selectorText } from './site-selectors.js';
 import { parseOptions } from './util/options.js';
 
 export { globToRegExp, type SiteSelector } from './site-selectors.js';
@@ -20,15 +24,45 @@ export { globToRegExp, type SiteSelector } from './site-selectors.js';
 export interface AttentionSite {
   /** The addon's index of the site. */
   id: number;
-  /** The module path, as PyTorch's named_modules() names it (`mid.attn`; `#1` for a second site in a module). */
+  /**
+   * The path of the attention module, as PyTorch's named_modules() names it:
+   * the innermost module whose code holds both the softmax and the product
+   * with the values (`blocks.3.attn`, also when the softmax is an nn.Softmax
+   * child), or that calls the fused op; `#1` for a second site in a module.
+   */
   path: string;
-  kind: 'softmax' | 'sdpa';
+  /**
+   * softmax: attention written out (softmax, then a product with the values);
+   * sdpa: a fused scaled_dot_product_attention; mha: a fused
+   * nn.MultiheadAttention (when its explicit path may run instead, both are
+   * this one site).
+   */
+  kind: 'softmax' | 'sdpa' | 'mha';
   /** Query and key counts equal; null when the model could not be probed. */
   selfAttention: boolean | null;
   /** Query and key token counts; null when not probed. */
   tokens: { queries: number; keys: number } | null;
   /** The query grid [height, width], from the model's sample shape; null when unknown. */
   grid: [number, number] | null;
+}
+
+/** A softmax or fused attention op the attention pass saw, hooked or not (Model.attentionReport). */
+export interface AttentionCandidate {
+  /** The site's path when hooked; else the path of the module whose code the op is. */
+  path: string;
+  /** The TorchScript op, e.g. `aten::softmax`, `aten::_native_multi_head_attention`. */
+  op: string;
+  /** The site it belongs to (AttentionSite.id) when hooked, else null. */
+  site: number | null;
+  /** Why it was left alone; null when hooked. */
+  reason: string | null;
+  /**
+   * Attention that is not hooked (an op the pass does not follow between the
+   * softmax and the product, or a fused kernel without a hook): a hook whose
+   * selector reaches it fails with ERR_UNHOOKED_ATTENTION rather than perturb
+   * part of the model's attention. False for softmaxes that are not attention.
+   */
+  attention: boolean;
 }
 
 export const hookSchema = z
@@ -79,12 +113,55 @@ function describeSites(sites: readonly AttentionSite[]): string {
     .join(', ')}`;
 }
 
-/** Resolves hooks against a model's sites into the addon's plan entries. */
+function isPathPrefix(prefix: string, path: string): boolean {
+  return prefix === '' || path === prefix || path.startsWith(`${prefix}.`);
+}
+
+/**
+ * Refuses a selector that reaches attention the pass left alone: one the
+ * selector matches itself, or one in the module of (or inside) a site it
+ * selected. Without this, `'**'` on a model with one unhookable attention
+ * would perturb the others and say nothing.
+ */
+function checkNoUnhookedAttention(
+  index: number,
+  selector: SiteSelector,
+  selected: readonly AttentionSite[],
+  candidates: readonly AttentionCandidate[],
+): void {
+  for (const candidate of candidates) {
+    if (candidate.site !== null || !candidate.attention) continue;
+    const owner = candidate.path;
+    const reached =
+      selectSites(selector, [{ id: -1, path: owner }]).length > 0 ||
+      selected.some((site) => {
+        const path = site.path.replace(/#\d+$/, '');
+        return isPathPrefix(owner, path) || isPathPrefix(path, owner);
+      });
+    if (reached) {
+      throw new TorchGuidanceError(
+        ErrorCodes.UNHOOKED_ATTENTION,
+        `hooks[${index}].sites ${selectorText(selector)} reaches attention the graph pass could not hook: ` +
+          `${candidate.op} in ${owner || 'the top-level module'} (${candidate.reason}). The hook would perturb only part ` +
+          "of the model's attention. Fix: select the hooked sites you mean explicitly (model.attentionSites lists " +
+          'them; model.attentionReport lists what was left alone and why), or export that attention in a form the ' +
+          'pass follows.',
+      );
+    }
+  }
+}
+
+/**
+ * Resolves hooks against a model's sites into the addon's plan entries.
+ * `candidates` (the model's attention report) makes a selector that reaches
+ * unhooked attention fail with ERR_UNHOOKED_ATTENTION.
+ */
 export function planHooks(
   hooks: readonly AttentionHook[],
   sites: readonly AttentionSite[],
   batch: number,
   first = 0,
+  candidates: readonly AttentionCandidate[] = [],
 ): NativePlanEntry[] {
   const entries: NativePlanEntry[] = [];
   hooks.forEach((raw, offset) => {
@@ -96,6 +173,7 @@ export function planHooks(
     const perturbs = hook.action === 'identity' || hook.action === 'blur';
     const onlySelf = hook.self ?? perturbs;
     const selected = selectSites(hook.sites as SiteSelector, sites);
+    checkNoUnhookedAttention(index, hook.sites as SiteSelector, selected, candidates);
     if (selected.length === 0) {
       throw new TorchGuidanceError(
         ErrorCodes.NO_MATCHING_SITE,
@@ -150,7 +228,7 @@ export function planHooks(
  * left unknown rather than guessed.
  */
 export function siteFromProbe(
-  base: { id: number; path: string; kind: 'softmax' | 'sdpa' },
+  base: { id: number; path: string; kind: AttentionSite['kind'] },
   logitsShape: readonly number[] | undefined,
   spatial: readonly [number, number] | undefined,
 ): AttentionSite {

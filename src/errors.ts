@@ -39,6 +39,12 @@ export const ErrorCodes = {
   OUT_OF_MEMORY: 'ERR_OUT_OF_MEMORY',
   /** A hook's site selector matches no attention or module site (the message lists them). */
   NO_MATCHING_SITE: 'ERR_NO_MATCHING_SITE',
+  /**
+   * A hook's selector reaches attention the graph pass could not hook (the
+   * message names it and why): the hook would perturb only part of the
+   * model's attention.
+   */
+  UNHOOKED_ATTENTION: 'ERR_UNHOOKED_ATTENTION',
   /** identity or blur asked for on a cross-attention site. */
   CROSS_ATTENTION: 'ERR_CROSS_ATTENTION',
   /** blur on a site whose query grid is unknown (the model has no card to probe with). */

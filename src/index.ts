@@ -1,7 +1,7 @@
 /**
  * torch-guidance: TorchScript diffusion models in Node.js, on libtorch.
  */
-export { globToRegExp, type AttentionHook, type AttentionSite, type SiteSelector } from './attention.js';
+export { globToRegExp, type AttentionCandidate, type AttentionHook, type AttentionSite, type SiteSelector } from './attention.js';
 export type { Hook } from './hooks.js';
 export type { ModuleHook, ModuleSite } from './module-hooks.js';
 export { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from './errors.js';

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 
 import { z } from 'zod';
 
-import { type AttentionSite, type NativePlanEntry, siteFromProbe } from './attention.js';
+import { type AttentionCandidate, type AttentionSite, type NativePlanEntry, siteFromProbe } from './attention.js';
 import { type Chunk, autoChunks, catCaptures, catOutputs, chunkBatch, entriesForChunk, modulesForChunk } from './batch-split.js';
 import { config } from './config.js';
 import { type Hook, planForward } from './hooks.js';
@@ -192,6 +192,17 @@ export class Model implements Disposable, AsyncDisposable {
   }
 
   /**
+   * Every softmax and fused attention op the attention pass saw in forward,
+   * in program order: the hooked ones with their site, the others with the
+   * reason they were left alone. A hook whose selector reaches attention left
+   * alone fails (ERR_UNHOOKED_ATTENTION) instead of perturbing part of it.
+   */
+  get attentionReport(): readonly AttentionCandidate[] {
+    this.#checkLive();
+    return this.#native.attentionCandidates;
+  }
+
+  /**
    * The module outputs a forward can hook (noise, skip): the card's time
    * embedding and the model's own blocks, with whether each can be skipped.
    * Probed at load from the model card; see probe().
@@ -239,7 +250,7 @@ export class Model implements Disposable, AsyncDisposable {
     if (signal?.aborted) throw abortError(signal);
     const first = inputs.find(isTensor);
     const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
-    const { entries, modules } = planForward(hooks, this.#sites, this.#moduleSites, batch);
+    const { entries, modules } = planForward(hooks, this.#sites, this.#moduleSites, batch, this.attentionReport);
     const parts = parallel === 'auto' ? autoChunks(batch, config.jobThreads) : parallel;
     const chunks = this.device === 'cpu' && first ? chunkBatch(batch, parts, modules) : [{ start: 0, end: batch }];
     this.#pending++;

@@ -12,7 +12,8 @@
 // node, which never materialises the probabilities: it takes the op's output
 // and inputs, and recomputes only the planned slices (identity: the values;
 // blur: the op itself on blurred queries, as SEG blurs them), so the other
-// samples keep the op's own result, bit for bit.
+// samples keep the op's own result, bit for bit. guidance::attn_mha does the
+// same after a fused nn.MultiheadAttention (mha_hook.h).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
@@ -20,7 +21,9 @@
 
 #include "errors.h"
 #include "hook_plan.h"
+#include "mha_hook.h"
 #include "module_hook_op.h"
+#include "query_blur.h"
 #include "sdpa.h"
 
 namespace tg {
@@ -36,34 +39,12 @@ at::Tensor PerSample(const at::Tensor& x, int64_t batch) {
   return x.reshape({batch, -1, x.size(-2), x.size(-1)});
 }
 
-// A 1-D Gaussian kernel as the SEG reference makes it: size ceil(6 sigma) + 1
-// made odd, clipped for an axis of n to min(k, n - (n mod 2 - 1)).
-at::Tensor GaussianKernel(double sigma, int64_t n, const at::TensorOptions& options) {
-  int64_t k = static_cast<int64_t>(std::ceil(6 * sigma)) + 1;
-  if (k % 2 == 0) k += 1;
-  k = std::min(k, n - (n % 2 - 1));
-  double half = (k - 1) * 0.5;
-  at::Tensor x = at::linspace(-half, half, k, options.dtype(at::kDouble));
-  at::Tensor pdf = at::exp(-0.5 * (x / sigma).pow(2));
-  return (pdf / pdf.sum()).to(options.dtype());
-}
-
-// Blurs the query axis of logits [M, Nq, Nk] over the H x W grid, with
-// reflect padding; sigma = infinity gives every query the mean logits.
-at::Tensor BlurQueries(const at::Tensor& logits, const HookEntry& grid, double sigma) {
-  int64_t m = logits.size(0), nq = logits.size(1), nk = logits.size(2);
-  TORCH_CHECK(grid.gridHeight * grid.gridWidth == nq, "blur: the site's grid ", grid.gridHeight, "x", grid.gridWidth,
-              " does not hold its ", nq, " queries");
-  if (std::isinf(sigma)) return logits.mean(1, /*keepdim=*/true).expand({m, nq, nk}).contiguous();
-  // [M, Nq, Nk] -> [M * Nk, 1, H, W]: each key's logits over the query grid as an image.
-  at::Tensor images = logits.permute({0, 2, 1}).reshape({m * nk, 1, grid.gridHeight, grid.gridWidth});
-  at::Tensor ky = GaussianKernel(sigma, grid.gridHeight, logits.options());
-  at::Tensor kx = GaussianKernel(sigma, grid.gridWidth, logits.options());
-  int64_t py = (ky.size(0) - 1) / 2, px = (kx.size(0) - 1) / 2;
-  images = at::reflection_pad2d(images, {px, px, py, py});
-  images = at::conv2d(images, ky.view({1, 1, -1, 1}));
-  images = at::conv2d(images, kx.view({1, 1, 1, -1}));
-  return images.reshape({m, nk, nq}).permute({0, 2, 1});
+// Refuses to perturb a softmax that does not run over the last (keys) axis:
+// the hooks read [..., queries, keys].
+void CheckAxis(const at::Tensor& x, const HookEntry& entry) {
+  TORCH_CHECK(entry.axis == -1 || entry.axis == x.dim() - 1, "the softmax at this attention site runs over axis ",
+              entry.axis, " of a ", x.dim(), "-d tensor, not over its last (keys) axis, so its probabilities cannot "
+              "be perturbed");
 }
 
 at::Tensor AttnLogits(const at::Tensor& x, int64_t site) {
@@ -74,13 +55,14 @@ at::Tensor AttnLogits(const at::Tensor& x, int64_t site) {
   bool copied = false;
   for (const HookEntry& entry : plan->entries) {
     if (entry.site != site || entry.action != HookAction::kBlur) continue;
+    CheckAxis(x, entry);
     if (!copied) {
       result = x.clone(at::MemoryFormat::Contiguous);
       copied = true;
     }
     at::Tensor slice = PerSample(result, plan->batch).narrow(0, entry.start, entry.length);
     at::Tensor flat = slice.reshape({-1, slice.size(-2), slice.size(-1)});
-    slice.copy_(BlurQueries(flat, entry, entry.sigma).reshape(slice.sizes()));
+    slice.copy_(BlurQueries(flat, entry.gridHeight, entry.gridWidth, entry.sigma).reshape(slice.sizes()));
   }
   return result;
 }
@@ -92,6 +74,7 @@ at::Tensor AttnProbs(const at::Tensor& x, int64_t site) {
   bool copied = false;
   for (const HookEntry& entry : plan->entries) {
     if (entry.site != site) continue;
+    CheckAxis(x, entry);
     if (entry.action == HookAction::kCapture) {
       // Head-averaged probabilities of the slice: [length, Nq, Nk].
       plan->captures[site] = PerSample(x, plan->batch).narrow(0, entry.start, entry.length).mean(1);
@@ -157,7 +140,7 @@ at::Tensor AttnSdpa(const at::Tensor& out, const at::Tensor& query, const at::Te
       replacement = RepeatHeads(slice.value, slice.query);
     } else {
       at::Tensor flat = slice.query.reshape({-1, queries, query.size(-1)});
-      slice.query = BlurQueries(flat, entry, entry.sigma).reshape(slice.query.sizes());
+      slice.query = BlurQueries(flat, entry.gridHeight, entry.gridWidth, entry.sigma).reshape(slice.query.sizes());
       slice.key = RepeatHeads(slice.key, slice.query);
       slice.value = RepeatHeads(slice.value, slice.query);
       replacement = CallSdpa(slice);
@@ -202,6 +185,10 @@ std::string RegisterOnce() {
         "attn_sdpa(Tensor(a) out, Tensor query, Tensor key, Tensor value, Tensor? mask, bool causal, float? scale, "
         "int site) -> Tensor(a)",
         &AttnSdpa);
+    library->def(
+        "attn_mha(Tensor(a) out, Tensor query, Tensor key, Tensor value, int num_head, Tensor qkv_weight, "
+        "Tensor? qkv_bias, Tensor proj_weight, Tensor? proj_bias, Tensor? mask, int? mask_type, int site) -> Tensor(a)",
+        &AttnMha);
     RegisterSdpaPolyfill();
     return ns;
   }

@@ -21,6 +21,7 @@ struct HookEntry {
   int64_t length = 0;  // samples in the slice
   HookAction action = HookAction::kIdentity;
   double sigma = 0;    // blur only; infinity = the mean query
+  int64_t axis = -1;   // the site's softmax axis as written (-1, or a non-negative index checked at run time)
   int64_t gridHeight = 0;  // blur only: the site's query grid
   int64_t gridWidth = 0;
 };

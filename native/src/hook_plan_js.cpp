@@ -50,14 +50,15 @@ void CheckSite(int64_t site, size_t count, const char* what) {
   }
 }
 
-HookEntry ParseAttentionEntry(const Napi::Object& item, size_t sites, int64_t batch) {
+HookEntry ParseAttentionEntry(const Napi::Object& item, const std::vector<AttentionSite>& sites, int64_t batch) {
   HookEntry entry;
   entry.site = ToInt64(item.Get("site"), "plan entry site");
   entry.start = ToInt64(item.Get("start"), "plan entry start");
   entry.length = ToInt64(item.Get("length"), "plan entry length");
   entry.action = ParseAction(ToString(item.Get("action"), "plan entry action"));
-  CheckSite(entry.site, sites, "attention sites");
+  CheckSite(entry.site, sites.size(), "attention sites");
   CheckSlice(entry.start, entry.length, batch);
+  entry.axis = sites[static_cast<size_t>(entry.site)].axis;
   if (entry.action == HookAction::kBlur) {
     entry.sigma = ToDouble(item.Get("sigma"), "plan entry sigma");
     entry.gridHeight = ToInt64(item.Get("gridHeight"), "plan entry gridHeight");
@@ -104,7 +105,7 @@ ModuleHookEntry ParseModuleEntry(const Napi::Object& item, const std::vector<Mod
 
 }  // namespace
 
-std::shared_ptr<HookPlan> ParseHookPlan(const Napi::Value& value, size_t attentionSites,
+std::shared_ptr<HookPlan> ParseHookPlan(const Napi::Value& value, const std::vector<AttentionSite>& attentionSites,
                                         const std::vector<ModuleSite>& moduleSites) {
   if (!value.IsObject()) return nullptr;
   Napi::Object object = value.As<Napi::Object>();

@@ -12,13 +12,14 @@
 #include <memory>
 #include <vector>
 
+#include "attention_pass.h"
 #include "hook_plan.h"
 #include "module_pass.h"
 
 namespace tg {
 
 // Null when `value` is not an object (a forward without a plan).
-std::shared_ptr<HookPlan> ParseHookPlan(const Napi::Value& value, size_t attentionSites,
+std::shared_ptr<HookPlan> ParseHookPlan(const Napi::Value& value, const std::vector<AttentionSite>& attentionSites,
                                         const std::vector<ModuleSite>& moduleSites);
 
 }  // namespace tg

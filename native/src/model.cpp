@@ -129,10 +129,12 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
       HookSites sites = InsertHooks(state.module, CardString(state.card, "timeEmbedding"));
       state.sites = std::move(sites.attention);
       state.moduleSites = std::move(sites.modules);
+      state.attentionCandidates = std::move(sites.candidates);
     }
   } catch (const std::exception& e) {
     state.sites.clear();
     state.moduleSites.clear();
+    state.attentionCandidates.clear();
     state.attentionPassError = e.what();
   }
   // Freezing folds parameters into the graph and inlines submodule calls.
@@ -171,6 +173,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                         InstanceAccessor<&ModelWrap::Card>("card"),
                                         InstanceAccessor<&ModelWrap::AttentionSites>("attentionSites"),
                                         InstanceAccessor<&ModelWrap::ModuleSites>("moduleSites"),
+                                        InstanceAccessor<&ModelWrap::AttentionCandidates>("attentionCandidates"),
                                         InstanceAccessor<&ModelWrap::Device>("device"),
                                         InstanceAccessor<&ModelWrap::Dtype>("dtype"),
                                         InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
@@ -279,7 +282,7 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
     }
     auto inputs = std::make_shared<std::vector<c10::IValue>>(InputsFromJs(env, method->function().getSchema(), jsInputs));
     auto output = std::make_shared<c10::IValue>();
-    std::shared_ptr<HookPlan> plan = ParseHookPlan(planValue, state->sites.size(), state->moduleSites);
+    std::shared_ptr<HookPlan> plan = ParseHookPlan(planValue, state->sites, state->moduleSites);
     return PromiseWorker::Start(
         env,
         [state, name, inputs, output, plan, preconditioning]() {
@@ -422,6 +425,26 @@ Napi::Value ModelWrap::AttentionSites(const Napi::CallbackInfo& info) {
       sites.Set(static_cast<uint32_t>(i), site);
     }
     return sites;
+  });
+}
+
+Napi::Value ModelWrap::AttentionCandidates(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const auto& candidates = Checked()->attentionCandidates;
+    Napi::Array list = Napi::Array::New(env, candidates.size());
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      const AttentionCandidate& candidate = candidates[i];
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("path", candidate.path);
+      entry.Set("op", candidate.op);
+      entry.Set("site", candidate.site >= 0 ? Napi::Value(Napi::Number::New(env, static_cast<double>(candidate.site)))
+                                            : env.Null());
+      entry.Set("reason", candidate.reason.empty() ? env.Null() : Napi::Value(Napi::String::New(env, candidate.reason)));
+      entry.Set("attention", candidate.attention);
+      list.Set(static_cast<uint32_t>(i), entry);
+    }
+    return list;
   });
 }
 

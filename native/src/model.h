@@ -31,6 +31,7 @@ struct ModelState {
   std::atomic<int64_t> forwardCount{0};
   std::vector<AttentionSite> sites;  // found by the attention pass, ids = indices
   std::vector<ModuleSite> moduleSites;  // module outputs tagged by the same pass, ids = indices
+  std::vector<AttentionCandidate> attentionCandidates;  // every softmax / fused attention op the pass saw
   std::string attentionPassError;    // why the pass was skipped, if it was
   // A method of the frozen module holding forward without the hook ops
   // (attention_pass.h, WithoutHookOps), which forwards with no plan run;
@@ -63,6 +64,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Card(const Napi::CallbackInfo& info);
   Napi::Value AttentionSites(const Napi::CallbackInfo& info);
   Napi::Value ModuleSites(const Napi::CallbackInfo& info);
+  Napi::Value AttentionCandidates(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value ForwardCount(const Napi::CallbackInfo& info);

@@ -9,7 +9,8 @@ export const inspectHelp = `Usage: torch-guidance inspect <model.pt> [--device a
 
 Prints the runtime (libtorch version, CUDA devices, threads, loaded binary) and
 the model: device, dtype, parameters, each method's signature, the attention
-sites (path, kind, self/cross, tokens, query grid) and its card.
+sites (path, kind, self/cross, tokens, query grid), every softmax or fused
+attention op the attention pass left alone and why, and its card.
 
 Options:
   --device   where to load the model (default auto)
@@ -43,8 +44,11 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   const description = model.describe();
   const sites = model.attentionSites;
   const modules = model.moduleSites;
+  const report = model.attentionReport;
+  const unhooked = report.filter((c) => c.site === null);
   if (values.json) {
-    console.log(JSON.stringify({ runtime: info, model: { ...description, attentionSites: sites, moduleSites: modules } }, null, 2));
+    const modelJson = { ...description, attentionSites: sites, attentionReport: report, moduleSites: modules };
+    console.log(JSON.stringify({ runtime: info, model: modelJson }, null, 2));
     return;
   }
   const lines = [
@@ -63,6 +67,9 @@ export async function inspectCommand(argv: string[]): Promise<void> {
         `${s.selfAttention === null ? 'unprobed' : s.selfAttention ? 'self ' : 'cross'}  ` +
         `${s.tokens ? `${s.tokens.queries}x${s.tokens.keys} tokens` : ''}  ${s.grid ? `grid ${s.grid[0]}x${s.grid[1]}` : ''}`.trimEnd(),
     ),
+    // What the pass saw and left alone: a selector reaching the `attention` ones fails (ERR_UNHOOKED_ATTENTION).
+    `  not hooked   ${unhooked.length === 0 ? 'none (every softmax and fused attention op is a site)' : `${unhooked.length} op(s)`}`,
+    ...unhooked.map((c) => `    ${c.op} in ${c.path || '(top level)'}${c.attention ? ' [attention]' : ''}: ${c.reason}`),
     // The blocks TSG can add noise to and skip-layer guidance can skip (src/module-hooks.ts).
     `  modules      ${modules.length === 0 ? 'no hookable module outputs' : `${modules.length} hookable output(s)`}`,
     ...modules.map(

@@ -104,9 +104,9 @@ export class GuidedDenoiser {
    */
   #checkSites(term: Term, branch: Branch): void {
     const check = (model: Branch['model'], hook: Hook, what: string) => {
-      const { attentionSites, moduleSites } = this.#denoisers.get(modelKey(model))!.model;
+      const { attentionSites, moduleSites, attentionReport } = this.#denoisers.get(modelKey(model))!.model;
       try {
-        planForward([hook], attentionSites, moduleSites, 1);
+        planForward([hook], attentionSites, moduleSites, 1, attentionReport);
       } catch (error) {
         if (!(error instanceof TorchGuidanceError)) throw error;
         throw new TorchGuidanceError(error.code, `${term.label}: its sites option (${what}) does not fit this model: ${error.message}`, { cause: error });

@@ -76,7 +76,9 @@ export interface NativeModel {
       preconditioning?: Preconditioning;
     },
   ): Promise<unknown>;
-  readonly attentionSites: { id: number; path: string; kind: 'softmax' | 'sdpa' }[];
+  readonly attentionSites: { id: number; path: string; kind: 'softmax' | 'sdpa' | 'mha' }[];
+  /** Every softmax and fused attention op the attention pass saw (native/src/attention_pass.h). */
+  readonly attentionCandidates: { path: string; op: string; site: number | null; reason: string | null; attention: boolean }[];
   /** Module outputs the graph pass tagged; hasInput: the call has a tensor argument (skip needs one). */
   readonly moduleSites: { id: number; path: string; hasInput: boolean }[];
   describe(): NativeModelDescription;
