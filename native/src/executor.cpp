@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "blas_threads.h"
+
 namespace tg {
 
 namespace {
@@ -72,7 +74,10 @@ struct Executor {
       }
       if (stopped) continue;
       lock.unlock();
-      task.run();
+      {
+        BlasJobScope blas;  // this job's share of the BLAS threads (blas_threads.h)
+        task.run();
+      }
       lock.lock();
       // Idle before the result is announced: the caller's next task (often
       // issued the moment it sees this one finish) comes back to this thread

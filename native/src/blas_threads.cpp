@@ -1,0 +1,76 @@
+#include "blas_threads.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "blas_info.h"
+
+namespace tg {
+
+namespace {
+
+struct Policy {
+  std::mutex mutex;
+  int setting = -1;  // -1 leave alone, 0 auto, n > 0 fixed
+  int budget = 1;
+  int running = 0;   // torch jobs running now
+};
+
+// Never destroyed: torch jobs may still start or end while the process exits.
+Policy& State() {
+  static Policy* policy = new Policy();
+  return *policy;
+}
+
+// OpenBLAS's own pthreads pool is the one BLAS whose count matters apart from
+// torch's: its threads are not torch's OpenMP team, and one count serves every
+// calling thread.
+bool Settable() {
+  const BlasApi& api = Blas();
+  return api.openblasSetNumThreads != nullptr && api.openblasGetNumThreads != nullptr && api.threading == "pthreads";
+}
+
+void ApplyLocked(const Policy& policy) {
+  if (!Settable() || policy.setting < 0) return;
+  int want = policy.setting > 0 ? policy.setting : std::max(1, policy.budget / std::max(1, policy.running));
+  const BlasApi& api = Blas();
+  // Read back rather than cached: anything else in the process may set it too.
+  if (api.openblasGetNumThreads() != want) api.openblasSetNumThreads(want);
+}
+
+}  // namespace
+
+void ConfigureBlasThreads(int setting, int budget) {
+  Policy& policy = State();
+  std::lock_guard<std::mutex> lock(policy.mutex);
+  policy.setting = setting;
+  if (budget >= 1) policy.budget = budget;
+  ApplyLocked(policy);
+}
+
+std::string BlasThreadControl() {
+  const BlasApi& api = Blas();
+  if (Settable()) {
+    Policy& policy = State();
+    std::lock_guard<std::mutex> lock(policy.mutex);
+    return policy.setting < 0 ? "external" : policy.setting == 0 ? "auto" : "fixed";
+  }
+  if (api.name == "mkl" || (api.name == "openblas" && api.threading == "openmp")) return "intra-op";
+  return "none";
+}
+
+BlasJobScope::BlasJobScope() {
+  Policy& policy = State();
+  std::lock_guard<std::mutex> lock(policy.mutex);
+  ++policy.running;
+  ApplyLocked(policy);
+}
+
+BlasJobScope::~BlasJobScope() {
+  Policy& policy = State();
+  std::lock_guard<std::mutex> lock(policy.mutex);
+  --policy.running;
+  ApplyLocked(policy);
+}
+
+}  // namespace tg
