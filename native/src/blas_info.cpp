@@ -126,8 +126,9 @@ BlasApi Detect() {
 }  // namespace
 
 const BlasApi& Blas() {
-  static const BlasApi api = Detect();
-  return api;
+  // Never destroyed: a torch job may end (and ask) after static destructors ran.
+  static const BlasApi* api = new BlasApi(Detect());
+  return *api;
 }
 
 int BlasThreadsNow() {
