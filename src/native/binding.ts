@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 
 import { type BuildInfo, loadBinary } from '../../scripts/binary-candidates.mjs';
-import { type Config, config } from '../config.js';
 import { warnOnReferenceBlas } from '../blas-warning.js';
+import { type Config, config } from '../config.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { Dtype, DeviceName, NativeTensor, ResolvedDevice } from './tensor-types.js';
 
