@@ -40,10 +40,10 @@ export function pythonFor(device: string): string {
  * loads its own BLAS; Debian's python3-torch the same libblas.so.3).
  */
 export function blasFor({ python = false }: { python?: boolean } = {}): string {
-  const { blas, intraOpThreads } = runtimeInfo();
+  const { blas, intraOpThreads, jobThreads } = runtimeInfo();
   const n = blas.threads === null ? 'unknown' : String(blas.threads);
   const threads = {
-    auto: `${n} threads for a job running alone, max(1, floor(${intraOpThreads} / K)) each while K torch jobs run at once (auto)`,
+    auto: `${n} threads per matrix multiply (auto: max(1, floor(${intraOpThreads} intra-op / ${jobThreads} torch threads)))`,
     fixed: `${n} threads (pinned: TORCH_GUIDANCE_BLAS_THREADS or setBlasThreads)`,
     external: `${n} threads (OPENBLAS_NUM_THREADS)`,
     'intra-op': `the intra-op threads (${intraOpThreads})`,

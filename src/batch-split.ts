@@ -64,13 +64,12 @@ export function autoChunks(rows: number, threads: number): number {
  *
  * Why: each chunk runs as its own job, and a BLAS with a thread pool of its
  * own (OpenBLAS built with pthreads) gives every calling job its thread count.
- * Under the default 'auto' BLAS control that count is divided among the jobs
- * running at once (native/src/blas_threads.h), so the split never multiplies
- * it. Where the count is pinned instead ('fixed' by setBlasThreads or
+ * Under the default 'auto' BLAS control that count is the budget divided by
+ * the torch threads (native/src/blas_threads.h), so the split never passes the
+ * budget. Where the count is set otherwise ('fixed' by setBlasThreads or
  * TORCH_GUIDANCE_BLAS_THREADS, 'external' by OPENBLAS_NUM_THREADS), K chunks
- * would run K times that many BLAS threads, so only floor(budget / threads)
- * chunks run at once: pinning the BLAS at every core means one forward at a
- * time. A single-threaded BLAS (the reference one) or one that shares torch's
+ * run K times that many BLAS threads, so only floor(budget / threads) chunks
+ * run at once: pinning the BLAS at every core means one forward at a time. A single-threaded BLAS (the reference one) or one that shares torch's
  * own OpenMP threads ('intra-op': MKL, OpenMP OpenBLAS) adds no threads of its
  * own, and the split is the only way a single-threaded BLAS's work reaches a
  * second core.

@@ -16,9 +16,13 @@ export function blasInfo(): BlasInfo {
 
 /**
  * Sets how many threads the BLAS gives one matrix multiply, for the whole
- * process, from now on: a count, or 'auto' (the default: each of the K torch
- * jobs running at once gets max(1, floor(intra-op threads / K)), so a forward
- * running alone gets them all and the chunks of a CPU batch split share them).
+ * process, from now on: a count, or 'auto' (the default:
+ * max(1, floor(intra-op threads / torch job threads)), so that the torch
+ * threads running forwards at once, the chunks of a CPU batch split among
+ * them, never ask the BLAS for more threads than the budget). OpenBLAS cuts a
+ * matrix multiply differently for another count, so a change moves results by
+ * round-off, as `parallel` does; the count is never changed behind your back,
+ * so the same call gives the same result whatever else runs.
  * Takes effect where the result's `control` is 'auto' or 'fixed' (an OpenBLAS
  * with its own threads); an OpenMP OpenBLAS and MKL follow torch's intra-op
  * count instead ('intra-op'), and the reference BLAS has one thread ('none').

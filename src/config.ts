@@ -12,10 +12,10 @@
  *   addon's own threads, not libuv's pool, so UV_THREADPOOL_SIZE needs no
  *   change and file-system work never waits behind a forward.
  * - TORCH_GUIDANCE_BLAS_THREADS: threads the BLAS (OpenBLAS with its own
- *   pthreads pool) gives one matrix multiply: 'auto' (default: each of the K
- *   torch jobs running at once gets max(1, floor(intra-op threads / K)), so a
- *   job alone gets them all) or a fixed count. Unset while OPENBLAS_NUM_THREADS
- *   is set: that setting is kept. See docs/performance.md.
+ *   pthreads pool) gives one matrix multiply: 'auto' (default:
+ *   max(1, floor(intra-op threads / job threads)), so the jobs running at once
+ *   never pass the intra-op budget) or a count. Unset while
+ *   OPENBLAS_NUM_THREADS is set: that setting is kept. See docs/performance.md.
  * - TORCH_GUIDANCE_ALLOW_REFERENCE_BLAS=1: do not warn when libtorch runs on
  *   the single-threaded reference BLAS (and let the test that checks for a
  *   fast BLAS pass on such a machine).

@@ -48,7 +48,7 @@ Napi::Value BlasInfoJs(const Napi::CallbackInfo& info) {
 Napi::Value SetBlasThreadsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guarded(env, [&]() -> Napi::Value {
-    ConfigureBlasThreads(BlasSetting(info.Length() > 0 ? info[0] : env.Undefined()), 0);
+    ConfigureBlasThreads(BlasSetting(info.Length() > 0 ? info[0] : env.Undefined()), 0, 0);
     return BlasInfoObject(env);
   });
 }

@@ -13,10 +13,10 @@ struct Policy {
   std::mutex mutex;
   int setting = -1;  // -1 leave alone, 0 auto, n > 0 fixed
   int budget = 1;
-  int running = 0;   // torch jobs running now
+  int jobs = 1;
 };
 
-// Never destroyed: torch jobs may still start or end while the process exits.
+// Never destroyed, like the BLAS facts: read from torch threads at any time.
 Policy& State() {
   static Policy* policy = new Policy();
   return *policy;
@@ -30,22 +30,19 @@ bool Settable() {
   return api.openblasSetNumThreads != nullptr && api.openblasGetNumThreads != nullptr && api.threading == "pthreads";
 }
 
-void ApplyLocked(const Policy& policy) {
-  if (!Settable() || policy.setting < 0) return;
-  int want = policy.setting > 0 ? policy.setting : std::max(1, policy.budget / std::max(1, policy.running));
-  const BlasApi& api = Blas();
-  // Read back rather than cached: anything else in the process may set it too.
-  if (api.openblasGetNumThreads() != want) api.openblasSetNumThreads(want);
-}
-
 }  // namespace
 
-void ConfigureBlasThreads(int setting, int budget) {
+void ConfigureBlasThreads(int setting, int budget, int jobs) {
   Policy& policy = State();
   std::lock_guard<std::mutex> lock(policy.mutex);
   policy.setting = setting;
   if (budget >= 1) policy.budget = budget;
-  ApplyLocked(policy);
+  if (jobs >= 1) policy.jobs = jobs;
+  if (!Settable() || policy.setting < 0) return;
+  int want = policy.setting > 0 ? policy.setting : std::max(1, policy.budget / policy.jobs);
+  const BlasApi& api = Blas();
+  // Read back rather than cached: anything else in the process may set it too.
+  if (api.openblasGetNumThreads() != want) api.openblasSetNumThreads(want);
 }
 
 std::string BlasThreadControl() {
@@ -57,20 +54,6 @@ std::string BlasThreadControl() {
   }
   if (api.name == "mkl" || (api.name == "openblas" && api.threading == "openmp")) return "intra-op";
   return "none";
-}
-
-BlasJobScope::BlasJobScope() {
-  Policy& policy = State();
-  std::lock_guard<std::mutex> lock(policy.mutex);
-  ++policy.running;
-  ApplyLocked(policy);
-}
-
-BlasJobScope::~BlasJobScope() {
-  Policy& policy = State();
-  std::lock_guard<std::mutex> lock(policy.mutex);
-  --policy.running;
-  ApplyLocked(policy);
 }
 
 }  // namespace tg

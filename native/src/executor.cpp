@@ -9,8 +9,6 @@
 #include <thread>
 #include <vector>
 
-#include "blas_threads.h"
-
 namespace tg {
 
 namespace {
@@ -74,10 +72,7 @@ struct Executor {
       }
       if (stopped) continue;
       lock.unlock();
-      {
-        BlasJobScope blas;  // this job's share of the BLAS threads (blas_threads.h)
-        task.run();
-      }
+      task.run();
       lock.lock();
       // Idle before the result is announced: the caller's next task (often
       // issued the moment it sees this one finish) comes back to this thread

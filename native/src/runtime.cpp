@@ -73,8 +73,9 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
         }
       }
       ConfigureExecutor(jobThreads);
-      // After set_num_threads: the BLAS budget of one job is its intra-op count.
-      ConfigureBlasThreads(blasThreads, at::get_num_threads());
+      // After set_num_threads and the executor: the BLAS budget of one job is
+      // its intra-op count, shared by the jobs that can run at once.
+      ConfigureBlasThreads(blasThreads, at::get_num_threads(), ExecutorThreads());
       HookNamespace();  // registers the hook ops
       InstallExitGuard();
     });

@@ -20,7 +20,7 @@ Example:
   torch-guidance inspect models/fixtures/tiny-unet.pt`;
 
 const blasControl: Record<BlasInfo['control'], string> = {
-  auto: 'auto: shared by the torch jobs running at once',
+  auto: 'auto: intra-op threads / torch job threads',
   fixed: 'fixed',
   external: 'set by OPENBLAS_NUM_THREADS',
   'intra-op': "follows torch's intra-op threads",

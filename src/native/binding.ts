@@ -42,15 +42,15 @@ export interface BlasInfo {
   name: 'openblas' | 'mkl' | 'blis' | 'atlas' | 'reference' | 'unknown';
   /** The file that provides libtorch's sgemm_ (symlinks resolved), or libtorch's own file where the BLAS is linked into it. */
   library: string | null;
-  /** Threads one matrix multiply started now may use (under 'auto', more while fewer torch jobs run); null when the BLAS does not say. */
+  /** Threads one matrix multiply may use; null when the BLAS does not say. */
   threads: number | null;
   /** The vendor's build description (openblas_get_config(), MKL's version string). */
   config: string | null;
   /** 'pthreads': a pool of its own, one count for the process; 'openmp': the calling thread's OpenMP team (torch's intra-op count). */
   threading: 'pthreads' | 'openmp' | 'sequential' | null;
   /**
-   * Who sets the thread count: 'auto' (this package: each of the K torch jobs
-   * running at once gets max(1, floor(intra-op threads / K))), 'fixed'
+   * Who sets the thread count: 'auto' (this package:
+   * max(1, floor(intra-op threads / torch job threads))), 'fixed'
    * (setBlasThreads or TORCH_GUIDANCE_BLAS_THREADS), 'external'
    * (OPENBLAS_NUM_THREADS), 'intra-op' (the BLAS follows torch's intra-op
    * threads) or 'none' (this BLAS cannot be set from here).
