@@ -19,7 +19,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type Hook, type Tensor } from '../src/index.js';
-import { flag, machineFor, median, pythonFor, quantile } from './cli.js';
+import { blasFor, flag, machineFor, median, pythonFor, quantile } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const pairs = Number(flag('pairs', '15'));
@@ -111,7 +111,8 @@ const report = [
   '',
   `Command: \`npx tsx benchmarks/batch-parallel.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\`  `,
   `Date: ${new Date().toISOString()}  `,
-  `Machine: ${machineFor('cpu')}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads, ${info.jobThreads} torch threads`,
+  `Machine: ${machineFor('cpu')}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads, ${info.jobThreads} torch threads  `,
+  `${blasFor({ python: true })}`,
   '',
   `models/fashion-unet.pt, one forward at t = 500. "whole": \`run({ parallel: 1 })\`, one forward of the batch; "split": ` +
     `\`run({ parallel: ${parallel} })\`, the batch as ${parallel} chunks run at once (sample()'s default on the CPU). ` +

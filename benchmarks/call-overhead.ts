@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { loadModel, runtimeInfo, tensor, type DeviceName, type Tensor } from '../src/index.js';
-import { flag, machineFor, median, pythonFor } from './cli.js';
+import { blasFor, flag, machineFor, median, pythonFor } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const device = flag('device', 'cpu') as DeviceName;
@@ -80,6 +80,7 @@ const report = `# Fixed cost per call: this package vs Python torch
 Command: \`npx tsx benchmarks/call-overhead.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`  
 Date: ${new Date().toISOString()}  
 Machine: ${machine}; device ${device}; libtorch ${info.torchVersion}, ${info.intraOpThreads} intra-op threads; Node ${process.version}  
+${blasFor({ python: true })}  
 Method: a TorchScript module whose forward is \`x + 1\` on a [16, 1, 28, 28] float tensor, frozen on both sides; ${iterations} calls per loop, median per call, 3 alternating rounds, median of the rounds. No synchronisation inside the loops. Python: \`benchmarks/python/call_overhead.py\` (inference mode).
 
 | call | ours (µs) | Python (µs) | ours − Python (µs) |

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type Tensor } from '../src/index.js';
 import { AUTO_MAX_CHUNK, autoChunks } from '../src/batch-split.js';
-import { flag, machineFor, median, quantile } from './cli.js';
+import { blasFor, flag, machineFor, median, quantile } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const rounds = Number(flag('rounds', '10'));
@@ -101,7 +101,8 @@ const report = [
   '',
   `Command: \`npx tsx benchmarks/chunk-size.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\`  `,
   `Date: ${new Date().toISOString()}  `,
-  `Machine: ${machineFor('cpu')}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads, ${info.jobThreads} torch threads`,
+  `Machine: ${machineFor('cpu')}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads, ${info.jobThreads} torch threads  `,
+  `${blasFor()}`,
   '',
   `models/fashion-unet.pt, one forward at t = 500 of the given rows (CFG's forward at batch N has 2N rows). ` +
     `"~S": \`run({ parallel: ceil(rows / S) })\`, chunks of about S samples; "auto": \`parallel: 'auto'\` ` +

@@ -31,6 +31,28 @@ export function pythonFor(device: string): string {
   return process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
 }
 
+/**
+ * The BLAS line of every report: which BLAS libtorch's matrix multiplies ran
+ * on, from which file, with how many threads. CPU numbers depend on it more
+ * than on anything else here (the reference BLAS, a fresh Debian's default,
+ * makes matrix multiplies ~20x slower), so a table without it cannot be
+ * compared with another. `python`: the report has a Python side (its torch
+ * loads its own BLAS; Debian's python3-torch the same libblas.so.3).
+ */
+export function blasFor({ python = false }: { python?: boolean } = {}): string {
+  const { blas, intraOpThreads, jobThreads } = runtimeInfo();
+  const n = blas.threads === null ? 'unknown' : String(blas.threads);
+  const threads = {
+    auto: `${n} threads per matrix multiply (auto: max(1, floor(${intraOpThreads} intra-op / ${jobThreads} torch threads)))`,
+    fixed: `${n} threads (pinned: TORCH_GUIDANCE_BLAS_THREADS or setBlasThreads)`,
+    external: `${n} threads (OPENBLAS_NUM_THREADS)`,
+    'intra-op': `the intra-op threads (${intraOpThreads})`,
+    none: blas.name === 'reference' ? '1 thread' : 'threads unknown',
+  }[blas.control];
+  const pythonSide = python ? "; the Python side's torch uses its own BLAS settings (Debian's python3-torch: the same libblas.so.3, OpenBLAS's default of all cores unless OPENBLAS_NUM_THREADS)" : '';
+  return `BLAS: ${blas.name}${blas.config ? ` (${blas.config})` : ''}, ${blas.library ?? 'no library found'}; ours: ${threads}${pythonSide}`;
+}
+
 /** The machine a report was measured on: the GPU (when the device is one) and the CPU. */
 export function machineFor(device: string): string {
   const cpu = `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}`;

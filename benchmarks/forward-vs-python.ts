@@ -25,7 +25,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type DeviceName, type Model, type Tensor } from '../src/index.js';
-import { argv, flag, machineFor, median, pythonFor, quantile } from './cli.js';
+import { argv, blasFor, flag, machineFor, median, pythonFor, quantile } from './cli.js';
 import { startServe } from './python-loop.js';
 
 const root = join(import.meta.dirname, '..');
@@ -118,6 +118,7 @@ Command: \`npx tsx benchmarks/forward-vs-python.ts${argv.length ? ' ' + argv.joi
 Date: ${new Date().toISOString()}  
 Machine: ${machineFor(device)}  
 libtorch: ${info.torchVersion} (${info.torchSource}); threads: ${threads} intra-op on both sides  
+${blasFor({ python: true })}  
 Model: ${modelArg}, ${device}, float32
 
 Method: ${rounds} rounds; in each, a block of ${iterations} timed forwards on every side in a rotating order

@@ -18,7 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type DeviceName, type Tensor } from '../src/index.js';
-import { flag, pythonFor } from './cli.js';
+import { blasFor, flag, pythonFor } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const device = flag('device', 'cpu') as DeviceName;
@@ -71,6 +71,7 @@ const report = `# The optimised graph: this package vs Python torch
 Command: \`npx tsx benchmarks/graph-vs-python.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`  
 Date: ${new Date().toISOString()}  
 Device: ${device === 'cpu' ? 'cpu' : (info.cudaDevices[0]?.model ?? device)}; libtorch ${info.torchVersion}; model \`${modelArg}\`, batch ${batch}  
+${blasFor({ python: true })}  
 Method: 6 forwards each side (ours: \`model.forward\`, the hook-free graph; Python: \`torch.jit.freeze(torch.jit.load(...))\` under
 \`torch.inference_mode()\`), then the graph each side last executed (\`model.lastOptimizedGraph()\` /
 \`torch.jit.last_executed_optimized_graph()\`); full text in \`out/graphs/\`.

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import {
   autoguidance, cfg, loadModel, noiseScheduleFromCard, pag, runtimeInfo, sag, sample, seg, sigmasFor, type DenoiserCard, type Strategy,
 } from '../src/index.js';
-import { argv, flag, machineFor, pythonFor } from './cli.js';
+import { argv, blasFor, flag, machineFor, pythonFor } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const batch = Number(flag('batch', '64'));
@@ -79,7 +79,8 @@ if (childIndex >= 0) {
 
 Command: \`npx tsx benchmarks/memory.ts --batch ${batch} --steps ${steps}\`
 Date: ${new Date().toISOString()}
-Machine: ${machineFor('cpu')}; libtorch ${info.torchVersion}
+Machine: ${machineFor('cpu')}; libtorch ${info.torchVersion}  
+${blasFor({ python: true })}
 Model: models/fashion-unet.pt (guide: fashion-unet-weak.pt), Euler, ${steps} Karras steps, batch ${batch}.
 Each strategy runs in a fresh process (ours: Node + this package; Python: benchmarks/python/sample_loop.py),
 and the process's peak resident memory (getrusage maxrss) is reported. "Above loaded": our peak minus the

@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { autoguidance, cfg, cudaMemory, icg, liveHandles, loadModel, pag, runtimeInfo, sag, sample, seg, type DeviceName, type Strategy } from '../src/index.js';
-import { flag } from './cli.js';
+import { blasFor, flag } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const runs = Number(flag('runs', '500'));
@@ -93,7 +93,8 @@ const report = `# Soak: ${runs} consecutive sampling runs (${device})
 
 Command: \`npx tsx --expose-gc benchmarks/soak.ts --runs ${runs} --model ${modelPath} --device ${device}\`
 Date: ${new Date().toISOString()}
-Machine: ${cudaIndex >= 0 ? `${info.cudaDevices[cudaIndex]?.model ?? 'CUDA device'}, ` : ''}${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}; libtorch ${info.torchVersion}
+Machine: ${cudaIndex >= 0 ? `${info.cudaDevices[cudaIndex]?.model ?? 'CUDA device'}, ` : ''}${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}; libtorch ${info.torchVersion}  
+${blasFor()}
 
 Each run: 4 samples in batches of 3, 3 steps, rotating through ${rotation.length} guidance settings
 (none, CFG, PAG, SEG, SAG, ICG, autoguidance, CFG+PAG+SEG) and ${samplers.length} samplers. ${seconds.toFixed(0)} s in all.

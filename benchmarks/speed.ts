@@ -45,7 +45,7 @@ import {
   type DenoiserCard,
   type Strategy,
 } from '../src/index.js';
-import { argv, flag, machineFor, median, pythonFor, quantile } from './cli.js';
+import { argv, blasFor, flag, machineFor, median, pythonFor, quantile } from './cli.js';
 import { startPythonLoop } from './python-loop.js';
 
 const root = join(import.meta.dirname, '..');
@@ -182,7 +182,8 @@ const report = `# Guided sampling speed: torch-guidance vs a Python loop (${devi
 
 Command: \`npx tsx benchmarks/speed.ts${argv.length ? ' ' + argv.join(' ') : ''}\`
 Date: ${new Date().toISOString()}
-Machine: ${machine}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides
+Machine: ${machine}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides  
+${blasFor({ python: true })}
 Model: models/fashion-unet.pt (guide: fashion-unet-weak.pt), Euler, ${steps} Karras steps, batch ${batch}.
 Each cell: median of ${runs} whole sampling runs per side (after a warm-up), ending with the images on the host;
 the two sides alternate run by run. Ours: sample() with parallel ${parallel === 'auto' ? "'auto' (the default: on the CPU each forward's batch is split into chunks that run at once on the torch threads)" : parallel}. Python / ours: the median of the ${runs} ratios of neighbouring runs, with

@@ -47,7 +47,7 @@ import {
   type DeviceName,
   type Strategy,
 } from '../src/index.js';
-import { argv, flag, machineFor, median, pythonFor } from './cli.js';
+import { argv, blasFor, flag, machineFor, median, pythonFor } from './cli.js';
 import { startPythonLoop } from './python-loop.js';
 
 const root = join(import.meta.dirname, '..');
@@ -163,6 +163,7 @@ const report = `# Where a sampling step's time goes: ours vs a Python loop (${de
 Command: \`npx tsx benchmarks/step-profile.ts${argv.length ? ' ' + argv.join(' ') : ''}\`  
 Date: ${new Date().toISOString()}  
 Machine: ${machineFor(device)}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides  
+${blasFor({ python: true })}  
 Model: ${modelPath.replace(root + '/', '')} (guide: ${guidePath.replace(root + '/', '')}), Euler, ${steps} Karras steps, batch ${batch}; ours with parallel ${parallel}.
 
 Milliseconds per step, median over ${runs} runs per side, the sides alternating run by run. "forwards": ours, the time

@@ -19,7 +19,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { cfg, loadModel, noiseScheduleFromCard, runtimeInfo, sample, sigmasFor, type DenoiserCard, type DeviceName } from '../src/index.js';
-import { argv, flag, machineFor, median, pythonFor } from './cli.js';
+import { argv, blasFor, flag, machineFor, median, pythonFor } from './cli.js';
 import { startPythonLoop } from './python-loop.js';
 import { writeChart } from './quality/plots.js';
 
@@ -122,7 +122,8 @@ const report = `# CFG sampling throughput against batch size (${device})
 
 Command: \`npx tsx benchmarks/throughput.ts${argv.length ? ' ' + argv.join(' ') : ''}\`  
 Date: ${new Date().toISOString()}  
-Machine: ${machineFor(device)}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides, ${info.jobThreads} torch threads (ours)
+Machine: ${machineFor(device)}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides, ${info.jobThreads} torch threads (ours)  
+${blasFor({ python: true })}
 
 Model: models/fashion-unet.pt, CFG scale 4 (one batched forward of 2N per step), Euler, ${steps} Karras steps.
 Each point: median of ${runs} sampling runs of one batch (${quick ? runs : 'more below batch 16: 64 / batch'}) after a warm-up, ending with the images on the host;

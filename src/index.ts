@@ -33,7 +33,18 @@ export { explain, sample, type SampleOptions, type SampleProgress, type SampleRe
 export { samplerSchema, type SamplerName, type SamplerOptions } from './samplers/samplers.js';
 export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './samplers/sigma-schedules.js';
 export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './samplers/noise-schedule.js';
-export { cudaMemory, jobTimes, liveHandles, runtimeInfo, type CudaMemory, type JobTimes, type RuntimeInfo } from './runtime.js';
+export {
+  cudaMemory,
+  jobTimes,
+  liveHandles,
+  runtimeInfo,
+  setBlasThreads,
+  type BlasInfo,
+  type CudaMemory,
+  type JobTimes,
+  type RuntimeInfo,
+} from './runtime.js';
+export { REFERENCE_BLAS_WARNING } from './blas-warning.js';
 export {
   cat,
   full,

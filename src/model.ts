@@ -9,7 +9,7 @@ import { z } from 'zod';
 
 import { type AttentionCandidate, type AttentionSite, type NativePlanEntry, siteFromProbe } from './attention.js';
 import { type Chunk, autoChunks, catCaptures, catOutputs, chunkBatch, entriesForChunk, modulesForChunk } from './batch-split.js';
-import { config } from './config.js';
+import { autoSplitThreads } from './blas.js';
 import { type Hook, planForward } from './hooks.js';
 import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from './module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
@@ -251,7 +251,7 @@ export class Model implements Disposable, AsyncDisposable {
     const first = inputs.find(isTensor);
     const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
     const { entries, modules } = planForward(hooks, this.#sites, this.#moduleSites, batch, this.attentionReport);
-    const parts = parallel === 'auto' ? autoChunks(batch, config.jobThreads) : parallel;
+    const parts = parallel === 'auto' ? autoChunks(batch, autoSplitThreads()) : parallel;
     const chunks = this.device === 'cpu' && first ? chunkBatch(batch, parts, modules) : [{ start: 0, end: batch }];
     this.#pending++;
     try {

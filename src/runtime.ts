@@ -1,6 +1,7 @@
 import { binaryPath, buildInfo, native, type CudaMemory, type JobTimes, type NativeRuntimeInfo } from './native/binding.js';
 
-export type { CudaMemory, JobTimes } from './native/binding.js';
+export { setBlasThreads } from './blas.js';
+export type { BlasInfo, CudaMemory, JobTimes } from './native/binding.js';
 
 export interface RuntimeInfo extends NativeRuntimeInfo {
   /** The .node file this process loaded. */
@@ -9,7 +10,7 @@ export interface RuntimeInfo extends NativeRuntimeInfo {
   build: typeof buildInfo;
 }
 
-/** libtorch version, CUDA devices, thread settings and the loaded binary. */
+/** libtorch version, CUDA devices, thread settings, the BLAS libtorch calls and the loaded binary. */
 export function runtimeInfo(): RuntimeInfo {
   return {
     ...native.runtimeInfo(),

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { AUTO_MAX_CHUNK, AUTO_MIN_CHUNK, autoChunks, chunkBatch, catOutputs, entriesForChunk, modulesForChunk } from '../src/batch-split.js';
 import type { NativePlanEntry } from '../src/attention.js';
 import type { NativeModuleEntry } from '../src/module-hooks.js';
-import { config } from '../src/config.js';
+import { autoSplitThreads } from '../src/blas.js';
 import { ErrorCodes, type Hook, cfg, liveHandles, loadModel, type Model, pag, sample, type SampleOptions, type Tensor, tensor } from '../src/index.js';
 import { randomDenoiserInputs } from './helpers/denoiser-inputs.js';
 import { expectCode } from './helpers/errors.js';
@@ -199,7 +199,7 @@ describe('batch-parallel runs (Model.run parallel)', () => {
       try {
         const forwards = unet.forwardCount;
         const split = await unet.run<Tensor>({ inputs: handles, parallel: 'auto' });
-        assert.equal(unet.forwardCount - forwards, autoChunks(batch, config.jobThreads), `batch ${batch} (seed ${rng.seed})`);
+        assert.equal(unet.forwardCount - forwards, autoChunks(batch, autoSplitThreads()), `batch ${batch} (seed ${rng.seed})`);
         const whole = await unet.run<Tensor>({ inputs: handles });
         const error = relativeError((await split.output.toArray()) as Float32Array, (await whole.output.toArray()) as Float32Array);
         split.output.dispose();
@@ -323,7 +323,7 @@ describe('sample() on the CPU splits forwards across the torch threads', () => {
       seed: uniformInt(rng, 0, 1e9),
       batchSize: batch,
     };
-    const chunks = (rows: number) => autoChunks(rows, config.jobThreads);
+    const chunks = (rows: number) => autoChunks(rows, autoSplitThreads());
     for (const guidance of [[], [cfg({ scale: guidanceScale(rng) })], [cfg({ scale: guidanceScale(rng) }), pag({ scale: guidanceScale(rng) })]]) {
       const at = `${guidance.map((g) => g.name).join('+') || 'none'}, batch ${batch}, seed ${rng.seed}`;
       const rows = batch * (1 + guidance.length); // one branch per term, plus the base

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
+import { runtimeInfo } from '../src/index.js';
 import { repoRoot } from './helpers/python.js';
 
 function cli(...args: string[]) {
@@ -19,6 +20,9 @@ describe('CLI', () => {
     assert.match(result.stdout, /forward\(x: Tensor, t: Tensor, label: Tensor\) -> Tensor/);
     assert.match(result.stdout, /"prediction": "eps"/);
     assert.match(result.stdout, /intra-op \d+/);
+    // The same BLAS this process found (the child has the same environment).
+    const { blas } = runtimeInfo();
+    assert.match(result.stdout, new RegExp(`BLAS\\s+${blas.name}, .*${(blas.library ?? '').replace(/[.+]/g, '\\$&')}`));
     assert.match(result.stdout, /1  mid\.attn\s+softmax\s+self\s+49x49 tokens\s+grid 7x7/);
   });
 
@@ -29,6 +33,7 @@ describe('CLI', () => {
     assert.deepEqual(parsed.model.methods.map((m: { name: string }) => m.name).sort(), ['features', 'forward']);
     assert.equal(parsed.model.card, null);
     assert.equal(typeof parsed.runtime.torchVersion, 'string');
+    assert.deepEqual(parsed.runtime.blas, runtimeInfo().blas);
   });
 
   it('exits 1 with the error code for a missing model', () => {

@@ -95,6 +95,7 @@ export async function writeReport(results: Results, outDir: string, previews?: P
   md.push(`Command: \`${meta.command}\`  `);
   md.push(`Date: ${meta.date}  `);
   md.push(`Machine: ${meta.machine}; libtorch ${meta.libtorch}, ${meta.threads} intra-op threads; Node ${meta.node}  `);
+  md.push(`${meta.blas ?? 'BLAS: not recorded (a run from before the BLAS was recorded)'}  `);
   md.push(`Runtime: ${(meta.timing.totalSeconds / 60).toFixed(1)} min in all (estimated beforehand: ${(meta.timing.estimateSeconds / 60).toFixed(1)} min from a measured ` +
     `${meta.timing.stepMsPerSample.toFixed(2)} ms per sample and model evaluation; reference statistics ${meta.timing.referenceSeconds.toFixed(1)} s)`);
   if (meta.history) md.push(`History: ${meta.history}  `);

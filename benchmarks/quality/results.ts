@@ -26,6 +26,8 @@ export interface RunMeta {
   machine: string;
   libtorch: string;
   threads: number;
+  /** The BLAS line (benchmarks/cli.ts blasFor); absent in runs made before it was recorded. */
+  blas?: string;
   node: string;
   sampler: { name: string; steps: number; schedule: string };
   n: number;

@@ -25,6 +25,7 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { loadModel, randn, runtimeInfo, tensor, type Tensor } from '../../src/index.js';
+import { blasFor } from '../cli.js';
 import { settingsToRepeat } from './claims.js';
 import { Classifier } from '../../src/metrics/classifier.js';
 import { evaluate } from './evaluate.js';
@@ -198,7 +199,7 @@ try {
 
 const totalSeconds = (performance.now() - started) / 1000;
 progress.meta = {
-  command: `${['TORCH_GUIDANCE_INTRAOP_THREADS', 'TORCH_GUIDANCE_JOB_THREADS']
+  command: `${['TORCH_GUIDANCE_INTRAOP_THREADS', 'TORCH_GUIDANCE_JOB_THREADS', 'TORCH_GUIDANCE_BLAS_THREADS', 'OPENBLAS_NUM_THREADS']
     .filter((v) => process.env[v])
     .map((v) => `${v}=${process.env[v]} `)
     .join('')}npx tsx benchmarks/quality/run.ts${argv.length ? ' ' + argv.join(' ') : ''}`,
@@ -206,6 +207,7 @@ progress.meta = {
   machine: `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} (load average ${loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end)`,
   libtorch: info.torchVersion,
   threads: info.intraOpThreads,
+  blas: blasFor(),
   node: process.version,
   sampler: { name: sampler.name, steps, schedule: 'the package default sigmas: Karras ρ = 7 over the model\'s discrete σ range' },
   n,

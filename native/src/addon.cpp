@@ -13,6 +13,8 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Define(env));
   exports.Set("init", Napi::Function::New<Init>(env, "init"));
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
+  exports.Set("blasInfo", Napi::Function::New<BlasInfoJs>(env, "blasInfo"));
+  exports.Set("setBlasThreads", Napi::Function::New<SetBlasThreadsJs>(env, "setBlasThreads"));
   exports.Set("liveHandles", Napi::Function::New<LiveHandles>(env, "liveHandles"));
   exports.Set("cudaMemory", Napi::Function::New<CudaMemory>(env, "cudaMemory"));
   exports.Set("jobTimes", Napi::Function::New<JobTimesJs>(env, "jobTimes"));

@@ -12,6 +12,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
+#include "blas_threads.h"
 #include "device.h"
 #include "executor.h"
 #include "hook_plan.h"
@@ -58,6 +59,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     int intraOp = OptionalInt(options, "intraOpThreads");
     int interOp = OptionalInt(options, "interOpThreads");
     int jobThreads = OptionalInt(options, "jobThreads");
+    int blasThreads = options.IsObject() ? BlasSetting(options.As<Napi::Object>().Get("blasThreads")) : -1;
     PromiseWorker::InitEnv(env);
     static std::once_flag once;
     std::call_once(once, [&] {
@@ -71,6 +73,9 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
         }
       }
       ConfigureExecutor(jobThreads);
+      // After set_num_threads and the executor: the BLAS budget of one job is
+      // its intra-op count, shared by the jobs that can run at once.
+      ConfigureBlasThreads(blasThreads, at::get_num_threads(), ExecutorThreads());
       HookNamespace();  // registers the hook ops
       InstallExitGuard();
     });
@@ -109,6 +114,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     result.Set("interOpThreads", at::get_num_interop_threads());
     result.Set("jobThreads", ExecutorThreads());
     result.Set("parallelInfo", at::get_parallel_info());
+    result.Set("blas", BlasInfoObject(env));
     result.Set("hookNamespace", HookNamespace());
     return result;
   });

@@ -6,7 +6,7 @@
 
 namespace tg {
 
-// init({ errorClass, intraOpThreads, interOpThreads, jobThreads }) -> runtime info.
+// init({ errorClass, intraOpThreads, interOpThreads, jobThreads, blasThreads }) -> runtime info.
 // Thread counts are applied once per process; later calls (worker_threads)
 // only register their error class.
 Napi::Value Init(const Napi::CallbackInfo& info);
@@ -17,6 +17,14 @@ Napi::Value LiveHandles(const Napi::CallbackInfo& info);
 // cudaMemory(index, resetPeak) -> { allocated, peakAllocated, reserved } | null
 // (cuda_memory.cpp).
 Napi::Value CudaMemory(const Napi::CallbackInfo& info);
+// runtimeInfo().blas: the BLAS libtorch calls and its thread count (blas_js.cpp).
+Napi::Object BlasInfoObject(Napi::Env env);
+// The blasThreads option: -1 (leave as set; also when undefined), 0 (auto), 1..4096.
+int BlasSetting(const Napi::Value& value);
+// blasInfo() -> the same object alone (blas_js.cpp).
+Napi::Value BlasInfoJs(const Napi::CallbackInfo& info);
+// setBlasThreads(setting) -> runtimeInfo().blas after the change (blas_js.cpp).
+Napi::Value SetBlasThreadsJs(const Napi::CallbackInfo& info);
 // prepareExit(): see PrepareExit in inflight.h.
 Napi::Value PrepareExitJs(const Napi::CallbackInfo& info);
 

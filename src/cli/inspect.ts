@@ -1,13 +1,14 @@
 import { parseArgs } from 'node:util';
 
 import { loadModel } from '../model.js';
-import { runtimeInfo, type RuntimeInfo } from '../runtime.js';
+import { runtimeInfo, type BlasInfo, type RuntimeInfo } from '../runtime.js';
 import type { DeviceName } from '../tensor.js';
 import { UsageError } from './usage-error.js';
 
 export const inspectHelp = `Usage: torch-guidance inspect <model.pt> [--device auto|cpu|cuda|cuda:N] [--json]
 
-Prints the runtime (libtorch version, CUDA devices, threads, loaded binary) and
+Prints the runtime (libtorch version, CUDA devices, threads, the BLAS libtorch
+calls and its threads, loaded binary) and
 the model: device, dtype, parameters, each method's signature, the attention
 sites (path, kind, self/cross, tokens, query grid), every softmax or fused
 attention op the attention pass left alone and why, and its card.
@@ -19,6 +20,26 @@ Options:
 Example:
   torch-guidance inspect models/fixtures/tiny-unet.pt`;
 
+const blasControl: Record<BlasInfo['control'], string> = {
+  auto: 'auto: intra-op threads / torch job threads',
+  fixed: 'fixed',
+  external: 'set by OPENBLAS_NUM_THREADS',
+  'intra-op': "follows torch's intra-op threads",
+  none: 'not settable',
+};
+
+/** One or two lines: which BLAS, its threads and file, then the vendor's build string. */
+function formatBlas(blas: BlasInfo): string[] {
+  const threads = blas.threads === null ? 'threads unknown' : `${blas.threads} thread${blas.threads === 1 ? '' : 's'}`;
+  const head =
+    blas.name === 'reference'
+      ? `reference, 1 thread: matrix multiplies ~20x slower than OpenBLAS (fix: apt-get install libopenblas0-pthread)`
+      : `${blas.name}, ${threads} (${blasControl[blas.control]})${blas.threading ? `, ${blas.threading}` : ''}`;
+  const lines = [`  BLAS         ${head}${blas.library ? ` ${blas.library}` : ''}`];
+  if (blas.config) lines.push(`               ${blas.config}`);
+  return lines;
+}
+
 function formatRuntime(info: RuntimeInfo): string {
   const cuda = info.cudaAvailable
     ? info.cudaDevices.map((d) => `${d.name} ${d.model ?? ''}`.trim()).join(', ')
@@ -28,6 +49,7 @@ function formatRuntime(info: RuntimeInfo): string {
     `  libtorch     ${info.torchVersion} (${info.torchSource}) ${info.libtorchPath}`,
     `  CUDA         ${cuda}`,
     `  threads      intra-op ${info.intraOpThreads}, inter-op ${info.interOpThreads}, torch job threads ${info.jobThreads}`,
+    ...formatBlas(info.blas),
     `  binary       ${info.binaryPath} (built ${info.build.builtAt})`,
   ].join('\n');
 }

@@ -10,7 +10,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { config } from '../config.js';
+import { autoSplitThreads } from '../blas.js';
 import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
 import { Denoiser } from '../guidance/denoiser.js';
 import type { Strategy } from '../guidance/types.js';
@@ -186,11 +186,12 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
       batchSize: flags.batchSize,
       // The split changes samples at round-off level; a resumed run keeps it.
       // 'auto' splits by the number of torch threads (autoChunks in
-      // src/batch-split.ts; TORCH_GUIDANCE_JOB_THREADS sets it; CUDA never
-      // splits), so that number is stored too: a resume in an environment that
-      // would split otherwise is refused, not silently different.
+      // src/batch-split.ts; TORCH_GUIDANCE_JOB_THREADS sets it, a pinned BLAS
+      // thread count may lower it, see splitThreads; CUDA never splits), so
+      // that number is stored too: a resume in an environment that would
+      // split otherwise is refused, not silently different.
       parallel: flags.parallel,
-      parallelThreads: main.device === 'cpu' && flags.parallel === 'auto' ? config.jobThreads : null,
+      parallelThreads: main.device === 'cpu' && flags.parallel === 'auto' ? autoSplitThreads() : null,
       shardSize: flags.shardSize,
       format: flags.format,
       rgb: flags.rgb,

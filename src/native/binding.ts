@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 
 import { type BuildInfo, loadBinary } from '../../scripts/binary-candidates.mjs';
-import { config } from '../config.js';
+import { warnOnReferenceBlas } from '../blas-warning.js';
+import { type Config, config } from '../config.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { Dtype, DeviceName, NativeTensor, ResolvedDevice } from './tensor-types.js';
 
@@ -31,6 +32,32 @@ export interface CudaMemory {
   reserved: number;
 }
 
+/** The BLAS libtorch's matrix multiplies call in this process (native/src/blas_info.h). */
+export interface BlasInfo {
+  /**
+   * 'reference' is Netlib's single-threaded BLAS (Debian's libblas3): matrix
+   * multiplies run ~20x slower than on OpenBLAS. 'unknown': a BLAS this
+   * package does not recognise, or none found.
+   */
+  name: 'openblas' | 'mkl' | 'blis' | 'atlas' | 'reference' | 'unknown';
+  /** The file that provides libtorch's sgemm_ (symlinks resolved), or libtorch's own file where the BLAS is linked into it. */
+  library: string | null;
+  /** Threads one matrix multiply may use; null when the BLAS does not say. */
+  threads: number | null;
+  /** The vendor's build description (openblas_get_config(), MKL's version string). */
+  config: string | null;
+  /** 'pthreads': a pool of its own, one count for the process; 'openmp': the calling thread's OpenMP team (torch's intra-op count). */
+  threading: 'pthreads' | 'openmp' | 'sequential' | null;
+  /**
+   * Who sets the thread count: 'auto' (this package:
+   * max(1, floor(intra-op threads / torch job threads))), 'fixed'
+   * (setBlasThreads or TORCH_GUIDANCE_BLAS_THREADS), 'external'
+   * (OPENBLAS_NUM_THREADS), 'intra-op' (the BLAS follows torch's intra-op
+   * threads) or 'none' (this BLAS cannot be set from here).
+   */
+  control: 'auto' | 'fixed' | 'external' | 'intra-op' | 'none';
+}
+
 export interface NativeRuntimeInfo {
   torchVersion: string;
   torchSource: string;
@@ -45,6 +72,7 @@ export interface NativeRuntimeInfo {
   parallelInfo: string;
   /** The operator namespace of this addon's hook ops (`guidance`, or `guidance_N` beside another copy). */
   hookNamespace: string;
+  blas: BlasInfo;
 }
 
 export interface MethodDescription {
@@ -111,8 +139,13 @@ export interface NativeBinding {
     intraOpThreads: number;
     interOpThreads: number;
     jobThreads: number;
+    /** -1: leave the BLAS as its environment set it, 0: auto, n: n threads. */
+    blasThreads: number;
   }): NativeRuntimeInfo;
   runtimeInfo(): NativeRuntimeInfo;
+  blasInfo(): BlasInfo;
+  /** -1 | 0 (auto) | n, as init's blasThreads; returns the BLAS facts after the change. */
+  setBlasThreads(setting: number): BlasInfo;
   liveHandles(): { tensors: number; models: number; jobs: number; torchThreads: number };
   cudaMemory(index: number, resetPeak: boolean): CudaMemory | null;
   jobTimes(reset: boolean): JobTimes;
@@ -141,6 +174,11 @@ export interface JobTimes {
   settleMs: number;
 }
 
+/** config.blasThreads as init's blasThreads: -1 keep, 0 auto, n fixed. */
+function blasSetting(setting: Config['blasThreads']): number {
+  return setting === 'keep' ? -1 : setting === 'auto' ? 0 : setting;
+}
+
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildInfo } {
@@ -151,12 +189,14 @@ function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildIn
     throw new TorchGuidanceError(ErrorCodes.BINARY_NOT_FOUND, (error as Error).message, { cause: error });
   }
   const native = found.binding as NativeBinding;
-  native.init({
+  const info = native.init({
     errorClass: TorchGuidanceError,
     intraOpThreads: config.intraOpThreads,
     interOpThreads: config.interOpThreads,
     jobThreads: config.jobThreads,
+    blasThreads: blasSetting(config.blasThreads),
   });
+  if (isMainThread) warnOnReferenceBlas(info.blas, config.allowReferenceBlas);
   // `using t = ...` support: the native class has dispose(), not the symbol.
   const proto = native.Tensor.prototype as unknown as Record<symbol, unknown>;
   proto[Symbol.dispose] = function (this: NativeTensor) {
