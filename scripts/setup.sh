@@ -56,6 +56,9 @@ blas="$(selected_blas)"
 if $uses_system_blas && is_reference_blas "$blas"; then
   log "libblas.so.3 is the reference BLAS (${blas:-not installed yet}): one thread, ~20x slower matrix multiplies; adding libopenblas0-pthread"
   packages+=(libopenblas0-pthread)
+  # The reference BLAS stays installed, unselected (libtorch's own dependency;
+  # test/blas.test.ts runs a child on it to check the warning).
+  packages+=(libblas3)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
