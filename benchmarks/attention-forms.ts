@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type Model, type Tensor } from '../src/index.js';
-import { argv, flag, machineFor, median, pythonFor, quantile } from './cli.js';
+import { argv, blasFor, flag, machineFor, median, pythonFor, quantile } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const batch = Number(flag('batch', '16'));
@@ -97,6 +97,7 @@ const report = `# The hook-free path on every attention form (cpu)
 Command: \`npx tsx benchmarks/attention-forms.ts${argv.length ? ' ' + argv.join(' ') : ''}\`  
 Date: ${new Date().toISOString()}  
 Machine: ${machineFor('cpu')}; libtorch ${info.torchVersion} (${info.torchSource}); ${info.intraOpThreads} intra-op threads  
+${blasFor()}  
 Models: models/fixtures/attention_forms.py, each form scripted and traced (random weights, [${batch}, 4, 6, 8] inputs)
 
 Method: ${rounds} rounds; in each, a block of ${iterations} forwards with no plan on the model loaded with the
