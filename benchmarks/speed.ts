@@ -12,12 +12,12 @@
  * strategy's cost relative to unguided sampling next to its ideal (the number
  * of batch-N model evaluations per step). That cost is paired too: every run
  * of a guided row sits next to an unguided run of ours (order alternating),
- * and the column is the median of those ratios, so it no longer follows the
- * drift of the unguided row, measured minutes earlier.
+ * and the column is the median of those ratios, so it does not follow the
+ * drift of an unguided row measured minutes earlier.
  *
  * --python-eager: the Python loop runs the eager module (models/train/unet.py
  * with the file's weights) for every strategy, not the frozen TorchScript
- * file for none / cfg / autoguidance: the issue asks for the faster of the two.
+ * file for none / cfg / autoguidance: the fair baseline is the faster of the two.
  *
  * The two sides alternate run by run (the Python loop stays up between runs,
  * sample_loop.py --serve), and the ratio is the median of the ratios of

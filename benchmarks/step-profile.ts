@@ -1,7 +1,9 @@
 /**
  * Where a sampling step's time goes, ours next to the Python loop's: the
- * tool for the CUDA gap (on an H200 each of our steps cost ~2 ms more than
- * Python's on a ~3 ms forward; notes/issue-7-benchmarks.md).
+ * forward's own work, the path around it and the rest of the step. Made for
+ * launch-bound GPUs, where a forward takes a few ms and the path counts (on
+ * an H200 each of our steps once cost ~2 ms more than Python's on a ~3 ms
+ * forward; docs/benchmarks.md).
  *
  *   npx tsx benchmarks/step-profile.ts [--device cpu|cuda] [--batch 16] [--steps 20]
  *                                      [--runs 8] [--only none,cfg,autoguidance] [--parallel 1]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Native safety check (issue #8): builds the addon with AddressSanitizer into
+# Native safety check: builds the addon with AddressSanitizer into
 # build-asan/ and runs the native-facing test files against that binary.
 #
 #   bash scripts/asan-check.sh [test files...]

@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# The CUDA checks, in one go, for a machine with a GPU and a pip CUDA torch:
-# build the addon against that torch; the SDPA, CUDA and runtime tests; the
-# forward benchmark (hooks / no hooks / Python); the sampling speed table;
-# a GPU-memory soak; then the rest of the test suite (the CUDA tests run
-# instead of skipping). Logs and tables go to $OUT (or ./gpu-check-out).
-# Used by GPU sessions; CI has no GPU and never runs it.
+# Checks torch-guidance on a machine with an NVIDIA GPU, Node and a pip CUDA
+# torch, in one go: builds the addon against that torch; runs the SDPA, CUDA
+# and runtime tests; the CUDA benchmarks (call overhead, optimised graph,
+# forward with and without hooks against Python, step profile, sampling
+# speed, throughput); a GPU-memory soak; then the rest of the test suite (the
+# CUDA tests run instead of being pending). Logs and result tables go to $OUT
+# (default ./gpu-check-out). Run `npm ci` first.
 #
 #   bash scripts/gpu-check.sh
-#
-# Node and node_modules: used as found; where the machine has neither (the
-# lent GPU machines have no Node and no registry), from .device/node.xz and
-# .device/nm.tar.xz (copies of this machine's: `bash scripts/device-bundle.sh`,
-# then carry ".device/").
+#   STAGES="first speed" bash scripts/gpu-check.sh     # some stages only
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-check-out}"
@@ -24,18 +21,9 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 export PATH="/usr/local/cuda/bin:$PATH"
 g++ --version | head -1; cmake --version | head -1; nvcc --version | tail -1
 
-if ! command -v node >/dev/null; then
-  log unpack node
-  mkdir -p /tmp/node-bin
-  python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(".device/node.xz"), open("/tmp/node-bin/node","wb"))'
-  chmod +x /tmp/node-bin/node
-  export PATH="/tmp/node-bin:$PATH"
-fi
+command -v node >/dev/null || { echo "gpu-check: no node on PATH" >&2; exit 1; }
 node --version
-if [ ! -d node_modules ]; then
-  log unpack node_modules
-  python3 -c 'import tarfile; tarfile.open(".device/nm.tar.xz").extractall(".")'
-fi
+[ -d node_modules ] || { echo "gpu-check: no node_modules: run npm ci first" >&2; exit 1; }
 
 log build against the Python torch
 export TORCH_GUIDANCE_PYTHON=python3
@@ -49,7 +37,7 @@ grep -n -E "torch-guidance: libtorch|TORCH_GUIDANCE_CUDA_MEMORY_STATS|AUTOCAST" 
 node --import tsx -e 'import("./src/index.ts").then(m => console.log(JSON.stringify(m.runtimeInfo())))'
 
 # Stages, most wanted first; each has its own time limit so that one that
-# hangs cannot eat the others' device time. Logs and result tables go to $OUT.
+# hangs cannot take the others' time. Logs and result tables go to $OUT.
 # STAGES picks some of them (default: all): first overhead graphs forward profile speed throughput soak rest.
 want() { [[ " ${STAGES:-first overhead graphs forward profile speed throughput soak rest} " == *" $1 "* ]]; }
 mocha() {
@@ -120,8 +108,8 @@ fi
 
 if want rest; then
 log "tests: the rest"
-# package.test.ts installs from the npm registry, which the lent machines cannot
-# reach; image.test.ts checks against PIL, which their Python may lack.
+# package.test.ts packs and installs the package (its own check, not a CUDA one);
+# image.test.ts checks against PIL, which this Python may lack.
 skip='package.test.ts|attention-sdpa.test.ts|cuda.test.ts|runtime.test.ts'
 python3 -c 'import PIL' 2>/dev/null || skip="$skip|image.test.ts"
 tests=$(ls test/*.test.ts | grep -v -E "$skip" | tr '\n' ' ')

@@ -32,16 +32,15 @@ export const AUTO_MIN_CHUNK = 4;
 /**
  * parallel 'auto' makes no chunk larger than this where the batch allows:
  * smaller chunks ran faster per sample, two at a time, than larger ones
- * (sampling the shipped UNet on this 2-core machine, in one process, paired:
+ * (sampling the shipped UNet on a 2-core AMD EPYC, in one process, paired:
  * 32 rows as 4 chunks of 8 took 0.82-0.87 of 2 chunks of 16; 64 rows as
  * chunks of 8-16 took 0.84-0.93 of chunks of 32; 128 rows as chunks of 11-22
- * took 0.82-0.84 of chunks of 64; chunks of 4 were slower again; notes on
- * issue #7, session 7). On a second 2-core VM (Intel Xeon, 35.8 MiB L3;
- * benchmarks/chunk-size.ts, session 9) the split gained as much (whole took
- * 1.54-1.57x auto's time) but chunk size mattered less: from 8 to 32 samples
- * all within -7 %..+4 % of auto, chunks of 4 slower again (+7-13 %). One model
- * on two machines: a larger model may prefer larger chunks, which
- * `parallel: K` gives; chunk-size.ts measures it.
+ * took 0.82-0.84 of chunks of 64; chunks of 4 were slower again). On a 2-core
+ * Intel Xeon (benchmarks/chunk-size.ts, docs/benchmarks.md) the split gained
+ * as much (whole took 1.54-1.57x auto's time) but chunk size mattered less:
+ * from 8 to 32 samples all within -7 %..+12 % of auto, chunks of 4 slower
+ * again (+7-13 %). One model on two machines: a larger model may prefer
+ * larger chunks, which `parallel: K` gives; chunk-size.ts measures it.
  */
 export const AUTO_MAX_CHUNK = 12;
 

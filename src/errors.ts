@@ -63,11 +63,16 @@ export const ErrorCodes = {
   NATIVE: 'ERR_NATIVE',
 } as const;
 
+/** One of the stable `ERR_*` codes in {@link ErrorCodes}. */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
 /** Marks instances across copies of this module (see Symbol.hasInstance below). */
 const BRAND = Symbol.for('torch-guidance.error');
 
+/**
+ * The error every public function throws or rejects with: a stable `code` from
+ * {@link ErrorCodes} and a message that names the problem and the fix.
+ */
 export class TorchGuidanceError extends Error {
   override readonly name = 'TorchGuidanceError';
   readonly code: ErrorCode;

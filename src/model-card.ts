@@ -44,6 +44,7 @@ export const conditioningSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('tensor'), shape: z.array(positiveInt).min(1) }).strict(),
 ]);
 
+/** The zod schema of a denoiser's card (`model.json` in the archive); see docs/model-cards.md. */
 export const denoiserCardSchema = z
   .object({
     name: z.string().min(1),
@@ -64,6 +65,7 @@ export const denoiserCardSchema = z
     path: ['prediction'],
   });
 
+/** The zod schema of an evaluation classifier's card (`kind: 'classifier'`). */
 export const classifierCardSchema = z
   .object({
     name: z.string().min(1),
@@ -78,8 +80,11 @@ export const classifierCardSchema = z
   })
   .strict();
 
+/** A denoiser's card: prediction type, noise schedule, sample shape, conditioning. */
 export type DenoiserCard = z.output<typeof denoiserCardSchema>;
+/** An evaluation classifier's card: class count and feature width. */
 export type ClassifierCard = z.output<typeof classifierCardSchema>;
+/** Either kind of card. */
 export type ModelCard = DenoiserCard | ClassifierCard;
 
 /**

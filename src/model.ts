@@ -34,6 +34,11 @@ const loadOptionsSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link loadModel}: `device` (`'auto'`: cuda:0 when usable, else
+ * the CPU), `dtype` (of the weights, default float32), `attentionHooks`
+ * (default true; false loads the graph untouched), `signal`.
+ */
 export type LoadModelOptions = z.input<typeof loadOptionsSchema>;
 
 /** What a forward accepts: tensors, numbers (int or float arguments), booleans, strings, null, arrays of these. */
@@ -41,11 +46,13 @@ export type ForwardInput = Tensor | number | bigint | boolean | string | null | 
 /** What a forward returns: tensors, arrays (tuples, lists), objects (dicts), scalars, null. */
 export type ForwardOutput = Tensor | number | bigint | boolean | string | null | ForwardOutput[] | { [key: string]: ForwardOutput };
 
+/** Options of {@link Model.call} and {@link Model.forward}-like calls. */
 export interface CallOptions {
   /** Checked before the job starts (a running forward is not interrupted). */
   signal?: AbortSignal;
 }
 
+/** Options of {@link Model.run}: inputs, hooks, batch split, preconditioning. */
 export interface RunOptions extends CallOptions {
   /** The method to run (default forward). */
   method?: string;
@@ -73,6 +80,7 @@ export interface RunOptions extends CallOptions {
   preconditioning?: Preconditioning;
 }
 
+/** What {@link Model.run} returns: the output and the captured attention maps. */
 export interface RunResult<T extends ForwardOutput = ForwardOutput> {
   output: T;
   /** Head-averaged attention probabilities [length, queries, keys] per captured site path. */
@@ -87,8 +95,13 @@ interface NativeHookResult {
   moduleShapes: [number, number[], number[]][];
 }
 
+/** What {@link Model.describe} returns: methods, signatures, sites, card. */
 export type ModelDescription = NativeModelDescription & { card: ModelCard | null };
 
+/**
+ * A loaded TorchScript model. Make one with {@link loadModel}; every call runs
+ * on a torch thread and returns a Promise; dispose it (or `using`) when done.
+ */
 export class Model implements Disposable, AsyncDisposable {
   readonly #native: NativeModel;
   /** Calls accepted and not yet settled (queued for a pool slot or running). */
@@ -403,10 +416,12 @@ export class Model implements Disposable, AsyncDisposable {
     }
   }
 
+  /** Calls {@link Model.dispose} (for `using`). */
   [Symbol.dispose](): void {
     this.dispose();
   }
 
+  /** Calls {@link Model.dispose} (for `await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
   }

@@ -15,6 +15,7 @@ import { ErrorCodes, TorchGuidanceError } from './errors.js';
 import { type SiteSelector, selectSites, selectorSchema, selectorText } from './site-selectors.js';
 import { parseOptions } from './util/options.js';
 
+/** A module output the graph pass tagged, which module hooks can perturb. */
 export interface ModuleSite {
   /** The addon's index of the site. */
   id: number;
@@ -51,6 +52,11 @@ export const moduleHookSchema = z
     path: ['scale'],
   });
 
+/**
+ * A hook on module outputs for one {@link Model.run}: `modules` (selector),
+ * `action` (`'noise'`: add scale·N(0, I); `'skip'`: return the module's
+ * input), `scale` and `seed` (noise), `start` and `length` (the batch slice).
+ */
 export type ModuleHook = z.input<typeof moduleHookSchema>;
 
 /** What the addon takes for module sites: one entry per (site, slice, action). */

@@ -3,6 +3,7 @@ import { binaryPath, buildInfo, native, type CudaMemory, type JobTimes, type Nat
 export { setBlasThreads } from './blas.js';
 export type { BlasInfo, CudaMemory, JobTimes } from './native/binding.js';
 
+/** What {@link runtimeInfo} reports: libtorch, CUDA, threads, the loaded binary. */
 export interface RuntimeInfo extends NativeRuntimeInfo {
   /** The .node file this process loaded. */
   binaryPath: string;

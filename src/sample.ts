@@ -17,6 +17,7 @@ import { sigmasFor } from './samplers/sigma-schedules.js';
 import { type Tensor, cat, isTensor, randn, tensor } from './tensor.js';
 import { parseOptions } from './util/options.js';
 
+/** What `onProgress` gets after every sampler step. */
 export interface SampleProgress {
   /** Samples finished so far, of `count`. */
   done: number;
@@ -81,8 +82,16 @@ const sampleSchema = z
     path: ['count'],
   });
 
+/**
+ * Options of {@link sample} and {@link explain}: `model`, `guidance` (strategies;
+ * they stack), `sampler`, `labels` or `count` (+ `label`), `conditions` /
+ * `nullConditions` (tensor conditioning), `seed` (sample i uses seed + i),
+ * `batchSize` (16), `parallel` (CPU batch split, `'auto'`), `clipDenoised`,
+ * `onProgress`, `signal`. See docs/guidance.md.
+ */
 export type SampleOptions = z.input<typeof sampleSchema>;
 
+/** What {@link sample} returns. */
 export interface SampleResult {
   /** [count, ...sampleShape] on the model's device, in the model's data range (Fashion-MNIST models: [-1, 1]). */
   images: Tensor;
@@ -249,6 +258,11 @@ export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batch
   return { evaluations: first ?? [], batches, forwards, modelEvaluations: sampleForwards / count };
 }
 
+/**
+ * Guided sampling: draws one sample per label (or `count`), batch by batch,
+ * with the strategies in `guidance` stacked into one guided prediction per
+ * step. Every sample depends only on its own seed, not on its batch.
+ */
 export async function sample(raw: SampleOptions): Promise<SampleResult> {
   const prep = prepare(raw);
   const { options, main, sampler, sigmas, count } = prep;

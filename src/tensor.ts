@@ -9,6 +9,10 @@ import type { AnyTypedArray, DeviceName, NativeTensor } from './native/tensor-ty
 import { parseOptions } from './util/options.js';
 
 export type { AnyTypedArray, DeviceName, Dtype, ResolvedDevice, TypedArrayFor } from './native/tensor-types.js';
+/**
+ * An immutable handle to a libtorch tensor on a device. Every op returns a new
+ * handle; dispose handles you are done with (or `using`).
+ */
 export type Tensor = NativeTensor;
 
 export const dtypeSchema = z.enum([
@@ -55,7 +59,12 @@ const randnOptionsSchema = z
   })
   .strict();
 
+/** Options of {@link tensor}: `dtype` (default from the TypedArray), `device` (default cpu). */
 export type TensorOptions = z.input<typeof tensorOptionsSchema>;
+/**
+ * Options of {@link randn}: `seed` (one, or one per sample), `dtype`
+ * (floating, default float32), `device` (default cpu).
+ */
 export type RandnOptions = z.input<typeof randnOptionsSchema>;
 
 /**
@@ -94,6 +103,7 @@ export function cat(tensors: readonly Tensor[]): Tensor {
   return native.Tensor.cat(tensors);
 }
 
+/** Whether `value` is a tensor handle. */
 export function isTensor(value: unknown): value is Tensor {
   return value instanceof (native.Tensor as unknown as new () => object);
 }

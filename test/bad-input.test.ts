@@ -1,5 +1,5 @@
 /**
- * The bad-input sweep of issue #8: one test per row. Each asserts the typed
+ * The bad-input sweep: one test per kind of bad input. Each asserts the typed
  * error code and a message that names the problem, then that the process and
  * the model still work (a small sample() on the same model succeeds).
  */

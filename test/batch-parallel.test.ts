@@ -271,7 +271,7 @@ describe('batch-parallel runs (Model.run parallel)', () => {
 
 describe("parallel 'auto' (autoChunks)", () => {
   it('keeps every chunk within 4-12 samples where the batch allows, uses a multiple of the threads, and never splits on one thread', () => {
-    // The values measured to pay on this machine (notes on issue #7, session 7): 16 rows as 2 chunks of 8, 32 as 4 of 8.
+    // The values measured to pay on a 2-core CPU (AUTO_MAX_CHUNK's doc comment): 16 rows as 2 chunks of 8, 32 as 4 of 8.
     assert.equal(autoChunks(16, 2), 2);
     assert.equal(autoChunks(32, 2), 4);
     assert.equal(autoChunks(4, 2), 1); // a chunk of 2 lost

@@ -1,5 +1,5 @@
 /**
- * `torch-guidance sample` (issue #6, item 2): a batch run killed with SIGKILL
+ * `torch-guidance sample`: a batch run killed with SIGKILL
  * after its first shard lands resumes to a complete output that is byte-equal
  * to an uninterrupted run with the same seed; a partial shard is redone and
  * stale temporary files removed; the .npz files read back through numpy

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { runtimeInfo } from '../src/index.js';
@@ -57,5 +58,26 @@ describe('CLI', () => {
     const inspectHelp = cli('inspect', '--help');
     assert.equal(inspectHelp.status, 0);
     assert.match(inspectHelp.stdout, /--device/);
+  });
+
+  it('--version prints the version in package.json', () => {
+    const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const result = cli(flag);
+      assert.equal(result.status, 0, result.stderr);
+      assert.equal(result.stdout.trim(), version);
+    }
+  });
+
+  it('help <command> prints that command\'s help; an unknown one is a usage error', () => {
+    for (const command of ['attention', 'compare', 'evaluate', 'inspect', 'sample']) {
+      const viaHelp = cli('help', command);
+      assert.equal(viaHelp.status, 0, viaHelp.stderr);
+      assert.match(viaHelp.stdout, new RegExp(`torch-guidance ${command}`));
+      assert.equal(viaHelp.stdout, cli(command, '--help').stdout);
+    }
+    const unknown = cli('help', 'frobnicate');
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /no command 'frobnicate'/);
   });
 });

@@ -84,7 +84,7 @@ describe(`CUDA${reason}`, () => {
     using gpu = await loadModel(path, { device: 'cuda' });
     const seed = freshRandom().seed;
     // Collect earlier tests' garbage first: a wrapper collected during the
-    // test would lower the count (the first GPU run failed 0 !== 1 this way).
+    // test would lower the count (it failed as 0 !== 1 that way).
     (globalThis as { gc?: () => void }).gc?.();
     const before = liveHandles().tensors;
     for (const guidance of [[cfg({ scale: 3 }), pag({ scale: 2 }), seg({ scale: 2 })], [sag()]]) {

@@ -2,7 +2,7 @@
  * Every guidance strategy's prediction against its formula, computed
  * independently: GuidedDenoiser.predict() (the D(x; sigma) a sampler sees for
  * one step, with the planner's batched forwards and per-slice hooks) must equal
- * the method's formula (shared/design/guidance-methods.md), evaluated here from
+ * the method's formula (docs/guidance-methods.md), evaluated here from
  * separate, unbatched forwards of the model (model.run with explicit hooks per
  * branch), converted to x0 in JS from the card's schedule, and mixed in plain
  * JS arithmetic (float64). Inputs are fresh random draws; failures print the seed.

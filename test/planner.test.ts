@@ -1,5 +1,5 @@
 /**
- * The planner (issue #5): explain() against the forwards that really run.
+ * The planner: explain() against the forwards that really run.
  * Every plan explain() shows is checked against sample()'s forwards as the
  * models see them: Model.run calls recorded in order (batch size, hooks,
  * start and settle order) and the native forward counters.

@@ -1,5 +1,5 @@
 /**
- * sample() (issue #5): batch invariance, abort, typed errors for bad options.
+ * sample(): batch invariance, abort, typed errors for bad options.
  *
  * Batch invariance: sample i of a run with seed s has seed s + i for all of
  * its noise (src/samplers/seeds.ts), so it must not depend on its batch.

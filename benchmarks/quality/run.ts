@@ -56,7 +56,7 @@ const positive = (value: string | undefined, fallback: number, flag: string) => 
   if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got '${value}'`);
   return n;
 };
-/** Defaults sized for about 45 minutes on the 2-core build machine (see notes/issue-7-benchmarks.md). */
+/** Defaults sized for about 45 minutes on a 2-core CPU (docs/benchmarks.md). */
 const n = positive(values.n, quick ? 40 : 400, '--n');
 if (n % 10 !== 0 || n < 20) throw new Error(`--n must be a multiple of 10 and at least 20 (class-balanced), got ${n}`);
 const steps = positive(values.steps, quick ? 6 : 10, '--steps');

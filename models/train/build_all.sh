@@ -5,9 +5,8 @@
 #   bash models/train/build_all.sh                 # the real models (hours on 1 CPU thread)
 #   bash models/train/build_all.sh --smoke DIR     # tiny everything under DIR (a few minutes)
 #
-# Every stage resumes: rerun the same command after a kill (or at the next
-# session) and finished stages are skipped, partial ones continue from their
-# last checkpoint. Python: $PYTHON, default Debian's /usr/bin/python3 (torch 1.13).
+# Every stage resumes: rerun the same command after a kill and finished
+# stages are skipped, partial ones continue from their last checkpoint. Python: $PYTHON, default Debian's /usr/bin/python3 (torch 1.13).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-/usr/bin/python3}

@@ -1,7 +1,8 @@
 """Process setup shared by every script: one torch thread, seeds, stop flag.
 
-The build machine is small and shared, so every script runs torch on ONE
-thread (override with TG_TRAIN_THREADS for a machine of your own).
+Every script runs torch on ONE thread, so that a resumed run is bit-identical
+to an uninterrupted one and the other cores stay free (TG_TRAIN_THREADS sets
+another count).
 """
 
 import ctypes

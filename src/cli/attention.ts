@@ -15,6 +15,7 @@ import { loadModel } from '../model.js';
 import { sample } from '../sample.js';
 import { randn, tensor, type DeviceName, type Tensor } from '../tensor.js';
 import { UsageError } from './usage-error.js';
+import { shippedModel } from './package-paths.js';
 
 export const attentionHelp = `Usage: torch-guidance attention [options]
 
@@ -25,7 +26,7 @@ map summed over queries) as a heat map over the sample, then SAG's mask (where
 that sum exceeds 1, i.e. above average) for the SAG site.
 
 Options:
-  --model PATH     default models/fashion-unet.pt
+  --model PATH     default the package's models/fashion-unet.pt
   --labels LIST    class per sample, comma-separated (default 0,1,...,9; 'null' for unconditional)
   --seed N         seed of sample 0 (default 0)
   --steps N        Euler steps for the samples (default 20)
@@ -63,7 +64,7 @@ export async function attentionCommand(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string', default: 'models/fashion-unet.pt' },
+      model: { type: 'string', default: shippedModel('fashion-unet.pt') },
       labels: { type: 'string', default: '0,1,2,3,4,5,6,7,8,9' },
       seed: { type: 'string', default: '0' },
       steps: { type: 'string', default: '20' },

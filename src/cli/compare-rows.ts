@@ -1,6 +1,6 @@
 /**
  * The rows of the comparison picture: one guidance setting each, with the
- * settings the literature recommends for it (../shared/design/guidance-methods.md).
+ * settings the literature recommends for it (docs/guidance-methods.md).
  * Kept apart from the command so a row can be added without reading the CLI.
  */
 import * as guidance from '../guidance/index.js';

@@ -18,6 +18,7 @@ import type { DeviceName, Tensor } from '../tensor.js';
 import { classifierAgreement } from '../util/classifier-agreement.js';
 import { compareRows, describeSettings, type CompareModels } from './compare-rows.js';
 import { UsageError } from './usage-error.js';
+import { shippedModel } from './package-paths.js';
 
 export const compareHelp = `Usage: torch-guidance compare [options]
 
@@ -27,10 +28,10 @@ labelled picture (<out>/compare.png) and a report (<out>/compare.md) with each
 row's settings, forward count, time and classifier agreement.
 
 Options:
-  --model PATH        main model (default models/fashion-unet.pt)
-  --guide PATH        weak model for autoguidance (default models/fashion-unet-weak.pt; row left out if missing)
-  --sims PATH         SIMS negative (default models/fashion-unet-sims.pt; row left out if missing)
-  --classifier PATH   evaluation classifier (default models/fashion-classifier.pt; column left out if missing)
+  --model PATH        main model (default the package's models/fashion-unet.pt)
+  --guide PATH        weak model for autoguidance (default the package's models/fashion-unet-weak.pt; row left out if missing)
+  --sims PATH         SIMS negative (default the package's models/fashion-unet-sims.pt; row left out if missing)
+  --classifier PATH   evaluation classifier (default the package's models/fashion-classifier.pt; column left out if missing)
   --device NAME       auto (default), cpu, cuda, cuda:N
   --sampler NAME      euler (default), heun, ddim, euler_ancestral, dpmpp_2m
   --steps N           sampler steps (default 20)
@@ -66,7 +67,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string', default: 'models/fashion-unet.pt' },
+      model: { type: 'string', default: shippedModel('fashion-unet.pt') },
       guide: { type: 'string' },
       sims: { type: 'string' },
       classifier: { type: 'string' },
@@ -91,9 +92,9 @@ export async function compareCommand(argv: string[]): Promise<void> {
   const device = values.device as DeviceName;
   const started = performance.now();
   using main = await loadModel(values.model, { device });
-  const guide = await loadOptional(values.guide ?? 'models/fashion-unet-weak.pt', main.device, values.guide !== undefined);
-  const sims = await loadOptional(values.sims ?? 'models/fashion-unet-sims.pt', main.device, values.sims !== undefined);
-  const classifier = await loadOptional(values.classifier ?? 'models/fashion-classifier.pt', main.device, values.classifier !== undefined);
+  const guide = await loadOptional(values.guide ?? shippedModel('fashion-unet-weak.pt'), main.device, values.guide !== undefined);
+  const sims = await loadOptional(values.sims ?? shippedModel('fashion-unet-sims.pt'), main.device, values.sims !== undefined);
+  const classifier = await loadOptional(values.classifier ?? shippedModel('fashion-classifier.pt'), main.device, values.classifier !== undefined);
   const models: CompareModels = { main, ...(guide ? { guide } : {}), ...(sims ? { sims } : {}) };
   try {
     const numClasses = main.card && 'conditioning' in main.card && main.card.conditioning.kind === 'class' ? main.card.conditioning.numClasses : 0;
@@ -143,7 +144,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
       `Device: ${main.device}${info.cudaAvailable ? ` (${info.cudaDevices[0]?.model ?? 'CUDA'})` : ''}, libtorch ${info.torchVersion}, ${info.intraOpThreads} intra-op threads  `,
       `Model: ${relative(process.cwd(), resolve(values.model))}; sampler ${values.sampler}, ${steps} steps, denoised estimates clipped to [-1, 1]; seeds ${seed}..${seed + conditional.length - 1}; ` +
         `columns: ${perClass} per class, classes ${CLASS_NAMES.slice(0, numClasses).join(', ')}.  `,
-      `Classifier: ${classifier ? `${relative(process.cwd(), resolve(values.classifier ?? 'models/fashion-classifier.pt'))}, samples labelled as the requested class` : 'none'}. ` +
+      `Classifier: ${classifier ? `${relative(process.cwd(), resolve(values.classifier ?? shippedModel('fashion-classifier.pt')))}, samples labelled as the requested class` : 'none'}. ` +
         'With one sample per class the agreement column is a glance, not a metric (benchmarks/quality measures it on thousands).',
       '',
       '![comparison](compare.png)',

@@ -14,6 +14,7 @@ import { evaluateImages } from '../metrics/evaluate.js';
 import type { DeviceName } from '../tensor.js';
 import { intFlag } from './int-flag.js';
 import { UsageError } from './usage-error.js';
+import { shippedModel } from './package-paths.js';
 
 const FASHION_MNIST_TEST = join(process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist', 't10k-images-idx3-ubyte.gz');
 
@@ -31,7 +32,8 @@ sampled for, the share the classifier puts in that class.
 
 Options:
   --classifier PATH   evaluation classifier: a card of kind 'classifier' and a
-                      features() method (default models/fashion-classifier.pt)
+                      features() method (default: the package's
+                      models/fashion-classifier.pt)
   --reference PATH    the real images, in any form <samples> takes (default:
                       the Fashion-MNIST test split, ${FASHION_MNIST_TEST};
                       apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)
@@ -62,7 +64,7 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      classifier: { type: 'string', default: 'models/fashion-classifier.pt' },
+      classifier: { type: 'string', default: shippedModel('fashion-classifier.pt') },
       reference: { type: 'string' },
       k: { type: 'string', default: '3' },
       'manifold-size': { type: 'string', default: '2000' },

@@ -5,11 +5,14 @@
  * Exit codes: 0 success, 1 a TorchGuidanceError (its code is printed),
  * 2 a usage error (unknown command or flag), 70 an unexpected failure.
  */
+import { readFileSync } from 'node:fs';
+
 import { isTorchGuidanceError } from '../errors.js';
 import { attentionCommand, attentionHelp } from './attention.js';
 import { compareCommand, compareHelp } from './compare.js';
 import { evaluateCommand, evaluateHelp } from './evaluate.js';
 import { inspectCommand, inspectHelp } from './inspect.js';
+import { packageRoot } from './package-paths.js';
 import { sampleHelp } from './sample-flags.js';
 import { sampleCommand } from './sample.js';
 import { UsageError } from './usage-error.js';
@@ -35,11 +38,30 @@ Commands:
   inspect <model.pt>   the runtime (libtorch, CUDA, threads) and the model: card, methods, signatures
   sample               guided samples as PNGs and/or .npz shards; resumable batch runs (--count 50000 --out dir)
 
-Run 'torch-guidance <command> --help' for a command's options.
+Run 'torch-guidance help <command>' (or '<command> --help') for a command's options,
+'torch-guidance --version' for the version.
 Exit codes: 0 success, 1 error (code printed), 2 usage error.`;
+
+/** The version in the package's package.json. */
+function version(): string {
+  return (JSON.parse(readFileSync(`${packageRoot}package.json`, 'utf8')) as { version: string }).version;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v') {
+    console.log(version());
+    return 0;
+  }
+  if (name === 'help' && rest.length > 0) {
+    const topic = commands[rest[0]!];
+    if (!topic || rest.length > 1) {
+      console.error(`torch-guidance help: no command '${rest.join(' ')}'.\n\n${mainHelp}`);
+      return EXIT_USAGE;
+    }
+    console.log(topic.help);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(mainHelp);
     return name === undefined ? EXIT_USAGE : 0;

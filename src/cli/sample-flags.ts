@@ -15,6 +15,7 @@ import type { DeviceName } from '../tensor.js';
 import { parseGuidanceSpec, parseSamplerFlags, parseScheduleFlag, strategyNames, type ParsedGuidance } from './guidance-flags.js';
 import { intFlag } from './int-flag.js';
 import { UsageError } from './usage-error.js';
+import { shippedModel } from './package-paths.js';
 
 /** Breaks `text` at spaces into lines of at most `width` characters. */
 function wrap(text: string, width: number, joiner: string): string {
@@ -44,7 +45,7 @@ and kept, a partial one is redone, and the result equals an uninterrupted
 run byte for byte. Different settings on an existing --out are refused.
 
 Options:
-  --model PATH         denoiser (default models/fashion-unet.pt)
+  --model PATH         denoiser (default the package's models/fashion-unet.pt)
   --guide PATH         second model: the weak guide of autoguidance, and the
                        SIMS negative unless --sims is given
   --sims PATH          the SIMS negative, when it differs from --guide
@@ -182,7 +183,7 @@ export async function readFlags(argv: string[]): Promise<Flags> {
     args: argv,
     allowPositionals: true,
     options: {
-      model: { type: 'string', default: 'models/fashion-unet.pt' },
+      model: { type: 'string', default: shippedModel('fashion-unet.pt') },
       guide: { type: 'string' },
       sims: { type: 'string' },
       guidance: { type: 'string', multiple: true, default: [] },

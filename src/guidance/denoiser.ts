@@ -20,6 +20,7 @@ import type { Model, Preconditioning } from '../model.js';
 import { type NoiseSchedule, noiseScheduleFromCard, sigmaToTimestep } from '../samplers/noise-schedule.js';
 import { full, type Tensor } from '../tensor.js';
 
+/** The preconditioning of one noise level: D = cSkip·x + cOut·F(cIn·x, cNoise). */
 export interface Scalings {
   cIn: number;
   cOut: number;
@@ -28,6 +29,11 @@ export interface Scalings {
   cNoise: number;
 }
 
+/**
+ * A loaded denoiser seen as D(x; σ, c) → x0, whatever its card's prediction
+ * type (eps, v, x0 on a discrete VP schedule, or EDM); samplers work in σ space
+ * through it.
+ */
 export class Denoiser {
   readonly noise: NoiseSchedule;
 
@@ -60,6 +66,7 @@ export class Denoiser {
     return this.noise.kind === 'discrete' ? sigmaToTimestep(this.noise, sigma) : null;
   }
 
+  /** The scalings at noise level `sigma` for this model's prediction type (EDM table 1). */
   scalings(sigma: number): Scalings {
     if (this.noise.kind === 'edm') {
       const sd = this.noise.sigmaData;

@@ -20,9 +20,14 @@ export const windowSchema = z
   .strict()
   .refine((w) => w.sigmaMin < w.sigmaMax, { message: 'sigmaMin must be below sigmaMax', path: ['sigmaMin'] });
 
+/**
+ * A term's σ window: `{ sigmaMin?, sigmaMax? }`; the term applies for
+ * sigmaMin < σ ≤ sigmaMax (defaults 0 and Infinity).
+ */
 export type WindowOptions = z.input<typeof windowSchema>;
 export type Window = z.output<typeof windowSchema>;
 
+/** Whether `sigma` lies in the window (sigmaMin < σ ≤ sigmaMax); true without a window. */
 export function inWindow(window: Window | undefined, sigma: number): boolean {
   return window === undefined || (sigma > window.sigmaMin && sigma <= window.sigmaMax);
 }

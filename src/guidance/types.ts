@@ -57,6 +57,10 @@ export interface Degradation {
   patch?: number;
 }
 
+/**
+ * One prediction a term needs: a model, a condition, and optional attention
+ * or module perturbations or a degraded input. Equal branches are computed once.
+ */
 export interface Branch {
   /** 'main', or a second model (autoguidance's guide, the SIMS negative). */
   model: 'main' | Model;
@@ -84,6 +88,7 @@ export interface TermContext extends StepInfo {
   state: Map<string, unknown>;
 }
 
+/** One term of the guided prediction: scale(σ) · (D_positive − D_negative). */
 export interface Term {
   /** Shown by explain() and in reports. */
   label: string;
@@ -98,6 +103,7 @@ export interface Term {
   delta?(positive: Tensor, negative: Tensor, scale: number, context: TermContext): Tensor;
 }
 
+/** What a strategy knows when it builds its terms. */
 export interface StrategyContext {
   /** The samples carry a condition (class labels or a tensor), not only the null one. */
   conditional: boolean;
@@ -120,6 +126,7 @@ export interface Strategy {
   readonly name: string;
   /** The settings after defaults, for reports and explain(). */
   readonly settings: Readonly<Record<string, unknown>>;
+  /** The terms this strategy adds for a guidance list and model. */
   terms(context: StrategyContext): Term[];
   /** A non-linear correction after the terms are summed (guidance rescale, CFG-Zero*'s zero init). */
   finalize?(guided: Tensor, context: FinalizeContext): Tensor | undefined;

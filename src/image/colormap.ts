@@ -22,6 +22,7 @@ export const MAGMA: readonly Stop[] = [
 
 const MAPS = { viridis: VIRIDIS, magma: MAGMA } as const;
 
+/** Options of {@link heatmap}. */
 export interface HeatmapOptions {
   /** Value drawn as the first stop; default the smallest finite value. */
   min?: number;

@@ -9,7 +9,9 @@
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import { BLACK, type Canvas, type Color } from './canvas.js';
 
+/** Width of one glyph of the built-in bitmap font, in unscaled pixels. */
 export const GLYPH_WIDTH = 5;
+/** Height of one glyph of the built-in bitmap font, in unscaled pixels. */
 export const GLYPH_HEIGHT = 9;
 /** Horizontal advance per character, in unscaled pixels. */
 export const ADVANCE = 6;
@@ -84,6 +86,7 @@ export function measureText(text: string, scale = 1): { width: number; height: n
   return { width, height };
 }
 
+/** How {@link drawText} draws: size and colour. */
 export interface TextStyle {
   /** Integer pixel size multiplier (default 1: 5x9 glyphs). */
   scale?: number;

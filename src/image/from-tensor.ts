@@ -7,6 +7,7 @@ import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { RasterImage } from './png.js';
 
+/** Options of {@link toImages} and {@link toUint8Batch}. */
 export interface ToImagesOptions {
   /**
    * The data range mapped to 0..255 (default [-1, 1], the range of the shipped

@@ -8,6 +8,7 @@ import { BLACK, Canvas, WHITE, type Color } from './canvas.js';
 import { drawText, fitText, measureText } from './font.js';
 import { checkRaster, type RasterImage } from './png.js';
 
+/** Options of {@link imageGrid}. */
 export interface GridOptions {
   /** Tiles per row; default ceil(sqrt(count)), never more than the count. */
   columns?: number;
@@ -58,6 +59,7 @@ export function imageGrid(images: RasterImage[], options: GridOptions = {}): Ras
   return canvas.toImage();
 }
 
+/** One row of {@link labelledRows}: a label and its images. */
 export interface LabelledRow {
   /** Drawn at the left, at `textScale` (e.g. "cfg+pag"). */
   label: string;
@@ -66,6 +68,7 @@ export interface LabelledRow {
   images: RasterImage[];
 }
 
+/** Options of {@link labelledRows}. */
 export interface LabelledRowsOptions {
   /** Integer nearest-neighbour upscaling of the images (default 1). */
   scale?: number;

@@ -42,6 +42,7 @@ export function checkRaster(image: RasterImage, what = 'image'): void {
 /** PNG filter types (PNG spec 9.2); 'adaptive' picks one per row. */
 export type PngFilter = 0 | 1 | 2 | 3 | 4 | 'adaptive';
 
+/** Options of {@link encodePng} and {@link writePng}. */
 export interface EncodePngOptions {
   /**
    * Row filter. Default 'adaptive': per row, the filter whose output has the

@@ -19,6 +19,7 @@ import { parseIdx } from './idx.js';
 import { NpzFormatError, readNpzData, readNpzEntries, type NpzEntry } from './npz.js';
 import { MERGED, PNG_DIR, isDirectory } from './shards.js';
 
+/** Images read by {@link readImageSet}, with their labels when the file has them. */
 export interface ImageSet {
   images: UInt8Batch;
   /** The class each image was asked for (null: none), when the file stores them. */
@@ -85,6 +86,11 @@ async function readPngDir(dir: string): Promise<ImageSet> {
   return { images: { count: names.length, height: first.height, width: first.width, channels: first.channels as 1 | 3 | 4, data }, source: dir };
 }
 
+/**
+ * Reads 8-bit images from a `torch-guidance sample` run directory
+ * (`samples.npz`, else `png/`), an `.npz` with uint8 images under `arr_0`
+ * (labels under `arr_1`), or an IDX image file (gzipped or not).
+ */
 export async function readImageSet(path: string): Promise<ImageSet> {
   let info;
   try {

@@ -101,10 +101,12 @@ export class Classifier {
     return { count: images.count, classes: wantLogits ? l.length / images.count : this.card.numClasses, featureDim: f.length / images.count, logits: l, features: f };
   }
 
+  /** Frees the classifier's model. Idempotent. */
   dispose(): void {
     this.model.dispose();
   }
 
+  /** Calls {@link Classifier.dispose} (for `using`). */
   [Symbol.dispose](): void {
     this.dispose();
   }

@@ -15,6 +15,7 @@ import type { Classifier } from './classifier.js';
 import { featureMetrics, resolveMetricOptions, type FeatureMetrics } from './feature-metrics.js';
 import { classifierAccuracy } from './statistics.js';
 
+/** Options of {@link evaluateImages}. */
 export interface EvaluateImagesOptions {
   classifier: Classifier;
   samples: UInt8Batch;
@@ -34,6 +35,7 @@ export interface EvaluateImagesOptions {
   signal?: AbortSignal;
 }
 
+/** What {@link evaluateImages} measures. */
 export interface ImageEvaluation extends FeatureMetrics {
   sampleCount: number;
   referenceCount: number;
@@ -42,6 +44,12 @@ export interface ImageEvaluation extends FeatureMetrics {
   accuracy: number | null;
 }
 
+/**
+ * Scores 8-bit samples against real images in an evaluation classifier's
+ * features: Fréchet distance, precision and recall, and, with labels, the
+ * share classified as their label. The classifier runs on a torch thread, the
+ * statistics in a worker thread.
+ */
 export async function evaluateImages(options: EvaluateImagesOptions): Promise<ImageEvaluation> {
   const { classifier, samples, reference, labels, signal } = options;
   const labelled = labels !== undefined && labels.some((l) => l !== null);

@@ -18,6 +18,7 @@ export interface FeatureMatrix {
   dim: number;
 }
 
+/** Options of {@link featureMetrics}. */
 export interface FeatureMetricsOptions {
   /** k of the k-NN manifolds (default 3, as Kynkäänniemi et al.). */
   k?: number;
@@ -31,6 +32,7 @@ export interface FeatureMetricsOptions {
   signal?: AbortSignal;
 }
 
+/** Fréchet distance and k-NN precision/recall of two sets of feature vectors. */
 export interface FeatureMetrics {
   /** Fréchet distance between Gaussians fitted to all samples and all reference vectors. */
   fd: number;

@@ -13,10 +13,12 @@ export type Dtype =
   | 'uint8' // Uint8Array
   | 'bool'; // Uint8Array (0 or 1)
 
+/** A device to put a tensor or model on: `'auto'`, `'cpu'`, `'cuda'`, `'cuda:N'`. */
 export type DeviceName = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 /** Where a tensor or model actually is. */
 export type ResolvedDevice = 'cpu' | `cuda:${number}`;
 
+/** The TypedArray that carries the bytes of dtype `D`. */
 export type TypedArrayFor<D extends Dtype> = D extends 'float32'
   ? Float32Array
   : D extends 'float64'
@@ -33,6 +35,7 @@ export type TypedArrayFor<D extends Dtype> = D extends 'float32'
               ? Int8Array
               : Uint8Array;
 
+/** Any TypedArray a tensor can be made from or copied to. */
 export type AnyTypedArray =
   | Float32Array
   | Float64Array

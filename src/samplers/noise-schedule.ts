@@ -21,8 +21,10 @@ export interface EdmSchedule {
   sigmaData: number;
 }
 
+/** A model's noise schedule in σ terms: discrete VP (its σ table) or EDM. */
 export type NoiseSchedule = DiscreteSchedule | EdmSchedule;
 
+/** The noise schedule a denoiser card describes. */
 export function noiseScheduleFromCard(card: DenoiserCard): NoiseSchedule {
   const s = card.schedule;
   if (s.kind === 'edm') return { kind: 'edm', sigmaMin: s.sigmaMin, sigmaMax: s.sigmaMax, sigmaData: s.sigmaData };

@@ -23,6 +23,7 @@ import { sigmaScheduleSchema } from './sigma-schedules.js';
 const steps = z.number().int().positive().max(10_000).default(30);
 const schedule = sigmaScheduleSchema.default({ kind: 'karras', rho: 7 });
 
+/** The zod schema of {@link SamplerOptions}. */
 export const samplerSchema = z.discriminatedUnion('name', [
   z.object({ name: z.literal('euler'), steps, schedule }).strict(),
   z
@@ -41,8 +42,14 @@ export const samplerSchema = z.discriminatedUnion('name', [
   z.object({ name: z.literal('dpmpp_2m'), steps, schedule }).strict(),
 ]);
 
+/**
+ * A sampler and its settings: `name` (`euler`, `heun`, `ddim`,
+ * `euler_ancestral`, `dpmpp_2m`), `steps` (default 30), `schedule` (default
+ * Karras ρ 7); Heun takes `churn*`, DDIM and Euler ancestral `eta`.
+ */
 export type SamplerOptions = z.input<typeof samplerSchema>;
 export type Sampler = z.output<typeof samplerSchema>;
+/** The samplers' names. */
 export type SamplerName = Sampler['name'];
 
 export interface SamplerIO {

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { NoiseSchedule } from './noise-schedule.js';
 
+/** The zod schema of {@link SigmaScheduleOptions}. */
 export const sigmaScheduleSchema = z.discriminatedUnion('kind', [
   z
     .object({
@@ -33,6 +34,11 @@ export const sigmaScheduleSchema = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 
+/**
+ * The σ schedule of a sampling run: `karras` (`rho`, default 7),
+ * `exponential`, or `discrete` (`spacing`: `'trailing'` or `'leading'`);
+ * sigmaMin/sigmaMax default to the model's range.
+ */
 export type SigmaScheduleOptions = z.input<typeof sigmaScheduleSchema>;
 export type SigmaSchedule = z.output<typeof sigmaScheduleSchema>;
 

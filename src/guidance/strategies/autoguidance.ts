@@ -11,6 +11,7 @@ import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { modelSchema } from './second-model.js';
 
+/** The zod schema of {@link AutoguidanceOptions}. */
 export const autoguidanceSchema = z
   .object({
     /** The weaker model: same card contract (sample shape, conditioning). */
@@ -21,8 +22,16 @@ export const autoguidanceSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link autoguidance}: `guide` (the weaker model, required), `scale`
+ * (w, default 2; 1.7-2.9 in the EDM2 presets), `window`.
+ */
 export type AutoguidanceOptions = z.input<typeof autoguidanceSchema>;
 
+/**
+ * Autoguidance (Karras et al. 2024): guide the model with a weaker version of
+ * itself, D(c) + (w − 1)·(D(c) − D_guide(c)). The two models run concurrently.
+ */
 export function autoguidance(options: AutoguidanceOptions): Strategy {
   return defineStrategy('autoguidance', autoguidanceSchema, options, ({ guide, scale, window }) => ({
     terms: () => [

@@ -12,6 +12,7 @@ import { finite, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
+/** The zod schema of {@link CfgZeroStarOptions}. */
 export const cfgZeroStarSchema = z
   .object({
     scale: finite.default(3),
@@ -20,6 +21,10 @@ export const cfgZeroStarSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link cfgZeroStar}: `scale` (w, default 3), `zeroSteps` (steps
+ * that predict zero velocity at the start, default 1), `window`.
+ */
 export type CfgZeroStarOptions = z.input<typeof cfgZeroStarSchema>;
 
 export function cfgZeroStarDelta(positive: Tensor, negative: Tensor, scale: number): Tensor {
@@ -34,6 +39,11 @@ export function cfgZeroStarDelta(positive: Tensor, negative: Tensor, scale: numb
   return difference.mul(scale);
 }
 
+/**
+ * CFG-Zero* (Fan et al. 2025): CFG with an optimised per-sample scale α on the
+ * unconditional prediction, D(c) + (w − 1)·(D(c) − α·D(∅)), and the first
+ * `zeroSteps` steps zeroed.
+ */
 export function cfgZeroStar(options: CfgZeroStarOptions = {}): Strategy {
   return defineStrategy('cfg-zero-star', cfgZeroStarSchema, options, ({ scale, zeroSteps, window }) => ({
     terms(context) {

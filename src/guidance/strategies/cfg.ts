@@ -11,6 +11,7 @@ import { finite, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
+/** The zod schema of {@link CfgOptions}. */
 export const cfgSchema = z
   .object({
     /** w: 1 is the conditional model alone; small class models like 1.5-4. */
@@ -20,8 +21,14 @@ export const cfgSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link cfg}: `scale` (w, default 3; 1 is the conditional model
+ * alone), `formulation` (`'standard'`: D(c) + (w − 1)·Δ; `'original'`:
+ * D(c) + w·Δ), `window` (a guidance interval).
+ */
 export type CfgOptions = z.input<typeof cfgSchema>;
 
+/** Classifier-free guidance (Ho & Salimans 2022): D(c) + (w − 1)·(D(c) − D(∅)). */
 export function cfg(options: CfgOptions = {}): Strategy {
   return defineStrategy('cfg', cfgSchema, options, ({ scale, formulation, window }) => ({
     terms(context) {

@@ -10,12 +10,18 @@ import { inWindow, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
+/** The zod schema of {@link CfgppOptions}. */
 export const cfgppSchema = z
   .object({ scale: z.number().min(0).max(2).default(0.6), window: windowSchema.optional() })
   .strict();
 
+/** Options of {@link cfgpp}: `scale` (λ in [0, 2], default 0.6), `window`. */
 export type CfgppOptions = z.input<typeof cfgppSchema>;
 
+/**
+ * CFG++ (Chung et al. 2024): D(∅) + λ·(D(c) − D(∅)), re-noised with D(∅)'s
+ * noise estimate. Needs a first-order sampler (euler, euler_ancestral, ddim).
+ */
 export function cfgpp(options: CfgppOptions = {}): Strategy {
   return defineStrategy('cfgpp', cfgppSchema, options, ({ scale, window }) => ({
     terms(context) {

@@ -5,6 +5,11 @@ import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
 import { parseOptions } from '../../util/options.js';
 import type { Strategy, StrategyContext } from '../types.js';
 
+/**
+ * Builds a {@link Strategy} from a zod schema and a body: parses `options`
+ * (a bad field rejects with ERR_INVALID_OPTION naming it), records the parsed
+ * settings for reports and explain(), and hands them to `build`.
+ */
 export function defineStrategy<S extends z.ZodType>(
   name: string,
   schema: S,

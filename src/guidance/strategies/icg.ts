@@ -11,10 +11,17 @@ import { finite, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
+/** The zod schema of {@link IcgOptions}. */
 export const icgSchema = z.object({ scale: finite.default(3), window: windowSchema.optional() }).strict();
 
+/** Options of {@link icg}: `scale` (w, default 3), `window`. */
 export type IcgOptions = z.input<typeof icgSchema>;
 
+/**
+ * Independent-condition guidance (Sadat et al. 2024): CFG with a random
+ * condition instead of the null one, D(c) + (w − 1)·(D(c) − D(ĉ)). Works on
+ * models trained without condition dropout.
+ */
 export function icg(options: IcgOptions = {}): Strategy {
   return defineStrategy('icg', icgSchema, options, ({ scale, window }) => ({
     terms(context) {

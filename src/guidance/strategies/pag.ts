@@ -12,6 +12,7 @@ import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
 
+/** The zod schema of {@link PagOptions}. */
 export const pagSchema = z
   .object({
     /** 3 beside CFG, 5 alone in the paper. */
@@ -22,8 +23,17 @@ export const pagSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link pag}: `scale` (s, default 3), `sites` (attention site
+ * selector, default `'**.mid.*'`), `adaptiveScale` (a, default 0:
+ * s_t = max(0, s − a·(1000 − t))), `window`.
+ */
 export type PagOptions = z.input<typeof pagSchema>;
 
+/**
+ * Perturbed-attention guidance (Ahn et al. 2024): s·(D(c) − D_pag(c)), where
+ * the negative branch replaces the chosen self-attention maps by the identity.
+ */
 export function pag(options: PagOptions = {}): Strategy {
   return defineStrategy('pag', pagSchema, options, ({ scale, sites, adaptiveScale, window }) => ({
     terms: () => [

@@ -12,6 +12,7 @@ import type { Tensor } from '../../tensor.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 
+/** The zod schema of {@link RescaleOptions}. */
 export const rescaleSchema = z
   .object({
     phi: z.number().min(0).max(1).default(0.7),
@@ -19,6 +20,10 @@ export const rescaleSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link rescale}: `phi` (φ in [0, 1], default 0.7), `space`
+ * (`'eps'`, the paper's, or `'x0'`).
+ */
 export type RescaleOptions = z.input<typeof rescaleSchema>;
 
 function rescaled(out: Tensor, reference: Tensor, phi: number): Tensor {
@@ -29,6 +34,10 @@ function rescaled(out: Tensor, reference: Tensor, phi: number): Tensor {
   return out.lerp(matched, phi);
 }
 
+/**
+ * Guidance rescale (Lin et al. 2024): pulls the guided prediction's per-sample
+ * std back towards the conditional prediction's. Adds no forward.
+ */
 export function rescale(options: RescaleOptions = {}): Strategy {
   return defineStrategy('rescale', rescaleSchema, options, ({ phi, space }) => ({
     terms: () => [],

@@ -27,6 +27,7 @@ const common = {
   window: windowSchema.optional(),
 };
 
+/** The zod schema of {@link SagOptions}. */
 export const sagSchema = z
   .object({ ...common, sites: sitesSchema, threshold: z.number().nonnegative().default(1) })
   .strict();
@@ -40,9 +41,24 @@ export const resetGuidanceSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link sag}: `scale` (default 0.75), `kernelSize` (9), `blurSigma`
+ * (1), `sites` (the attention whose map makes the mask), `threshold` (1),
+ * `branch`, `window`.
+ */
 export type SagOptions = z.input<typeof sagSchema>;
+/** Options of {@link blurGuidance}: as {@link SagOptions} without `sites` and `threshold`. */
 export type BlurGuidanceOptions = z.input<typeof blurGuidanceSchema>;
+/**
+ * Options of {@link lowPassGuidance}: as {@link BlurGuidanceOptions} plus `cutoff`
+ * (the kept share of the frequencies, default 0.25).
+ */
 export type LowPassGuidanceOptions = z.input<typeof lowPassGuidanceSchema>;
+/**
+ * Options of {@link randomResetGuidance} and {@link squareResetGuidance}: as
+ * {@link BlurGuidanceOptions} plus `fraction` (the share of the area reset,
+ * default 0.25) and `patch` (the random patches' side in pixels, default 4).
+ */
 export type ResetGuidanceOptions = z.input<typeof resetGuidanceSchema>;
 
 type DegradeSettings = Omit<Degradation, 'source' | 'kind'>;
@@ -70,6 +86,11 @@ function degradationStrategy(
   };
 }
 
+/**
+ * Self-attention guidance (Hong et al. 2023): blurs x0 where the captured
+ * attention is high, re-noises it, and guides away from the model's
+ * prediction on that input (an eps-space term). Runs as two stages.
+ */
 export function sag(options: SagOptions = {}): Strategy {
   return defineStrategy('sag', sagSchema, options, (s) =>
     degradationStrategy('sag', 'sag', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, sites: s.sites, threshold: s.threshold }),

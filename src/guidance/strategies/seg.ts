@@ -12,6 +12,7 @@ import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
 
+/** The zod schema of {@link SegOptions}. */
 export const segSchema = z
   .object({
     scale: finite.default(3),
@@ -22,8 +23,17 @@ export const segSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link seg}: `scale` (s, default 3), `sigma` (the query blur in
+ * grid cells, default Infinity: every query the mean query), `sites` (default
+ * `'**.mid.*'`), `window`.
+ */
 export type SegOptions = z.input<typeof segSchema>;
 
+/**
+ * Smoothed energy guidance (Hong 2024): s·(D(c) − D_seg(c)), where the negative
+ * branch blurs the queries of the chosen self-attention over the token grid.
+ */
 export function seg(options: SegOptions = {}): Strategy {
   return defineStrategy('seg', segSchema, options, ({ scale, sigma, sites, window }) => ({
     terms: () => [

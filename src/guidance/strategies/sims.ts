@@ -11,6 +11,7 @@ import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { modelSchema } from './second-model.js';
 
+/** The zod schema of {@link SimsOptions}. */
 export const simsSchema = z
   .object({
     /** The base model fine-tuned on its own samples. */
@@ -20,8 +21,16 @@ export const simsSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link sims}: `negative` (the model fine-tuned on its own samples,
+ * required), `scale` (w, default 1), `window`.
+ */
 export type SimsOptions = z.input<typeof simsSchema>;
 
+/**
+ * SIMS (Alemohammad et al. 2024): extrapolate away from a model fine-tuned on
+ * its own samples, D + w·(D − D_sims). The two models run concurrently.
+ */
 export function sims(options: SimsOptions): Strategy {
   return defineStrategy('sims', simsSchema, options, ({ negative, scale, window }) => ({
     terms: () => [

@@ -17,6 +17,7 @@ import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
 
+/** The zod schema of {@link SlgOptions}. */
 export const slgSchema = z
   .object({
     scale: finite.default(3),
@@ -35,8 +36,17 @@ export const slgSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link slg}: `scale` (s, default 3), `blocks` (module selector,
+ * default `'**.mid.*'`), `steps` (`{ start, end }`, the share of the run it
+ * is on, default 0.01-0.2), `window`.
+ */
 export type SlgOptions = z.input<typeof slgSchema>;
 
+/**
+ * Skip-layer guidance (Stable Diffusion 3.5): s·(D(c) − D_skip(c)), where the
+ * negative branch skips the chosen blocks, for part of the run.
+ */
 export function slg(options: SlgOptions = {}): Strategy {
   return defineStrategy('slg', slgSchema, options, ({ scale, blocks, steps, window }) => ({
     terms: () => [

@@ -17,6 +17,7 @@ import { finite, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 
+/** The zod schema of {@link TsgOptions}. */
 export const tsgSchema = z
   .object({
     /** w, as in CFG: 1 is the model alone. The method table gives no default; 3 as for cfg and icg. */
@@ -29,8 +30,17 @@ export const tsgSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link tsg}: `scale` (w, default 3), `noiseScale` (k, the noise
+ * std in the embedding's units, default 1), `module` (default the card's
+ * `timeEmbedding`), `window`.
+ */
 export type TsgOptions = z.input<typeof tsgSchema>;
 
+/**
+ * Time-step guidance (Sadat et al. 2024): (w − 1)·(D(t) − D(t̃)), where the
+ * negative branch adds noise to the time embedding. Needs no condition.
+ */
 export function tsg(options: TsgOptions = {}): Strategy {
   return defineStrategy('tsg', tsgSchema, options, ({ scale, noiseScale, module, window }) => ({
     terms(context) {
