@@ -71,7 +71,7 @@ describe('sample()', () => {
       // TSG draws its time-embedding noise per sample and evaluation from the sample's seed; SLG skips blocks on its slice.
       {
         what: 'tsg (module noise) + slg (module skip), explicit labels',
-        guidance: (rng) => [tsg({ scale: guidanceScale(rng), noiseScale: 0.5 + rng.next() }), slg({ scale: guidanceScale(rng), steps: { start: 0, end: 1 } })],
+        guidance: (rng) => [tsg({ scale: guidanceScale(rng), noiseScale: 0.5 + rng.next() }), slg({ scale: guidanceScale(rng), start: 0, stop: 1 })],
         labelsBy: 'labels',
       },
     ];

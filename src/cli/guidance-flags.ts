@@ -5,18 +5,23 @@
  *   --guidance cfg:3                      name:value sets the main option (scale; phi for rescale)
  *   --guidance pag:scale=3,sites=mid.*    key=value pairs are the strategy's own options
  *   --guidance cfg:3,sigmaMin=0.3,sigmaMax=5   sigmaMin / sigmaMax: the guidance window
+ *   --guidance slg:3,start=0,stop=0.5     start / stop: step fractions; enabled=false switches one off
  *   --guidance sag:sites=mid.attn+up.1.attn    '+' separates list items
- *   --guidance slg:3,steps.start=0,steps.end=0.5   dotted keys set an object option's fields
+ *   --guidance autoguidance:2,layers.blocks=mid.*,layers.skip=attention   dotted keys set an object option's fields
  *   --sampler heun:churn=40   --schedule karras:rho=5
  *
  * Values that read as numbers (also inf, -inf) become numbers when the option
- * takes one. Every failure is a UsageError naming the flag and spec, e.g.
+ * takes one, true/false booleans. Every failure is a UsageError naming the flag and spec, e.g.
  * `--guidance pag:scale=abc: scale must be a number`.
  */
 import type { z } from 'zod';
 
 import { isTorchGuidanceError } from '../errors.js';
 import { apg, apgSchema } from '../guidance/strategies/apg.js';
+import { apgMix, apgMixSchema } from '../guidance/strategies/apg-mix.js';
+import { fdg, fdgSchema } from '../guidance/strategies/fdg.js';
+import { magnitudeAware, magnitudeAwareSchema } from '../guidance/strategies/magnitude-aware.js';
+import { tcfg, tcfgSchema } from '../guidance/strategies/tcfg.js';
 import { autoguidance, autoguidanceSchema } from '../guidance/strategies/autoguidance.js';
 import { cfgZeroStar, cfgZeroStarSchema } from '../guidance/strategies/cfg-zero-star.js';
 import { cfg, cfgSchema } from '../guidance/strategies/cfg.js';
@@ -27,6 +32,8 @@ import { rescale, rescaleSchema } from '../guidance/strategies/rescale.js';
 import {
   blurGuidance,
   blurGuidanceSchema,
+  highPassGuidance,
+  highPassGuidanceSchema,
   lowPassGuidance,
   lowPassGuidanceSchema,
   randomResetGuidance,
@@ -73,6 +80,8 @@ interface StrategyEntry {
   main: string;
   /** The option that takes the --guide model, for strategies that need a second model. */
   modelOption?: 'guide' | 'negative';
+  /** An option that replaces the second model when given (autoguidance's layers). */
+  modelAlternative?: string;
 }
 
 const STRATEGIES: Record<string, StrategyEntry> = {
@@ -80,17 +89,22 @@ const STRATEGIES: Record<string, StrategyEntry> = {
   pag: { make: pag, schema: pagSchema, main: 'scale' },
   seg: { make: seg, schema: segSchema, main: 'scale' },
   sag: { make: sag, schema: sagSchema, main: 'scale' },
-  autoguidance: { make: autoguidance, schema: autoguidanceSchema, main: 'scale', modelOption: 'guide' },
+  autoguidance: { make: autoguidance, schema: autoguidanceSchema, main: 'scale', modelOption: 'guide', modelAlternative: 'layers' },
   sims: { make: sims, schema: simsSchema, main: 'scale', modelOption: 'negative' },
   icg: { make: icg, schema: icgSchema, main: 'scale' },
   tsg: { make: tsg, schema: tsgSchema, main: 'scale' },
   slg: { make: slg, schema: slgSchema, main: 'scale' },
   apg: { make: apg, schema: apgSchema, main: 'scale' },
+  'apg-mix': { make: apgMix, schema: apgMixSchema, main: 'scale' },
+  tcfg: { make: tcfg, schema: tcfgSchema, main: 'scale' },
+  fdg: { make: fdg, schema: fdgSchema, main: 'scales' },
+  'magnitude-aware': { make: magnitudeAware, schema: magnitudeAwareSchema, main: 'scale' },
   'cfg-zero-star': { make: cfgZeroStar, schema: cfgZeroStarSchema, main: 'scale' },
   cfgpp: { make: cfgpp, schema: cfgppSchema, main: 'scale' },
   rescale: { make: rescale, schema: rescaleSchema, main: 'phi' },
   blur: { make: blurGuidance, schema: blurGuidanceSchema, main: 'scale' },
   lowpass: { make: lowPassGuidance, schema: lowPassGuidanceSchema, main: 'scale' },
+  highpass: { make: highPassGuidance, schema: highPassGuidanceSchema, main: 'scale' },
   'random-reset': { make: randomResetGuidance, schema: resetGuidanceSchema, main: 'scale' },
   'square-reset': { make: squareResetGuidance, schema: resetGuidanceSchema, main: 'scale' },
 };
@@ -101,6 +115,10 @@ const ALIASES: Record<string, string> = {
   'cfg++': 'cfgpp',
   blurGuidance: 'blur',
   lowPassGuidance: 'lowpass',
+  highPassGuidance: 'highpass',
+  apgMix: 'apg-mix',
+  magnitudeAware: 'magnitude-aware',
+  'mambo-g': 'magnitude-aware',
   randomResetGuidance: 'random-reset',
   squareResetGuidance: 'square-reset',
 };
@@ -131,6 +149,7 @@ function acceptsSomeNumber(field: z.ZodType): boolean {
  */
 function coerce(key: string, raw: string, field: z.ZodType): { value: unknown } | { problem: string } {
   const candidates: unknown[] = [];
+  if (raw === 'true' || raw === 'false') candidates.push(raw === 'true');
   const number = readNumber(raw);
   if (number !== undefined) candidates.push(number);
   if (raw.includes('+')) candidates.push(raw.split('+').map((item) => readNumber(item) ?? item));
@@ -246,14 +265,15 @@ export function parseGuidanceSpec(spec: string): ParsedGuidance {
   }
   const fixed = new Set(entry.modelOption ? [entry.modelOption] : []);
   const options = readOptions('--guidance', spec, items, shapeOf(entry.schema), entry.main, fixed);
-  return { spec, name, options, needsGuide: entry.modelOption !== undefined };
+  const replaced = entry.modelAlternative !== undefined && options[entry.modelAlternative] !== undefined;
+  return { spec, name, options, needsGuide: entry.modelOption !== undefined && !replaced };
 }
 
 /** Builds the strategy of a parsed spec (with the --guide model where it needs one). */
 export function buildStrategy(parsed: ParsedGuidance, guide: Model | undefined): Strategy {
   const entry = STRATEGIES[parsed.name]!;
   const options = { ...parsed.options };
-  if (entry.modelOption) {
+  if (parsed.needsGuide && entry.modelOption) {
     if (!guide) throw new UsageError(`--guidance ${parsed.spec}: ${parsed.name} needs a second model; give it with --guide <model.pt>`);
     options[entry.modelOption] = guide;
   }

@@ -55,7 +55,7 @@ Options:
                        list items:
                          cfg:3   pag:scale=3,sites=mid.*   cfg:2,sigmaMax=5
                          sag:0.75,sites=mid.attn+up.1.attn   autoguidance:2
-                         slg:3,blocks=mid.*,steps.start=0,steps.end=0.5
+                         slg:3,blocks=mid.*,start=0,stop=0.5
                        strategies: ${wrap(strategyNames.join(', '), 45, '\n                                   ')}
   --sampler SPEC       euler (default), heun, ddim, euler_ancestral, dpmpp_2m,
                        with options: heun:churn=40, ddim:eta=0.5

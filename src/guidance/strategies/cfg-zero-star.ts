@@ -8,17 +8,15 @@
 import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
-export const cfgZeroStarSchema = z
-  .object({
-    scale: finite.default(3),
-    zeroSteps: z.number().int().nonnegative().default(1),
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const cfgZeroStarSchema = scheduledSchema({
+  scale: finite.default(3),
+  /** Steps (a count, as diffusers' zero_init_steps) that predict D = x; not a window. */
+  zeroSteps: z.number().int().nonnegative().default(1),
+});
 
 export type CfgZeroStarOptions = z.input<typeof cfgZeroStarSchema>;
 
@@ -35,7 +33,7 @@ export function cfgZeroStarDelta(positive: Tensor, negative: Tensor, scale: numb
 }
 
 export function cfgZeroStar(options: CfgZeroStarOptions = {}): Strategy {
-  return defineStrategy('cfg-zero-star', cfgZeroStarSchema, options, ({ scale, zeroSteps, window }) => ({
+  return defineStrategy('cfg-zero-star', cfgZeroStarSchema, options, ({ scale, zeroSteps }) => ({
     terms(context) {
       requireConditional('cfg-zero-star', context);
       return [
@@ -43,7 +41,7 @@ export function cfgZeroStar(options: CfgZeroStarOptions = {}): Strategy {
           label: `cfg-zero*(w=${scale})`,
           positive: { model: 'main', condition: 'given' },
           negative: { model: 'main', condition: 'null' },
-          scale: windowed(scale - 1, window),
+          scale: () => scale - 1,
           delta: (pos: Tensor, neg: Tensor, s: number) => cfgZeroStarDelta(pos, neg, s),
         },
       ];

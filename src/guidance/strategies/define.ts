@@ -1,18 +1,41 @@
-/** Shared plumbing of the strategy factories: validate options, name the strategy, record its settings. */
+/** Shared plumbing of the strategy factories: validate options, name the strategy, record its settings, apply its schedule. */
 import type { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
 import { parseOptions } from '../../util/options.js';
+import { isActive, scheduleOf } from '../options.js';
 import type { Strategy, StrategyContext } from '../types.js';
 
+/**
+ * Validates `options` with `schema` (ERR_INVALID_OPTION naming each bad
+ * field), builds the strategy from the settings, and applies the scheduling
+ * options every strategy has (enabled, start, stop, window; options.ts) to
+ * each of its terms, its finalize and its re-noise branch: outside the
+ * schedule a term's scale is 0, so the planner drops its branches.
+ */
 export function defineStrategy<S extends z.ZodType>(
   name: string,
   schema: S,
   options: unknown,
   build: (settings: z.output<S>) => Omit<Strategy, 'name' | 'settings'>,
 ): Strategy {
-  const settings = parseOptions(schema, options ?? {}, `${name} options`);
-  return { name, settings: settings as Record<string, unknown>, ...build(settings) };
+  const settings = parseOptions(schema, options ?? {}, `${name} options`) as z.output<S> & Record<string, unknown>;
+  const schedule = scheduleOf(settings);
+  const base = { name, settings: settings as Record<string, unknown> };
+  if (!schedule.enabled) return { ...base, terms: () => [] };
+  const built = build(settings);
+  const strategy: Strategy = {
+    ...base,
+    terms: (context) =>
+      built.terms(context).map((term) => ({ ...term, scale: (info) => (isActive(schedule, info) ? term.scale(info) : 0) })),
+  };
+  const { finalize, renoiseBranch } = built;
+  if (finalize) strategy.finalize = (guided, context) => (isActive(schedule, context) ? finalize(guided, context) : undefined);
+  if (renoiseBranch) {
+    strategy.renoiseBranch = (context, info) =>
+      info === undefined || isActive(schedule, info) ? renoiseBranch(context, info) : undefined;
+  }
+  return strategy;
 }
 
 /** Strategies that contrast conditions (CFG and kin) need a conditional model. */
@@ -26,7 +49,10 @@ export function requireConditional(name: string, context: StrategyContext): void
   }
 }
 
+/** The strategies that compute the null branch of CFG (SAG then degrades the null prediction). */
+const CFG_FAMILY = ['cfg', 'apg', 'apg-mix', 'cfg-zero-star', 'cfgpp', 'tcfg', 'fdg', 'magnitude-aware'];
+
 /** Whether a CFG-family strategy (which computes the null branch) is in the list. */
 export function hasCfg(context: StrategyContext): boolean {
-  return context.strategies.some((s) => ['cfg', 'apg', 'cfg-zero-star', 'cfgpp'].includes(s.name));
+  return context.strategies.some((s) => CFG_FAMILY.includes(s.name) && s.settings.enabled !== false);
 }

@@ -7,16 +7,16 @@
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
-export const icgSchema = z.object({ scale: finite.default(3), window: windowSchema.optional() }).strict();
+export const icgSchema = scheduledSchema({ scale: finite.default(3) });
 
 export type IcgOptions = z.input<typeof icgSchema>;
 
 export function icg(options: IcgOptions = {}): Strategy {
-  return defineStrategy('icg', icgSchema, options, ({ scale, window }) => ({
+  return defineStrategy('icg', icgSchema, options, ({ scale }) => ({
     terms(context) {
       requireConditional('icg', context);
       return [
@@ -24,7 +24,7 @@ export function icg(options: IcgOptions = {}): Strategy {
           label: `icg(w=${scale})`,
           positive: { model: 'main', condition: 'given' },
           negative: { model: 'main', condition: 'random' },
-          scale: windowed(scale - 1, window),
+          scale: () => scale - 1,
         },
       ];
     },

@@ -7,31 +7,28 @@
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
 
-export const segSchema = z
-  .object({
-    scale: finite.default(3),
-    /** Blur sigma in grid cells; Infinity (default) = the mean query. */
-    sigma: z.union([z.number().positive(), z.literal(Infinity)]).default(Infinity),
-    sites: sitesSchema,
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const segSchema = scheduledSchema({
+  scale: finite.default(3),
+  /** Blur sigma in grid cells; Infinity (default) = the mean query. */
+  sigma: z.union([z.number().positive(), z.literal(Infinity)]).default(Infinity),
+  sites: sitesSchema,
+});
 
 export type SegOptions = z.input<typeof segSchema>;
 
 export function seg(options: SegOptions = {}): Strategy {
-  return defineStrategy('seg', segSchema, options, ({ scale, sigma, sites, window }) => ({
+  return defineStrategy('seg', segSchema, options, ({ scale, sigma, sites }) => ({
     terms: () => [
       {
         label: `seg(s=${scale}, sigma=${sigma})`,
         positive: { model: 'main', condition: 'given' },
         negative: { model: 'main', condition: 'given', attention: [{ sites, action: 'blur', sigma }] },
-        scale: windowed(scale, window),
+        scale: () => scale,
       },
     ],
   }));

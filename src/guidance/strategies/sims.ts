@@ -4,32 +4,29 @@
  * samples; extrapolate away from it: D_base + w·(D_base − D_sims).
  * models/train/make_sims.py makes the negative for the shipped model.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { modelSchema } from './second-model.js';
 
-export const simsSchema = z
-  .object({
-    /** The base model fine-tuned on its own samples. */
-    negative: modelSchema,
-    scale: finite.default(1),
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const simsSchema = scheduledSchema({
+  /** The base model fine-tuned on its own samples. */
+  negative: modelSchema,
+  scale: finite.default(1),
+});
 
 export type SimsOptions = z.input<typeof simsSchema>;
 
 export function sims(options: SimsOptions): Strategy {
-  return defineStrategy('sims', simsSchema, options, ({ negative, scale, window }) => ({
+  return defineStrategy('sims', simsSchema, options, ({ negative, scale }) => ({
     terms: () => [
       {
         label: `sims(w=${scale})`,
         positive: { model: 'main', condition: 'given' },
         negative: { model: negative, condition: 'given' },
-        scale: windowed(scale, window),
+        scale: () => scale,
       },
     ],
   }));
