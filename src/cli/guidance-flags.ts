@@ -17,35 +17,7 @@
 import type { z } from 'zod';
 
 import { isTorchGuidanceError } from '../errors.js';
-import { apg, apgSchema } from '../guidance/strategies/apg.js';
-import { apgMix, apgMixSchema } from '../guidance/strategies/apg-mix.js';
-import { fdg, fdgSchema } from '../guidance/strategies/fdg.js';
-import { magnitudeAware, magnitudeAwareSchema } from '../guidance/strategies/magnitude-aware.js';
-import { tcfg, tcfgSchema } from '../guidance/strategies/tcfg.js';
-import { autoguidance, autoguidanceSchema } from '../guidance/strategies/autoguidance.js';
-import { cfgZeroStar, cfgZeroStarSchema } from '../guidance/strategies/cfg-zero-star.js';
-import { cfg, cfgSchema } from '../guidance/strategies/cfg.js';
-import { cfgpp, cfgppSchema } from '../guidance/strategies/cfgpp.js';
-import { icg, icgSchema } from '../guidance/strategies/icg.js';
-import { pag, pagSchema } from '../guidance/strategies/pag.js';
-import { rescale, rescaleSchema } from '../guidance/strategies/rescale.js';
-import {
-  blurGuidance,
-  blurGuidanceSchema,
-  highPassGuidance,
-  highPassGuidanceSchema,
-  lowPassGuidance,
-  lowPassGuidanceSchema,
-  randomResetGuidance,
-  resetGuidanceSchema,
-  sag,
-  sagSchema,
-  squareResetGuidance,
-} from '../guidance/strategies/sag.js';
-import { seg, segSchema } from '../guidance/strategies/seg.js';
-import { sims, simsSchema } from '../guidance/strategies/sims.js';
-import { slg, slgSchema } from '../guidance/strategies/slg.js';
-import { tsg, tsgSchema } from '../guidance/strategies/tsg.js';
+import { FACTORIES } from '../guidance/registry.js';
 import { windowSchema } from '../guidance/options.js';
 import type { Strategy } from '../guidance/types.js';
 import type { Model } from '../model.js';
@@ -84,29 +56,32 @@ interface StrategyEntry {
   modelAlternative?: string;
 }
 
+/** The command line's view of each factory: which option a bare value sets, and which takes the --guide model. */
+const cli = (name: string, main: string, extra: Partial<StrategyEntry> = {}): StrategyEntry => ({ ...FACTORIES[name]!, main, ...extra });
+
 const STRATEGIES: Record<string, StrategyEntry> = {
-  cfg: { make: cfg, schema: cfgSchema, main: 'scale' },
-  pag: { make: pag, schema: pagSchema, main: 'scale' },
-  seg: { make: seg, schema: segSchema, main: 'scale' },
-  sag: { make: sag, schema: sagSchema, main: 'scale' },
-  autoguidance: { make: autoguidance, schema: autoguidanceSchema, main: 'scale', modelOption: 'guide', modelAlternative: 'layers' },
-  sims: { make: sims, schema: simsSchema, main: 'scale', modelOption: 'negative' },
-  icg: { make: icg, schema: icgSchema, main: 'scale' },
-  tsg: { make: tsg, schema: tsgSchema, main: 'scale' },
-  slg: { make: slg, schema: slgSchema, main: 'scale' },
-  apg: { make: apg, schema: apgSchema, main: 'scale' },
-  'apg-mix': { make: apgMix, schema: apgMixSchema, main: 'scale' },
-  tcfg: { make: tcfg, schema: tcfgSchema, main: 'scale' },
-  fdg: { make: fdg, schema: fdgSchema, main: 'scales' },
-  'magnitude-aware': { make: magnitudeAware, schema: magnitudeAwareSchema, main: 'scale' },
-  'cfg-zero-star': { make: cfgZeroStar, schema: cfgZeroStarSchema, main: 'scale' },
-  cfgpp: { make: cfgpp, schema: cfgppSchema, main: 'scale' },
-  rescale: { make: rescale, schema: rescaleSchema, main: 'phi' },
-  blur: { make: blurGuidance, schema: blurGuidanceSchema, main: 'scale' },
-  lowpass: { make: lowPassGuidance, schema: lowPassGuidanceSchema, main: 'scale' },
-  highpass: { make: highPassGuidance, schema: highPassGuidanceSchema, main: 'scale' },
-  'random-reset': { make: randomResetGuidance, schema: resetGuidanceSchema, main: 'scale' },
-  'square-reset': { make: squareResetGuidance, schema: resetGuidanceSchema, main: 'scale' },
+  cfg: cli('cfg', 'scale'),
+  pag: cli('pag', 'scale'),
+  seg: cli('seg', 'scale'),
+  sag: cli('sag', 'scale'),
+  autoguidance: cli('autoguidance', 'scale', { modelOption: 'guide', modelAlternative: 'layers' }),
+  sims: cli('sims', 'scale', { modelOption: 'negative' }),
+  icg: cli('icg', 'scale'),
+  tsg: cli('tsg', 'scale'),
+  slg: cli('slg', 'scale'),
+  apg: cli('apg', 'scale'),
+  'apg-mix': cli('apg-mix', 'scale'),
+  tcfg: cli('tcfg', 'scale'),
+  fdg: cli('fdg', 'scales'),
+  'magnitude-aware': cli('magnitude-aware', 'scale'),
+  'cfg-zero-star': cli('cfg-zero-star', 'scale'),
+  cfgpp: cli('cfgpp', 'scale'),
+  rescale: cli('rescale', 'phi'),
+  blur: cli('blur', 'scale'),
+  lowpass: cli('lowpass', 'scale'),
+  highpass: cli('highpass', 'scale'),
+  'random-reset': cli('random-reset', 'scale'),
+  'square-reset': cli('square-reset', 'scale'),
 };
 
 const ALIASES: Record<string, string> = {

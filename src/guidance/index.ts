@@ -33,7 +33,17 @@ export { seg, segSchema, type SegOptions } from './strategies/seg.js';
 export { sims, simsSchema, type SimsOptions } from './strategies/sims.js';
 export { slg, slgSchema, type SlgOptions } from './strategies/slg.js';
 export { tsg, tsgSchema, type TsgOptions } from './strategies/tsg.js';
-export { defineStrategy } from './strategies/define.js';
+export { defineStrategy, isFactoryStrategy } from './strategies/define.js';
+export {
+  GUIDANCE_FORMAT,
+  GUIDANCE_VERSION,
+  guidanceFromJSON,
+  guidanceToJSON,
+  type GuidanceDataOptions,
+  type GuidanceDocument,
+  type GuidanceJson,
+} from './serialize.js';
+export { guidanceFromSpec, guidanceSpecNames, type GuidanceSpecOptions } from './spec.js';
 export { windowed, inWindow, inSteps, isActive, scheduleFields, windowSchema, type Schedule, type WindowOptions } from './options.js';
 export { Denoiser, type Scalings } from './denoiser.js';
 export type { PlanSummary } from './planner.js';

@@ -13,6 +13,14 @@ import type { Strategy, StrategyContext } from '../types.js';
  * each of its terms, its finalize and its re-noise branch: outside the
  * schedule a term's scale is 0, so the planner drops its branches.
  */
+/** The strategies the package's factories made (a guidance document can record and rebuild only these). */
+const fromFactory = new WeakSet<Strategy>();
+
+/** Whether a package factory made `strategy` (rather than user code writing the object). */
+export function isFactoryStrategy(strategy: Strategy): boolean {
+  return fromFactory.has(strategy);
+}
+
 export function defineStrategy<S extends z.ZodType>(
   name: string,
   schema: S,
@@ -22,7 +30,11 @@ export function defineStrategy<S extends z.ZodType>(
   const settings = parseOptions(schema, options ?? {}, `${name} options`) as z.output<S> & Record<string, unknown>;
   const schedule = scheduleOf(settings);
   const base = { name, settings: settings as Record<string, unknown> };
-  if (!schedule.enabled) return { ...base, terms: () => [] };
+  if (!schedule.enabled) {
+    const off: Strategy = { ...base, terms: () => [] };
+    fromFactory.add(off);
+    return off;
+  }
   const built = build(settings);
   const strategy: Strategy = {
     ...base,
@@ -35,6 +47,7 @@ export function defineStrategy<S extends z.ZodType>(
     strategy.renoiseBranch = (context, info) =>
       info === undefined || isActive(schedule, info) ? renoiseBranch(context, info) : undefined;
   }
+  fromFactory.add(strategy);
   return strategy;
 }
 
