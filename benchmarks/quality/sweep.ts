@@ -1,7 +1,7 @@
 /**
  * The sweep: which strategies, at which scales, conditional or with the
  * null label. One place to change what the benchmark covers. Scales follow
- * ../shared/design/guidance-methods.md (the papers' defaults) and reach past
+ * docs/guidance-methods.md (the papers' defaults) and reach past
  * them on both sides so that each curve has a turning point.
  */
 import {
