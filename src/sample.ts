@@ -12,7 +12,7 @@ import type { PlanSummary } from './guidance/planner.js';
 import type { Strategy } from './guidance/types.js';
 import { Model } from './model.js';
 import { Streams, mixSeed, sampleSeeds } from './samplers/seeds.js';
-import { type Sampler, heunChurnedSigma, samplerSchema, runSampler } from './samplers/samplers.js';
+import { FIRST_ORDER_SAMPLERS, type Sampler, evaluationSigmas, samplerSchema, runSampler } from './samplers/samplers.js';
 import { sigmasFor } from './samplers/sigma-schedules.js';
 import { type Tensor, cat, isTensor, randn, tensor } from './tensor.js';
 import { parseOptions } from './util/options.js';
@@ -43,7 +43,7 @@ const sampleSchema = z
     model: z.custom<Model>((v) => v instanceof Model, 'a loaded Model'),
     /** Strategies stack: [cfg(...), pag(...)] is one guided prediction. Empty: unguided. */
     guidance: z.array(strategySchema).readonly().default([]),
-    sampler: samplerSchema.default({ name: 'euler', steps: 30, schedule: { kind: 'karras', rho: 7 } }),
+    sampler: samplerSchema.prefault({ name: 'euler', steps: 30 }),
     /** One label per sample (null: the null label, i.e. unconditional), or use count. */
     labels: z.array(labelSchema).min(1).readonly().optional(),
     count: z.number().int().positive().optional(),
@@ -194,7 +194,7 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
   // CFG++ needs a first-order sampler. Checked here, before any forward (and so
   // that explain() rejects it too); the sampler's own check only fires after
   // the first forward has run.
-  if (guided.renoises && (prep.sampler.name === 'heun' || prep.sampler.name === 'dpmpp_2m')) {
+  if (guided.renoises && !FIRST_ORDER_SAMPLERS.includes(prep.sampler.name)) {
     throw new TorchGuidanceError(
       ErrorCodes.INVALID_OPTION,
       `invalid sample options: sampler.name: '${prep.sampler.name}' is not a first-order sampler, and ` +
@@ -232,11 +232,9 @@ export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batch
       const guided = guidedFor(prep, start, n, owned);
       const evaluations: PlanSummary[] = [];
       for (let i = 0; i < sigmas.length - 1; i++) {
-        // Heun evaluates at the churned sigma (a window edge may lie between the two), then
-        // again at the next sigma, except on the last step.
-        const sigma = sampler.name === 'heun' ? heunChurnedSigma(sampler, sigmas[i]!, sampler.steps) : sigmas[i]!;
-        evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigma)));
-        if (sampler.name === 'heun' && sigmas[i + 1]! > 0) evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigmas[i + 1]!)));
+        // Each sigma the sampler evaluates at in this step (Heun's churned one and the next,
+        // DPM-Solver's midpoints, ...): a window edge may lie between them.
+        for (const sigma of evaluationSigmas(sampler, sigmas, i)) evaluations.push(guided.explain(guided.stepInfo(i, sampler.steps, sigma)));
       }
       return evaluations;
     } finally {
@@ -301,7 +299,8 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
             prediction.denoised.dispose();
             return { ...prediction, denoised: clipped };
           },
-          noise: (step) => randn(shape, { seed: seeds.map((s) => mixSeed(s, Streams.stepNoise + BigInt(step))), device }),
+          noise: (step, part = 0) =>
+            randn(shape, { seed: seeds.map((s) => mixSeed(s, (part === 0 ? Streams.stepNoise : Streams.stepNoiseSecond) + BigInt(step))), device }),
           afterStep: (step) =>
             onProgress?.({ done: first, count, batch: b, batches, step: step + 1, steps: sampler.steps, elapsedMs: performance.now() - started }),
         });

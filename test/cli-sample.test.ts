@@ -300,7 +300,7 @@ describe('CLI sample', function () {
       [['--guidance', 'nonsense:3'], /^--guidance nonsense:3: unknown strategy/],
       [['--guidance', 'cfg:3,sigmaMin=5,sigmaMax=1'], /^--guidance cfg:3,sigmaMin=5,sigmaMax=1: .*sigmaMin must be below sigmaMax/],
       [['--guidance', 'sag:kernelSize=4'], /^--guidance sag:kernelSize=4: kernelSize: must be odd/],
-      [['--guidance', 'slg:3,steps.start=0.6,steps.end=0.5'], /^--guidance slg:3,steps\.start=0\.6,steps\.end=0\.5: steps\.start: start must be below end/],
+      [['--guidance', 'slg:3,start=0.6,stop=0.5'], /^--guidance slg:3,start=0\.6,stop=0\.5: start: start must be below stop/],
       [['--guidance', 'cfg:3,3'], /^--guidance cfg:3,3: '3' is not key=value/],
       [['--guidance', 'pag:sites=nowhere.*'], /^--guidance pag:sites=nowhere\.\*: .*matches no attention site/],
       [['--guidance', 'autoguidance:2'], /^--guidance autoguidance:2: .*--guide/],

@@ -11,7 +11,7 @@
  * - a branch two strategies ask for is computed once;
  * - a term outside its sigma window adds no branch at that step;
  * - over whole runs (several batches, an unconditional batch, every sampler,
- *   Heun with churn): explain().forwards = sample().forwards = native counters.
+ *   Heun, Euler and DPM-2 with churn, the midpoint samplers): explain().forwards = sample().forwards = native counters.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -341,6 +341,15 @@ describe('planner: explain() against the forwards that run', function () {
       { name: 'euler_ancestral', steps },
       { name: 'dpmpp_2m', steps },
       { name: 'ddim', steps, eta: rng.next() },
+      // Two evaluations per step at midpoints, churn, Brownian increments, multistep history.
+      { name: 'euler', steps, churn },
+      { name: 'dpm_2', steps, churn },
+      { name: 'dpm_2_ancestral', steps },
+      { name: 'dpmpp_2s_ancestral', steps },
+      { name: 'dpmpp_sde', steps, r: 0.2 + 0.6 * rng.next() },
+      { name: 'dpmpp_2m_sde', steps },
+      { name: 'dpmpp_3m_sde', steps },
+      { name: 'lms', steps },
     ];
     for (const sampler of samplers) {
       // Three samples in batches of two; the second batch holds one null label only (planned unconditional).
@@ -368,7 +377,7 @@ describe('planner: explain() against the forwards that run', function () {
         second.evaluations.every((e) => e.stages.flat().every((f) => f.branches.every((b) => !b.includes('(given)')))),
         `an all-null batch plans given and null as one branch (${ctx})`,
       );
-      if (sampler.name === 'heun') {
+      if (sampler.name === 'heun' || sampler.name === 'euler' || sampler.name === 'dpm_2') {
         // The churned evaluation of step 1 is planned at σ̂ > edge: SAG on, CFG off.
         const churned = plan.evaluations.find((e) => e.step === 1)!;
         assert.ok(churned.sigma > edge, `heun's first evaluation of step 1 at ${churned.sigma} (${ctx})`);

@@ -25,8 +25,15 @@ const junk = fc.oneof(
   fc.object({ maxDepth: 1, maxKeys: 3 }),
 );
 
-const strategyNames = ['cfg', 'pag', 'seg', 'sag', 'icg', 'apg', 'cfgZeroStar', 'cfgpp', 'rescale', 'blurGuidance', 'lowPassGuidance', 'randomResetGuidance', 'squareResetGuidance'] as const;
-const optionKeys = ['scale', 'sigma', 'sites', 'window', 'phi', 'momentum', 'eta', 'kernelSize', 'blurSigma', 'threshold', 'fraction', 'patch', 'cutoff', 'formulation', 'adaptiveScale', 'zeroSteps', 'bogus'];
+const strategyNames = [
+  'cfg', 'pag', 'seg', 'sag', 'icg', 'apg', 'cfgZeroStar', 'cfgpp', 'rescale', 'blurGuidance', 'lowPassGuidance', 'highPassGuidance',
+  'randomResetGuidance', 'squareResetGuidance', 'tcfg', 'fdg', 'magnitudeAware', 'apgMix', 'slg', 'autoguidance',
+] as const;
+const optionKeys = [
+  'scale', 'sigma', 'sites', 'window', 'phi', 'momentum', 'eta', 'kernelSize', 'blurSigma', 'threshold', 'fraction', 'patch', 'cutoff',
+  'formulation', 'adaptiveScale', 'zeroSteps', 'start', 'stop', 'enabled', 'space', 'normDim', 'scales', 'parallelWeights', 'rescale',
+  'alpha', 'apgScale', 'apgStart', 'mask', 'skip', 'blocks', 'feedForward', 'layers', 'guideCondition', 'bogus',
+];
 
 /** Runs fn; a thrown value must be a TorchGuidanceError with a message. */
 async function typedOrOk(fn: () => unknown): Promise<'ok' | string> {
@@ -47,6 +54,32 @@ describe('properties: every public entry point gives a result or a typed error',
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...strategyNames), fc.dictionary(fc.constantFrom(...optionKeys), junk, { maxKeys: 3 }), async (name, options) => {
         await typedOrOk(() => (tg[name] as (o: unknown) => unknown)(options));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('guidance documents and specs, for any input', async () => {
+    const document = fc.record(
+      {
+        format: fc.constantFrom('torch-guidance/guidance', 'other', 3),
+        version: fc.constantFrom(1, 2, '1'),
+        strategies: fc.array(fc.record({ name: fc.constantFrom('cfg', 'fdg', 'slg', 'nope', 7), options: fc.dictionary(fc.constantFrom(...optionKeys), junk, { maxKeys: 3 }) }), { maxLength: 3 }),
+      },
+      { requiredKeys: [] },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(document, junk, fc.string({ maxLength: 20 })), async (value) => {
+        await typedOrOk(() => tg.guidanceFromJSON(value));
+      }),
+      { numRuns: 300 },
+    );
+    const spec = fc
+      .tuple(fc.constantFrom('cfg', 'tcfg', 'fdg', 'slg', 'apg-mix', 'x', ''), fc.array(fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('start=2', 'scales=1+2', 'enabled=no', '3', 'space=eps')), { maxLength: 3 }))
+      .map(([name, items]) => `${name}:${items.join(',')}`);
+    await fc.assert(
+      fc.asyncProperty(spec, async (text) => {
+        await typedOrOk(() => tg.guidanceFromSpec(text));
       }),
       { numRuns: 300 },
     );

@@ -14,7 +14,7 @@
  * choice, checks it without the selection bias.
  */
 import { metricOf, type MetricName, type Results, type SettingResult } from './results.js';
-import { INTERVAL_FAMILY } from './sweep.js';
+import { FDG_LOW, INTERVAL_FAMILY } from './sweep.js';
 
 export interface Spread {
   metric: MetricName;
@@ -200,6 +200,29 @@ export function evaluateClaims(results: Results): Claim[] {
       claim: 'The guidance interval improves CFG\'s best FD (the best of the swept windows)',
       verdict: l.c.holds ? 'holds' : 'does not hold',
       evidence: `${l.text}. Each window's best FD (A): ${perWindow}.`,
+    });
+  }
+
+  // TCFG's and FDG's papers report a better FID than CFG at its best.
+  for (const [family, label] of [
+    ['tcfg', 'TCFG'],
+    [`fdg (w_low ${FDG_LOW})`, 'FDG'],
+  ] as const) {
+    const b = get(family);
+    if (!cfg || !b) continue;
+    const l = fdLine(`${label} vs CFG`, cfg, b);
+    claims.push({ claim: `${label} reaches a better FD than CFG at its best`, verdict: l.c.holds ? 'holds' : 'does not hold', evidence: l.text });
+  }
+
+  // SAG's ablation: its own attention masks against DINO's (here a ViT's class-token attention on x0).
+  const ownMask = get('null: sag');
+  const vitMask = get('null: sag (ViT mask)');
+  if (ownMask && vitMask) {
+    const c = compare(ownMask, vitMask, 'fd', 'lower', spread); // ViT − own
+    claims.push({
+      claim: 'SAG\'s own attention masks do at least as well as a ViT\'s (DINO-style) masks (null label; the ViT\'s may not be better beyond the noise)',
+      verdict: c.holds ? 'does not hold' : 'holds',
+      evidence: `${vitMask.id} FD ${vitMask.runs[0]!.metrics.fd.toFixed(2)} vs ${ownMask.id} ${ownMask.runs[0]!.metrics.fd.toFixed(2)}; ${describe(c, 2)}${c.holds ? ' — the ViT mask is better' : ''}`,
     });
   }
 

@@ -5,10 +5,14 @@
  *
  *   npx tsx benchmarks/quality/run.ts [--quick] [--n N] [--steps S] [--sampler euler|ddim]
  *                                     [--batch B] [--resume] [--from FILE] [--out DIR]
+ *                                     [--only FAMILY[,FAMILY...]]
  *
  * Writes benchmarks/results/quality.md, its charts (quality-<metric>.png), a
  * picture of each strategy's best setting and the raw numbers (quality.json);
- * --quick writes quality-quick.* to out/quality-quick/ instead (--out DIR). Intermediate results go to
+ * --quick writes quality-quick.* to out/quality-quick/ instead (--out DIR); --only runs
+ * the named families (and the unguided rows their curves start from) and
+ * writes to out/quality-only/ (a partial run never replaces the report).
+ * Intermediate results go to
  * benchmarks/quality/cache/ (gitignored): --resume continues an interrupted
  * run with the same options; --from redraws the report from a cached run.
  * Not part of `npm test`; test/quality-metrics.test.ts checks the metrics.
@@ -48,8 +52,10 @@ const { values } = parseArgs({
     resume: { type: 'boolean', default: false },
     from: { type: 'string' },
     out: { type: 'string' },
+    only: { type: 'string' },
   },
 });
+const only = values.only?.split(',').map((name) => name.trim()).filter((name) => name !== '');
 const quick = values.quick;
 const positive = (value: string | undefined, fallback: number, flag: string) => {
   const n = value === undefined ? fallback : Number(value);
@@ -70,6 +76,7 @@ const modelPaths = {
   main: 'models/fashion-unet.pt',
   guide: 'models/fashion-unet-weak.pt',
   sims: 'models/fashion-unet-sims.pt',
+  vit: 'models/fashion-vit.pt',
 };
 const classifierPath = 'models/fashion-classifier.pt';
 
@@ -100,8 +107,9 @@ function previewsOf(progress: Progress) {
 async function render(progress: Progress): Promise<void> {
   const results: Results = { meta: progress.meta!, settings: progress.settings };
   const suffix = results.meta.quick ? '-quick' : '';
-  // Smoke runs stay out of benchmarks/results (out/ is gitignored).
-  const outDir = values.out ?? join(root, ...(results.meta.quick ? ['out', 'quality-quick'] : ['benchmarks', 'results']));
+  // Smoke and partial runs stay out of benchmarks/results (out/ is gitignored).
+  const partial = results.meta.quick ? ['out', 'quality-quick'] : only ? ['out', 'quality-only'] : ['benchmarks', 'results'];
+  const outDir = values.out ?? join(root, ...partial);
   mkdirSync(outDir, { recursive: true });
   writeJson(join(outDir, `quality${suffix}.json`), results);
   const path = await writeReport(results, outDir, previewsOf(progress));
@@ -117,7 +125,7 @@ const started = performance.now();
 const info = runtimeInfo();
 const fileHash = (p: string) => createHash('sha256').update(readFileSync(join(root, p))).digest('hex').slice(0, 12);
 const key = createHash('sha256')
-  .update(JSON.stringify({ n, steps, sampler, batchSize, SEEDS, K, models: Object.values(modelPaths).map(fileHash), classifier: fileHash(classifierPath), quick }))
+  .update(JSON.stringify({ n, steps, sampler, batchSize, SEEDS, K, models: Object.values(modelPaths).map(fileHash), classifier: fileHash(classifierPath), quick, only }))
   .digest('hex')
   .slice(0, 16);
 mkdirSync(CACHE_DIR, { recursive: true });
@@ -130,6 +138,7 @@ const models: Models = {
   main: await loadModel(join(root, modelPaths.main), { device: 'cpu' }),
   guide: await loadModel(join(root, modelPaths.guide), { device: 'cpu' }),
   sims: await loadModel(join(root, modelPaths.sims), { device: 'cpu' }),
+  vit: await loadModel(join(root, modelPaths.vit), { device: 'cpu' }),
 };
 const classifier = await Classifier.load(join(root, classifierPath), { device: 'cpu' });
 
@@ -148,7 +157,7 @@ async function measureStepCost(): Promise<number> {
   return Math.min(...times) / batchSize;
 }
 const stepMsPerSample = await measureStepCost();
-const settings = sweep(quick);
+const settings = sweep(quick, only);
 const unitsA = settings.reduce((sum, s) => sum + s.family.cost, 0);
 // The repeat: about one setting per family (2 evaluations each) plus CFG's highest scale.
 const unitsB = (new Set(settings.map((s) => s.family.name)).size + 1) * 2;
@@ -195,6 +204,7 @@ try {
   models.main.dispose();
   models.guide.dispose();
   models.sims.dispose();
+  models.vit.dispose();
 }
 
 const totalSeconds = (performance.now() - started) / 1000;

@@ -4,7 +4,21 @@
  * docs/guidance-methods.md (the papers' defaults) and reach past
  * them on both sides so that each curve has a turning point.
  */
-import { autoguidance, cfg, guidanceInterval, icg, pag, sag, seg, sims, type Model, type Strategy } from '../../src/index.js';
+import {
+  apgMix,
+  autoguidance,
+  cfg,
+  fdg,
+  guidanceInterval,
+  icg,
+  pag,
+  sag,
+  seg,
+  sims,
+  tcfg,
+  type Model,
+  type Strategy,
+} from '../../src/index.js';
 
 export interface Models {
   main: Model;
@@ -12,7 +26,15 @@ export interface Models {
   guide: Model;
   /** The SIMS negative (models/fashion-unet-sims.pt). */
   sims: Model;
+  /** The mask model of SAG's DINO-style ablation (models/fashion-vit.pt, models/train/train_vit.py). */
+  vit: Model;
 }
+
+/** FDG's low-frequency scale in the sweep; the sweep moves the high-frequency one (the paper keeps the low one low). */
+export const FDG_LOW = 1.5;
+
+/** Autoguidance from the main model itself: its middle block's attention removed (the ADM block keeps its residual). */
+export const SKIPPED_LAYERS = { blocks: 'mid', skip: 'attention' } as const;
 
 /** The guidance interval of Kynkäänniemi et al. 2024 (EDM2's and SDXL's (0.28, 5.42]): CFG only for 0.28 < σ ≤ 5.42. */
 export const INTERVAL = { sigmaMin: 0.28, sigmaMax: 5.42 } as const;
@@ -92,10 +114,51 @@ export const families: readonly Family[] = [
   },
   { name: 'sims', scaleName: 's', scales: [0.5, 1, 2, 3], quickScales: [1], unconditional: false, strategies: ({ sims: negative }, s) => [sims({ negative, scale: s })], cost: 2 },
   { name: 'icg', scaleName: 'w', scales: [1.5, 2, 3], quickScales: [2], unconditional: false, strategies: (_, w) => [icg({ scale: w })], cost: 2 },
+  // Three scales each around CFG's best (w 2 here), so that each curve turns; about 13 minutes together.
+  { name: 'tcfg', scaleName: 'w', scales: [1.5, 2, 3], quickScales: [2], unconditional: false, strategies: (_, w) => [tcfg({ scale: w })], cost: 2 },
+  {
+    name: `fdg (w_low ${FDG_LOW})`,
+    scaleName: 'w',
+    scales: [2, 3, 5],
+    quickScales: [3],
+    unconditional: false,
+    strategies: (_, w) => [fdg({ scales: [w, FDG_LOW] })],
+    cost: 2,
+  },
+  {
+    // CFG at its best scale for the first steps, then APG at the swept scale (diffusers' HunyuanImage recipe otherwise).
+    name: 'apg-mix (cfg w=2)',
+    scaleName: 'w',
+    scales: [2, 4, 8],
+    quickScales: [4],
+    unconditional: false,
+    strategies: (_, w) => [apgMix({ scale: 2, apgScale: w })],
+    cost: 2,
+  },
+  {
+    name: 'autoguidance (layers)',
+    scaleName: 'w',
+    scales: [1.5, 2, 3],
+    quickScales: [2],
+    unconditional: false,
+    strategies: (_, w) => [autoguidance({ layers: SKIPPED_LAYERS, scale: w })],
+    cost: 2,
+  },
   { name: 'null: none', scaleName: null, scales: [], quickScales: [], unconditional: true, strategies: () => [], cost: 1 },
   { name: 'null: pag', scaleName: 's', scales: [1, 3, 5], quickScales: [3], unconditional: true, strategies: (_, s) => [pag({ scale: s })], cost: 2 },
   { name: 'null: seg', scaleName: 's', scales: [1, 3, 5, 8, 12, 20], quickScales: [3], unconditional: true, strategies: (_, s) => [seg({ scale: s })], cost: 2 },
   { name: 'null: sag', scaleName: 's', scales: [0.5, 1], quickScales: [1], unconditional: true, strategies: (_, s) => [sag({ scale: s })], cost: 2 },
+  {
+    // SAG's ablation: the mask from a ViT's class-token attention on x0 (DINO-style) instead of the denoiser's own.
+    name: 'null: sag (ViT mask)',
+    scaleName: 's',
+    scales: [0.5, 1],
+    quickScales: [1],
+    unconditional: true,
+    strategies: ({ vit }, s) => [sag({ scale: s, mask: { source: 'model', model: vit } })],
+    // The ViT's forward on x0 costs about a fifth of a denoiser forward.
+    cost: 2.2,
+  },
 ];
 
 export function familyByName(name: string): Family {
@@ -122,7 +185,15 @@ export function settingFor(family: Family, scale: number | null): Setting {
   };
 }
 
-/** Every setting of the sweep, in order. */
-export function sweep(quick: boolean): Setting[] {
-  return families.flatMap((f) => (f.scaleName === null ? [settingFor(f, null)] : (quick ? f.quickScales : f.scales).map((s) => settingFor(f, s))));
+/**
+ * Every setting of the sweep, in order; `only` (family names) keeps those
+ * families and the unguided rows their curves start from.
+ */
+export function sweep(quick: boolean, only?: readonly string[]): Setting[] {
+  if (only) {
+    const unknown = only.filter((name) => !families.some((f) => f.name === name));
+    if (unknown.length) throw new Error(`--only: no family ${unknown.map((n) => `'${n}'`).join(', ')} (families: ${families.map((f) => f.name).join(', ')})`);
+  }
+  const kept = only ? families.filter((f) => only.includes(f.name) || (f.scaleName === null && only.some((n) => familyByName(n).unconditional === f.unconditional))) : families;
+  return kept.flatMap((f) => (f.scaleName === null ? [settingFor(f, null)] : (quick ? f.quickScales : f.scales).map((s) => settingFor(f, s))));
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild every trained model in models/, in order:
-#   classifier -> main -> weak guide -> SIMS negative -> sample grids -> loss plot
+#   classifier -> mask ViT -> main -> weak guide -> SIMS negative -> sample grids -> loss plot
 #
 #   bash models/train/build_all.sh                 # the real models (hours on 1 CPU thread)
 #   bash models/train/build_all.sh --smoke DIR     # tiny everything under DIR (a few minutes)
@@ -27,6 +27,8 @@ step() { echo; echo "== $*"; }
 
 step classifier
 $PY $T/train_classifier.py --root "$ROOT" "${SMOKE[@]}"
+step mask ViT
+$PY $T/train_vit.py --root "$ROOT" "${SMOKE[@]}"
 step main model
 $PY $T/train_diffusion.py --role main --root "$ROOT" "${SMOKE[@]}"
 step weak guide

@@ -3,7 +3,10 @@
  * settings the literature recommends for it (docs/guidance-methods.md).
  * Kept apart from the command so a row can be added without reading the CLI.
  */
+import type { z } from 'zod';
+
 import * as guidance from '../guidance/index.js';
+import { FACTORIES } from '../guidance/registry.js';
 import type { Strategy } from '../guidance/types.js';
 import type { Model } from '../model.js';
 
@@ -40,12 +43,20 @@ export const compareRows: CompareRow[] = [
   { name: 'pag, null label', unconditional: true, strategies: () => [guidance.pag({ scale: 3 })] },
 ];
 
-/** "w=3 sites=mid.*" from a strategy's settings (models and functions left out). */
+/** Whether `value` is the factory's default for option `key` (so the report can leave it out). */
+function isDefault(strategy: Strategy, key: string, value: unknown): boolean {
+  const shape = (FACTORIES[strategy.name]?.schema as unknown as { shape?: Record<string, z.ZodType> } | undefined)?.shape;
+  const parsed = shape?.[key]?.safeParse(undefined);
+  return parsed?.success === true && parsed.data !== undefined && JSON.stringify(parsed.data) === JSON.stringify(value);
+}
+
+/** "w=3 sites=mid.*" from a strategy's settings (models, functions and the scheduling defaults left out). */
 export function describeSettings(strategies: readonly Strategy[]): string {
   if (strategies.length === 0) return 'unguided';
   return strategies
     .map((s) => {
       const parts = Object.entries(s.settings ?? {})
+        .filter(([k, v]) => !(['enabled', 'start', 'stop', 'guideCondition'].includes(k) && isDefault(s, k, v)))
         .filter(([, v]) => v !== undefined && (typeof v !== 'object' || Array.isArray(v) || v instanceof RegExp))
         .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('|') : String(v)}`);
       return parts.length ? `${s.name}(${parts.join(' ')})` : s.name;

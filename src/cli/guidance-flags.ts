@@ -5,40 +5,19 @@
  *   --guidance cfg:3                      name:value sets the main option (scale; phi for rescale)
  *   --guidance pag:scale=3,sites=mid.*    key=value pairs are the strategy's own options
  *   --guidance cfg:3,sigmaMin=0.3,sigmaMax=5   sigmaMin / sigmaMax: the guidance window
+ *   --guidance slg:3,start=0,stop=0.5     start / stop: step fractions; enabled=false switches one off
  *   --guidance sag:sites=mid.attn+up.1.attn    '+' separates list items
- *   --guidance slg:3,steps.start=0,steps.end=0.5   dotted keys set an object option's fields
+ *   --guidance autoguidance:2,layers.blocks=mid.*,layers.skip=attention   dotted keys set an object option's fields
  *   --sampler heun:churn=40   --schedule karras:rho=5
  *
  * Values that read as numbers (also inf, -inf) become numbers when the option
- * takes one. Every failure is a UsageError naming the flag and spec, e.g.
+ * takes one, true/false booleans. Every failure is a UsageError naming the flag and spec, e.g.
  * `--guidance pag:scale=abc: scale must be a number`.
  */
 import type { z } from 'zod';
 
 import { isTorchGuidanceError } from '../errors.js';
-import { apg, apgSchema } from '../guidance/strategies/apg.js';
-import { autoguidance, autoguidanceSchema } from '../guidance/strategies/autoguidance.js';
-import { cfgZeroStar, cfgZeroStarSchema } from '../guidance/strategies/cfg-zero-star.js';
-import { cfg, cfgSchema } from '../guidance/strategies/cfg.js';
-import { cfgpp, cfgppSchema } from '../guidance/strategies/cfgpp.js';
-import { icg, icgSchema } from '../guidance/strategies/icg.js';
-import { pag, pagSchema } from '../guidance/strategies/pag.js';
-import { rescale, rescaleSchema } from '../guidance/strategies/rescale.js';
-import {
-  blurGuidance,
-  blurGuidanceSchema,
-  lowPassGuidance,
-  lowPassGuidanceSchema,
-  randomResetGuidance,
-  resetGuidanceSchema,
-  sag,
-  sagSchema,
-  squareResetGuidance,
-} from '../guidance/strategies/sag.js';
-import { seg, segSchema } from '../guidance/strategies/seg.js';
-import { sims, simsSchema } from '../guidance/strategies/sims.js';
-import { slg, slgSchema } from '../guidance/strategies/slg.js';
-import { tsg, tsgSchema } from '../guidance/strategies/tsg.js';
+import { FACTORIES } from '../guidance/registry.js';
 import { windowSchema } from '../guidance/options.js';
 import type { Strategy } from '../guidance/types.js';
 import type { Model } from '../model.js';
@@ -73,26 +52,36 @@ interface StrategyEntry {
   main: string;
   /** The option that takes the --guide model, for strategies that need a second model. */
   modelOption?: 'guide' | 'negative';
+  /** An option that replaces the second model when given (autoguidance's layers). */
+  modelAlternative?: string;
 }
 
+/** The command line's view of each factory: which option a bare value sets, and which takes the --guide model. */
+const cli = (name: string, main: string, extra: Partial<StrategyEntry> = {}): StrategyEntry => ({ ...FACTORIES[name]!, main, ...extra });
+
 const STRATEGIES: Record<string, StrategyEntry> = {
-  cfg: { make: cfg, schema: cfgSchema, main: 'scale' },
-  pag: { make: pag, schema: pagSchema, main: 'scale' },
-  seg: { make: seg, schema: segSchema, main: 'scale' },
-  sag: { make: sag, schema: sagSchema, main: 'scale' },
-  autoguidance: { make: autoguidance, schema: autoguidanceSchema, main: 'scale', modelOption: 'guide' },
-  sims: { make: sims, schema: simsSchema, main: 'scale', modelOption: 'negative' },
-  icg: { make: icg, schema: icgSchema, main: 'scale' },
-  tsg: { make: tsg, schema: tsgSchema, main: 'scale' },
-  slg: { make: slg, schema: slgSchema, main: 'scale' },
-  apg: { make: apg, schema: apgSchema, main: 'scale' },
-  'cfg-zero-star': { make: cfgZeroStar, schema: cfgZeroStarSchema, main: 'scale' },
-  cfgpp: { make: cfgpp, schema: cfgppSchema, main: 'scale' },
-  rescale: { make: rescale, schema: rescaleSchema, main: 'phi' },
-  blur: { make: blurGuidance, schema: blurGuidanceSchema, main: 'scale' },
-  lowpass: { make: lowPassGuidance, schema: lowPassGuidanceSchema, main: 'scale' },
-  'random-reset': { make: randomResetGuidance, schema: resetGuidanceSchema, main: 'scale' },
-  'square-reset': { make: squareResetGuidance, schema: resetGuidanceSchema, main: 'scale' },
+  cfg: cli('cfg', 'scale'),
+  pag: cli('pag', 'scale'),
+  seg: cli('seg', 'scale'),
+  sag: cli('sag', 'scale'),
+  autoguidance: cli('autoguidance', 'scale', { modelOption: 'guide', modelAlternative: 'layers' }),
+  sims: cli('sims', 'scale', { modelOption: 'negative' }),
+  icg: cli('icg', 'scale'),
+  tsg: cli('tsg', 'scale'),
+  slg: cli('slg', 'scale'),
+  apg: cli('apg', 'scale'),
+  'apg-mix': cli('apg-mix', 'scale'),
+  tcfg: cli('tcfg', 'scale'),
+  fdg: cli('fdg', 'scales'),
+  'magnitude-aware': cli('magnitude-aware', 'scale'),
+  'cfg-zero-star': cli('cfg-zero-star', 'scale'),
+  cfgpp: cli('cfgpp', 'scale'),
+  rescale: cli('rescale', 'phi'),
+  blur: cli('blur', 'scale'),
+  lowpass: cli('lowpass', 'scale'),
+  highpass: cli('highpass', 'scale'),
+  'random-reset': cli('random-reset', 'scale'),
+  'square-reset': cli('square-reset', 'scale'),
 };
 
 const ALIASES: Record<string, string> = {
@@ -101,6 +90,10 @@ const ALIASES: Record<string, string> = {
   'cfg++': 'cfgpp',
   blurGuidance: 'blur',
   lowPassGuidance: 'lowpass',
+  highPassGuidance: 'highpass',
+  apgMix: 'apg-mix',
+  magnitudeAware: 'magnitude-aware',
+  'mambo-g': 'magnitude-aware',
   randomResetGuidance: 'random-reset',
   squareResetGuidance: 'square-reset',
 };
@@ -111,6 +104,7 @@ const KEY_ALIASES: Record<string, string> = { layers: 'sites' };
 /** Keys that go into the `window` option. */
 const WINDOW_KEYS = new Set(['sigmaMin', 'sigmaMax']);
 
+/** The strategy names a guidance spec may start with (aliases aside). */
 export const strategyNames = Object.keys(STRATEGIES);
 
 /** `3`, `-0.5`, `1e-3`, `inf`, `Infinity`, `-inf` as numbers; anything else undefined. */
@@ -131,6 +125,7 @@ function acceptsSomeNumber(field: z.ZodType): boolean {
  */
 function coerce(key: string, raw: string, field: z.ZodType): { value: unknown } | { problem: string } {
   const candidates: unknown[] = [];
+  if (raw === 'true' || raw === 'false') candidates.push(raw === 'true');
   const number = readNumber(raw);
   if (number !== undefined) candidates.push(number);
   if (raw.includes('+')) candidates.push(raw.split('+').map((item) => readNumber(item) ?? item));
@@ -246,14 +241,15 @@ export function parseGuidanceSpec(spec: string): ParsedGuidance {
   }
   const fixed = new Set(entry.modelOption ? [entry.modelOption] : []);
   const options = readOptions('--guidance', spec, items, shapeOf(entry.schema), entry.main, fixed);
-  return { spec, name, options, needsGuide: entry.modelOption !== undefined };
+  const replaced = entry.modelAlternative !== undefined && options[entry.modelAlternative] !== undefined;
+  return { spec, name, options, needsGuide: entry.modelOption !== undefined && !replaced };
 }
 
 /** Builds the strategy of a parsed spec (with the --guide model where it needs one). */
 export function buildStrategy(parsed: ParsedGuidance, guide: Model | undefined): Strategy {
   const entry = STRATEGIES[parsed.name]!;
   const options = { ...parsed.options };
-  if (entry.modelOption) {
+  if (parsed.needsGuide && entry.modelOption) {
     if (!guide) throw new UsageError(`--guidance ${parsed.spec}: ${parsed.name} needs a second model; give it with --guide <model.pt>`);
     options[entry.modelOption] = guide;
   }

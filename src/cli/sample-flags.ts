@@ -56,13 +56,15 @@ Options:
                        list items:
                          cfg:3   pag:scale=3,sites=mid.*   cfg:2,sigmaMax=5
                          sag:0.75,sites=mid.attn+up.1.attn   autoguidance:2
-                         slg:3,blocks=mid.*,steps.start=0,steps.end=0.5
+                         slg:3,blocks=mid.*,start=0,stop=0.5
                        strategies: ${wrap(strategyNames.join(', '), 45, '\n                                   ')}
   --sampler SPEC       euler (default), heun, ddim, euler_ancestral, dpmpp_2m,
-                       with options: heun:churn=40, ddim:eta=0.5
+                       dpm_2, dpm_2_ancestral, dpmpp_2s_ancestral, dpmpp_sde,
+                       dpmpp_2m_sde, dpmpp_3m_sde, lms, with options:
+                       heun:churn=40, ddim:eta=0.5, dpmpp_sde:sNoise=1.1
   --steps N            sampler steps (default 30)
-  --schedule SPEC      karras (default), exponential, discrete; karras:rho=5,
-                       discrete:spacing=leading
+  --schedule SPEC      karras (default), exponential, polyexponential, vp,
+                       discrete; karras:rho=5, discrete:spacing=leading
   --clip=LOW,HIGH      clip each guided denoised estimate to this range
                        (default -1,1, the shipped models' data range; none:
                        off; write it with '=': --clip=-2,2)

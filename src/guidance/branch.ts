@@ -45,8 +45,12 @@ export function conditionKey(branch: Branch, unconditional: boolean): string {
 /** The input a branch reads: 'x', or the degradation it is computed on. */
 export function inputKey(degrade: Degradation | undefined, unconditional: boolean): string {
   if (!degrade) return 'x';
-  const { source, kind, kernelSize, blurSigma, cutoff, fraction, patch, threshold, sites } = degrade;
+  const { source, kind, kernelSize, blurSigma, cutoff, fraction, patch, threshold, sites, maskSource } = degrade;
   const params = [kind, kernelSize, blurSigma, cutoff, fraction, patch, threshold, sites === undefined ? '' : selectorKey(sites)];
+  if (maskSource) {
+    const { model, sites: maskSites, reduce, prefixTokens, threshold: limit, inputScale, inputShift } = maskSource;
+    params.push(`mask(${modelKey(model)}:${maskSites === undefined ? 'last' : selectorKey(maskSites)}:${reduce}:${prefixTokens}:${limit}:${inputScale}:${inputShift})`);
+  }
   return `${params.join(':')}<${branchKey(source, unconditional)}>`;
 }
 

@@ -5,9 +5,12 @@
  *
  *   sag           blur x0 only where the captured self-attention is high: the
  *                 head-averaged map summed over queries > threshold (1: keys that
- *                 get more than average attention), nearest-upsampled to the sample
+ *                 get more than average attention), nearest-upsampled to the sample;
+ *                 or where a second model's attention says (a precomputed `mask`,
+ *                 attention-mask.ts)
  *   blur          blur everywhere (global Gaussian blur)
- *   lowpass       keep frequencies within `cutoff` of Nyquist (FFT low-pass)
+ *   lowpass       keep frequencies within `cutoff` of Nyquist (FFT low-pass), drop the rest
+ *   highpass      keep frequencies beyond `cutoff`, drop the low ones: x0 − lowpass(x0)
  *   random-reset  blur random patches covering `fraction` of the area
  *   square-reset  blur one centred square covering `fraction` of the area
  */
@@ -25,6 +28,8 @@ export interface DegradeInputs {
   /** Per-sample seeds and the evaluation index, for the random patches. */
   seeds: readonly bigint[];
   evaluation: number;
+  /** sag with a mask model: the mask [N, 1, H, W], computed beforehand (it needs a forward). */
+  mask?: Tensor;
 }
 
 export function degradedInput(spec: Degradation, inputs: DegradeInputs): Tensor {
@@ -37,6 +42,10 @@ export function degradedInput(spec: Degradation, inputs: DegradeInputs): Tensor 
 function degrade(spec: Degradation, inputs: DegradeInputs): Tensor {
   const { x0 } = inputs;
   if (spec.kind === 'lowpass') return x0.lowPass(spec.cutoff ?? 0.25);
+  if (spec.kind === 'highpass') {
+    using low = x0.lowPass(spec.cutoff ?? 0.25);
+    return x0.sub(low);
+  }
   const blurred = x0.gaussianBlur(spec.kernelSize, spec.blurSigma);
   if (spec.kind === 'blur') return blurred;
   using owned = blurred;
@@ -46,6 +55,7 @@ function degrade(spec: Degradation, inputs: DegradeInputs): Tensor {
 
 function maskFor(spec: Degradation, inputs: DegradeInputs): Tensor {
   const [batch, , height, width] = inputs.x0.shape as [number, number, number, number];
+  if (spec.kind === 'sag' && inputs.mask) return inputs.mask.clone();
   if (spec.kind === 'sag') return attentionMask(inputs.captures, spec.threshold ?? 1, height, width);
   const data = new Float32Array(batch * height * width);
   const fraction = spec.fraction ?? 0.25;

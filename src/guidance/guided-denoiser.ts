@@ -13,6 +13,7 @@ import type { Model } from '../model.js';
 import { Streams, mixSeed, uniformFromSeed } from '../samplers/seeds.js';
 import { type Tensor, cat, isTensor, randn, tensor } from '../tensor.js';
 import { branchKey, modelKey } from './branch.js';
+import { checkMaskSource, modelAttentionMask } from './attention-mask.js';
 import { degradedInput } from './degrade.js';
 import { Denoiser } from './denoiser.js';
 import { type PlanInputs, type PlanSummary, type StepPlan, planStep, summarise } from './planner.js';
@@ -68,6 +69,9 @@ export class GuidedDenoiser {
       conditional: !options.unconditional,
       strategies: options.strategies,
       conditioning: options.main.conditioning.kind,
+      sampleShape: options.main.card.sampleShape,
+      attentionSites: options.main.model.attentionSites,
+      moduleSites: options.main.model.moduleSites,
       ...(options.main.card.timeEmbedding === undefined ? {} : { timeEmbedding: options.main.card.timeEmbedding }),
     };
     const terms = options.strategies.flatMap((s) => s.terms(context));
@@ -119,6 +123,20 @@ export class GuidedDenoiser {
       check(branch.model, m.action === 'noise' ? { ...m, seed: 0 } : m, m.action);
     }
     const degrade = branch.degrade;
+    if (degrade?.maskSource) {
+      if (degrade.maskSource.model.device !== this.main.model.device) {
+        throw new TorchGuidanceError(
+          ErrorCodes.INVALID_OPTION,
+          `${term.label}: the mask model is on ${degrade.maskSource.model.device} but the main model is on ${this.main.model.device}. Fix: load both on one device.`,
+        );
+      }
+      try {
+        checkMaskSource(degrade.maskSource);
+      } catch (error) {
+        if (!(error instanceof TorchGuidanceError)) throw error;
+        throw new TorchGuidanceError(error.code, `${term.label}: its mask model's sites do not fit it: ${error.message}`, { cause: error });
+      }
+    }
     if (degrade?.kind === 'sag' && degrade.sites !== undefined) {
       this.#checkModel(degrade.source.model);
       check(degrade.source.model, { sites: degrade.sites, action: 'capture', self: true }, 'capture');
@@ -186,7 +204,7 @@ export class GuidedDenoiser {
         const settled = await Promise.allSettled(
           forwards.map(async (forward) => {
             const denoiser = this.#denoisers.get(forward.modelKey)!;
-            const input = forward.degrade ? this.#degraded(forward.degrade, x, results, captured, evaluation) : x;
+            const input = forward.degrade ? await this.#degraded(forward.degrade, x, results, captured, evaluation) : x;
             if (input !== x) owned.push(input);
             const k = forward.branches.length;
             const batch = input.shape[0]!;
@@ -326,20 +344,24 @@ export class GuidedDenoiser {
     return site.grid;
   }
 
-  #degraded(
+  async #degraded(
     spec: NonNullable<Branch['degrade']>,
     x: Tensor,
     results: Map<string, Tensor>,
     captured: Map<string, { map: Tensor; grid: [number, number] }[]>,
     evaluation: number,
-  ): Tensor {
+  ): Promise<Tensor> {
     const sourceKey = this.#plannedKey(spec.source);
+    const x0 = results.get(sourceKey)!;
+    // SAG with a mask model: its forward on x0 first (a third model, run here, between the stages).
+    using mask = spec.maskSource ? await modelAttentionMask(spec.maskSource, x0) : undefined;
     return degradedInput(spec, {
       x,
-      x0: results.get(sourceKey)!,
+      x0,
       captures: captured.get(sourceKey) ?? [],
       seeds: this.#seeds,
       evaluation,
+      ...(mask ? { mask } : {}),
     });
   }
 

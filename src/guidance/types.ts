@@ -9,8 +9,9 @@
  * its options into Terms; the planner computes each distinct branch once and
  * batches branches that share a model and an input into one forward.
  */
-import type { SiteSelector } from '../attention.js';
+import type { AttentionSite, SiteSelector } from '../attention.js';
 import type { Model } from '../model.js';
+import type { ModuleSite } from '../module-hooks.js';
 import type { Tensor } from '../tensor.js';
 
 /** An attention perturbation of one branch: PAG's identity, SEG's query blur, or no attention at all (skip). */
@@ -38,18 +39,39 @@ export type BranchModule =
  */
 export type BranchCondition = 'given' | 'null' | 'random';
 
+/**
+ * SAG's mask from a second model (a ViT such as DINO) run on the predicted
+ * clean image instead of the denoiser's own attention (attention-mask.ts).
+ */
+export interface MaskSource {
+  model: Model;
+  /** Its attention sites to capture; default its last self-attention site. */
+  sites?: SiteSelector;
+  /** 'cls': the first token's attention row; 'sum': attention received, summed over queries. */
+  reduce: 'cls' | 'sum';
+  /** Tokens before the patch tokens (class token, registers). */
+  prefixTokens: number;
+  /** Masked where the weight exceeds threshold × the mean over patches. */
+  threshold: number;
+  /** The model sees inputScale · x0 + inputShift. */
+  inputScale: number;
+  inputShift: number;
+}
+
 /** Where a second-stage branch's input comes from: x0 of `source`, degraded, then re-noised. */
 export interface Degradation {
-  kind: 'sag' | 'blur' | 'lowpass' | 'random-reset' | 'square-reset';
+  kind: 'sag' | 'blur' | 'lowpass' | 'highpass' | 'random-reset' | 'square-reset';
   source: Branch;
   /** sag: the sites whose attention is captured for the mask. */
   sites?: SiteSelector;
+  /** sag: the mask comes from this model's attention instead (then `sites` is unused). */
+  maskSource?: MaskSource;
   /** sag: a key cell is degraded when its attention summed over queries exceeds this (1 = above average). */
   threshold?: number;
   /** The Gaussian blur that degrades (sag, blur, the resets). */
   kernelSize: number;
   blurSigma: number;
-  /** lowpass: kept radius as a fraction of Nyquist. */
+  /** lowpass: kept radius, highpass: dropped radius, as a fraction of Nyquist. */
   cutoff?: number;
   /** random-reset, square-reset: the fraction of the area degraded. */
   fraction?: number;
@@ -113,6 +135,11 @@ export interface StrategyContext {
   conditioning: 'none' | 'class' | 'tensor';
   /** The main model card's module path of the time embedding, if it names one. */
   timeEmbedding?: string;
+  /** One sample's shape, without the batch axis (the main model card's sampleShape). */
+  sampleShape: readonly number[];
+  /** The main model's attention and module sites (layer-skip options resolve their blocks against them). */
+  attentionSites: readonly AttentionSite[];
+  moduleSites: readonly ModuleSite[];
 }
 
 export interface FinalizeContext extends StepInfo {

@@ -31,4 +31,6 @@ export const Streams = {
   randomCondition: 0x2000_0000n,
   /** Module-output noise (time-step guidance's time-embedding noise). */
   moduleNoise: 0x3000_0000n,
+  /** A second independent draw per step (dpmpp_sde's second Brownian increment). */
+  stepNoiseSecond: 0x4000_0000n,
 } as const;

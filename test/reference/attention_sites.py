@@ -21,7 +21,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "models", "train"))
 sys.path.insert(0, os.path.join(ROOT, "models", "fixtures"))
 
-ATTENTION = {"AttentionBlock": True, "BmmAttention": True, "EinsumAttention": True, "CrossAttention": False}
+ATTENTION = {"AttentionBlock": True, "BmmAttention": True, "EinsumAttention": True, "CrossAttention": False, "SelfAttention": True}
 
 
 def eager_for(scripted, card):

@@ -8,22 +8,20 @@
 import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 /** The zod schema of {@link CfgZeroStarOptions}. */
-export const cfgZeroStarSchema = z
-  .object({
-    scale: finite.default(3),
-    zeroSteps: z.number().int().nonnegative().default(1),
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const cfgZeroStarSchema = scheduledSchema({
+  scale: finite.default(3),
+  /** Steps (a count, as diffusers' zero_init_steps) that predict D = x; not a window. */
+  zeroSteps: z.number().int().nonnegative().default(1),
+});
 
 /**
  * Options of {@link cfgZeroStar}: `scale` (w, default 3), `zeroSteps` (steps
- * that predict zero velocity at the start, default 1), `window`.
+ * that predict zero velocity at the start, default 1), and the scheduling options (`enabled`, `start`, `stop`, `window`).
  */
 export type CfgZeroStarOptions = z.input<typeof cfgZeroStarSchema>;
 
@@ -45,7 +43,7 @@ export function cfgZeroStarDelta(positive: Tensor, negative: Tensor, scale: numb
  * `zeroSteps` steps zeroed.
  */
 export function cfgZeroStar(options: CfgZeroStarOptions = {}): Strategy {
-  return defineStrategy('cfg-zero-star', cfgZeroStarSchema, options, ({ scale, zeroSteps, window }) => ({
+  return defineStrategy('cfg-zero-star', cfgZeroStarSchema, options, ({ scale, zeroSteps }) => ({
     terms(context) {
       requireConditional('cfg-zero-star', context);
       return [
@@ -53,7 +51,7 @@ export function cfgZeroStar(options: CfgZeroStarOptions = {}): Strategy {
           label: `cfg-zero*(w=${scale})`,
           positive: { model: 'main', condition: 'given' },
           negative: { model: 'main', condition: 'null' },
-          scale: windowed(scale - 1, window),
+          scale: () => scale - 1,
           delta: (pos: Tensor, neg: Tensor, s: number) => cfgZeroStarDelta(pos, neg, s),
         },
       ];

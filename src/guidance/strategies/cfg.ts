@@ -3,34 +3,31 @@
  * written as D(c) + (w − 1)·(D(c) − D(∅)) on the conditional base. The
  * 'original' formulation takes w' directly: D(c) + w'·(D(c) − D(∅)), w' = w − 1.
  * With a window, outside it the prediction is D(c) (the guidance interval of
- * Kynkäänniemi et al. 2024).
+ * Kynkäänniemi et al. 2024); start/stop do the same in step fractions.
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 /** The zod schema of {@link CfgOptions}. */
-export const cfgSchema = z
-  .object({
-    /** w: 1 is the conditional model alone; small class models like 1.5-4. */
-    scale: finite.default(3),
-    formulation: z.enum(['standard', 'original']).default('standard'),
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const cfgSchema = scheduledSchema({
+  /** w: 1 is the conditional model alone; small class models like 1.5-4. */
+  scale: finite.default(3),
+  formulation: z.enum(['standard', 'original']).default('standard'),
+});
 
 /**
  * Options of {@link cfg}: `scale` (w, default 3; 1 is the conditional model
  * alone), `formulation` (`'standard'`: D(c) + (w − 1)·Δ; `'original'`:
- * D(c) + w·Δ), `window` (a guidance interval).
+ * D(c) + w·Δ), and the scheduling options (`enabled`, `start`, `stop`, `window`).
  */
 export type CfgOptions = z.input<typeof cfgSchema>;
 
 /** Classifier-free guidance (Ho & Salimans 2022): D(c) + (w − 1)·(D(c) − D(∅)). */
 export function cfg(options: CfgOptions = {}): Strategy {
-  return defineStrategy('cfg', cfgSchema, options, ({ scale, formulation, window }) => ({
+  return defineStrategy('cfg', cfgSchema, options, ({ scale, formulation }) => ({
     terms(context) {
       requireConditional('cfg', context);
       const s = formulation === 'standard' ? scale - 1 : scale;
@@ -39,7 +36,7 @@ export function cfg(options: CfgOptions = {}): Strategy {
           label: `cfg(w=${scale})`,
           positive: { model: 'main', condition: 'given' },
           negative: { model: 'main', condition: 'null' },
-          scale: windowed(s, window),
+          scale: () => s,
         },
       ];
     },

@@ -6,16 +6,14 @@
  */
 import { z } from 'zod';
 
-import { inWindow, windowSchema, windowed } from '../options.js';
+import { scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 /** The zod schema of {@link CfgppOptions}. */
-export const cfgppSchema = z
-  .object({ scale: z.number().min(0).max(2).default(0.6), window: windowSchema.optional() })
-  .strict();
+export const cfgppSchema = scheduledSchema({ scale: z.number().min(0).max(2).default(0.6) });
 
-/** Options of {@link cfgpp}: `scale` (λ in [0, 2], default 0.6), `window`. */
+/** Options of {@link cfgpp}: `scale` (λ in [0, 2], default 0.6), and the scheduling options (`enabled`, `start`, `stop`, `window`). */
 export type CfgppOptions = z.input<typeof cfgppSchema>;
 
 /**
@@ -23,7 +21,7 @@ export type CfgppOptions = z.input<typeof cfgppSchema>;
  * noise estimate. Needs a first-order sampler (euler, euler_ancestral, ddim).
  */
 export function cfgpp(options: CfgppOptions = {}): Strategy {
-  return defineStrategy('cfgpp', cfgppSchema, options, ({ scale, window }) => ({
+  return defineStrategy('cfgpp', cfgppSchema, options, ({ scale }) => ({
     terms(context) {
       requireConditional('cfgpp', context);
       return [
@@ -31,13 +29,12 @@ export function cfgpp(options: CfgppOptions = {}): Strategy {
           label: `cfg++(λ=${scale})`,
           positive: { model: 'main', condition: 'given' },
           negative: { model: 'main', condition: 'null' },
-          scale: windowed(scale - 1, window),
+          scale: () => scale - 1,
         },
       ];
     },
-    // Outside the window the step is plain sampling: guided estimate D(c), and
-    // re-noising with it too (not with D(∅)).
-    renoiseBranch: (_context, info) =>
-      info === undefined || inWindow(window, info.sigma) ? { model: 'main', condition: 'null' } : undefined,
+    // Outside the schedule (defineStrategy drops this there) the step is plain
+    // sampling: guided estimate D(c), and re-noising with it too (not with D(∅)).
+    renoiseBranch: () => ({ model: 'main', condition: 'null' }),
   }));
 }

@@ -7,14 +7,14 @@
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 /** The zod schema of {@link IcgOptions}. */
-export const icgSchema = z.object({ scale: finite.default(3), window: windowSchema.optional() }).strict();
+export const icgSchema = scheduledSchema({ scale: finite.default(3) });
 
-/** Options of {@link icg}: `scale` (w, default 3), `window`. */
+/** Options of {@link icg}: `scale` (w, default 3), and the scheduling options (`enabled`, `start`, `stop`, `window`). */
 export type IcgOptions = z.input<typeof icgSchema>;
 
 /**
@@ -23,7 +23,7 @@ export type IcgOptions = z.input<typeof icgSchema>;
  * models trained without condition dropout.
  */
 export function icg(options: IcgOptions = {}): Strategy {
-  return defineStrategy('icg', icgSchema, options, ({ scale, window }) => ({
+  return defineStrategy('icg', icgSchema, options, ({ scale }) => ({
     terms(context) {
       requireConditional('icg', context);
       return [
@@ -31,7 +31,7 @@ export function icg(options: IcgOptions = {}): Strategy {
           label: `icg(w=${scale})`,
           positive: { model: 'main', condition: 'given' },
           negative: { model: 'main', condition: 'random' },
-          scale: windowed(scale - 1, window),
+          scale: () => scale - 1,
         },
       ];
     },

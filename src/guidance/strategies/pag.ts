@@ -7,26 +7,23 @@
 import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
-import { finite, inWindow, windowSchema } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
 
 /** The zod schema of {@link PagOptions}. */
-export const pagSchema = z
-  .object({
-    /** 3 beside CFG, 5 alone in the paper. */
-    scale: finite.default(3),
-    sites: sitesSchema,
-    adaptiveScale: z.number().nonnegative().default(0),
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const pagSchema = scheduledSchema({
+  /** 3 beside CFG, 5 alone in the paper. */
+  scale: finite.default(3),
+  sites: sitesSchema,
+  adaptiveScale: z.number().nonnegative().default(0),
+});
 
 /**
  * Options of {@link pag}: `scale` (s, default 3), `sites` (attention site
  * selector, default `'**.mid.*'`), `adaptiveScale` (a, default 0:
- * s_t = max(0, s − a·(1000 − t))), `window`.
+ * s_t = max(0, s − a·(1000 − t))), and the scheduling options (`enabled`, `start`, `stop`, `window`).
  */
 export type PagOptions = z.input<typeof pagSchema>;
 
@@ -35,14 +32,13 @@ export type PagOptions = z.input<typeof pagSchema>;
  * the negative branch replaces the chosen self-attention maps by the identity.
  */
 export function pag(options: PagOptions = {}): Strategy {
-  return defineStrategy('pag', pagSchema, options, ({ scale, sites, adaptiveScale, window }) => ({
+  return defineStrategy('pag', pagSchema, options, ({ scale, sites, adaptiveScale }) => ({
     terms: () => [
       {
         label: `pag(s=${scale})`,
         positive: { model: 'main', condition: 'given' },
         negative: { model: 'main', condition: 'given', attention: [{ sites, action: 'identity' }] },
         scale(info) {
-          if (!inWindow(window, info.sigma)) return 0;
           if (adaptiveScale === 0) return scale;
           if (info.timestep === null) {
             throw new TorchGuidanceError(

@@ -10,15 +10,14 @@ import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
 import type { Strategy } from '../types.js';
+import { scheduledSchema } from '../options.js';
 import { defineStrategy } from './define.js';
 
 /** The zod schema of {@link RescaleOptions}. */
-export const rescaleSchema = z
-  .object({
-    phi: z.number().min(0).max(1).default(0.7),
-    space: z.enum(['eps', 'x0']).default('eps'),
-  })
-  .strict();
+export const rescaleSchema = scheduledSchema({
+  phi: z.number().min(0).max(1).default(0.7),
+  space: z.enum(['eps', 'x0']).default('eps'),
+});
 
 /**
  * Options of {@link rescale}: `phi` (φ in [0, 1], default 0.7), `space`
@@ -26,7 +25,8 @@ export const rescaleSchema = z
  */
 export type RescaleOptions = z.input<typeof rescaleSchema>;
 
-function rescaled(out: Tensor, reference: Tensor, phi: number): Tensor {
+/** φ·out·std(reference)/std(out) + (1 − φ)·out, per sample (std unbiased, over every non-batch axis). */
+export function rescaled(out: Tensor, reference: Tensor, phi: number): Tensor {
   using stdRef = reference.stdPerSample(true);
   using stdOut = out.stdPerSample(true);
   using ratio = stdRef.div(stdOut);

@@ -9,12 +9,22 @@
  * on the conditional one). Runs as a second stage. The term is the paper's,
  * in noise space: s·((D − x) − (D(x̃) − x̃)); the guided denoiser compares
  * branches with different inputs that way (guided-denoiser.ts, #mix).
+ *
+ * SAG's mask source is pluggable (`mask`): the denoiser's own self-attention
+ * (the method), or the attention of a second model run on the predicted clean
+ * image, e.g. a DINO-style ViT (the paper's ablation; attention-mask.ts).
+ * The two frequency baselines are named for what they keep: lowPassGuidance
+ * keeps the low frequencies of x0 (drops the high ones), highPassGuidance
+ * keeps the high frequencies (drops the low ones); the two degraded images
+ * add up to x0.
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
-import type { Branch, Degradation, Strategy } from '../types.js';
+import { selectorSchema } from '../../site-selectors.js';
+import { finite, scheduledSchema } from '../options.js';
+import type { Branch, Degradation, MaskSource, Strategy } from '../types.js';
 import { defineStrategy, hasCfg } from './define.js';
+import { modelSchema } from './second-model.js';
 import { sitesSchema } from './selectors.js';
 
 const common = {
@@ -24,27 +34,69 @@ const common = {
   blurSigma: z.number().positive().default(1),
   /** Which prediction is degraded: 'auto' = null if CFG is stacked, else the conditional one. */
   branch: z.enum(['auto', 'null', 'given']).default('auto'),
-  window: windowSchema.optional(),
 };
 
 /** The zod schema of {@link SagOptions}. */
-export const sagSchema = z
-  .object({ ...common, sites: sitesSchema, threshold: z.number().nonnegative().default(1) })
-  .strict();
-export const blurGuidanceSchema = z.object(common).strict();
-export const lowPassGuidanceSchema = z.object({ ...common, cutoff: z.number().positive().max(1).default(0.25) }).strict();
-export const resetGuidanceSchema = z
-  .object({
-    ...common,
-    fraction: z.number().positive().max(1).default(0.25),
-    patch: z.number().int().positive().default(4),
-  })
-  .strict();
+/**
+ * Where SAG's mask comes from. 'self': the denoiser's attention at `sites`
+ * (SAG itself). 'model': a second TorchScript model with attention (a ViT
+ * such as DINO) run on the predicted clean image x0; its captured attention
+ * over the patch tokens, resized to the sample and thresholded, is the mask.
+ */
+export const maskSourceSchema = z.discriminatedUnion('source', [
+  z.object({ source: z.literal('self') }).strict(),
+  z
+    .object({
+      source: z.literal('model'),
+      /** The mask model: forward(image) with softmax or SDPA attention the addon can capture. */
+      model: modelSchema,
+      /** Its attention sites to read (union of their masks); default its last self-attention site, as DINO's maps. */
+      sites: selectorSchema.optional(),
+      /** 'cls': the first token's attention to the patches (DINO); 'sum': the attention each patch receives, summed over queries (SAG's rule). */
+      reduce: z.enum(['cls', 'sum']).default('cls'),
+      /** Tokens before the patch tokens (a class token, registers). */
+      prefixTokens: z.number().int().nonnegative().default(1),
+      /** A patch is masked when its weight exceeds threshold × the mean over patches (1: above average). */
+      threshold: z.number().nonnegative().default(1),
+      /** The mask model sees inputScale · x0 + inputShift (e.g. 0.5 and 0.5 for a model trained on [0, 1] images). */
+      inputScale: finite.default(1),
+      inputShift: finite.default(0),
+    })
+    .strict()
+    .refine((m) => m.reduce !== 'cls' || m.prefixTokens >= 1, {
+      message: "reduce 'cls' reads the first token's row, so prefixTokens must be at least 1",
+      path: ['prefixTokens'],
+    }),
+]);
+
+/**
+ * Where SAG's mask comes from: the model's own attention (default), or `{ source: 'model', model, ... }`:
+ * the attention a second model (a ViT with attention hooks) pays on the predicted clean image.
+ */
+export type MaskSourceOptions = z.input<typeof maskSourceSchema>;
+
+/** The zod schema of {@link SagOptions}. */
+export const sagSchema = scheduledSchema({
+  ...common,
+  sites: sitesSchema,
+  threshold: z.number().nonnegative().default(1),
+  mask: maskSourceSchema.default({ source: 'self' }),
+});
+export const blurGuidanceSchema = scheduledSchema(common);
+const cutoff = z.number().positive().max(1).default(0.25);
+export const lowPassGuidanceSchema = scheduledSchema({ ...common, cutoff });
+/** The zod schema of {@link HighPassGuidanceOptions}. */
+export const highPassGuidanceSchema = scheduledSchema({ ...common, cutoff });
+export const resetGuidanceSchema = scheduledSchema({
+  ...common,
+  fraction: z.number().positive().max(1).default(0.25),
+  patch: z.number().int().positive().default(4),
+});
 
 /**
  * Options of {@link sag}: `scale` (default 0.75), `kernelSize` (9), `blurSigma`
  * (1), `sites` (the attention whose map makes the mask), `threshold` (1),
- * `branch`, `window`.
+ * `branch`, and the scheduling options (`enabled`, `start`, `stop`, `window`).
  */
 export type SagOptions = z.input<typeof sagSchema>;
 /** Options of {@link blurGuidance}: as {@link SagOptions} without `sites` and `threshold`. */
@@ -54,6 +106,8 @@ export type BlurGuidanceOptions = z.input<typeof blurGuidanceSchema>;
  * (the kept share of the frequencies, default 0.25).
  */
 export type LowPassGuidanceOptions = z.input<typeof lowPassGuidanceSchema>;
+/** Options of {@link highPassGuidance}: as {@link LowPassGuidanceOptions} (`cutoff`: the share of the frequencies dropped). */
+export type HighPassGuidanceOptions = z.input<typeof highPassGuidanceSchema>;
 /**
  * Options of {@link randomResetGuidance} and {@link squareResetGuidance}: as
  * {@link BlurGuidanceOptions} plus `fraction` (the share of the area reset,
@@ -66,7 +120,7 @@ type DegradeSettings = Omit<Degradation, 'source' | 'kind'>;
 function degradationStrategy(
   name: string,
   kind: Degradation['kind'],
-  settings: { scale: number; kernelSize: number; blurSigma: number; branch: 'auto' | 'null' | 'given'; window?: z.output<typeof common.window> },
+  settings: { scale: number; kernelSize: number; blurSigma: number; branch: 'auto' | 'null' | 'given' },
   extra: DegradeSettings,
 ): Omit<Strategy, 'name' | 'settings'> {
   return {
@@ -79,7 +133,7 @@ function degradationStrategy(
           label: `${name}(s=${settings.scale})`,
           positive: source,
           negative: { ...source, degrade },
-          scale: windowed(settings.scale, settings.window),
+          scale: () => settings.scale,
         },
       ];
     },
@@ -92,9 +146,22 @@ function degradationStrategy(
  * prediction on that input (an eps-space term). Runs as two stages.
  */
 export function sag(options: SagOptions = {}): Strategy {
-  return defineStrategy('sag', sagSchema, options, (s) =>
-    degradationStrategy('sag', 'sag', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, sites: s.sites, threshold: s.threshold }),
-  );
+  return defineStrategy('sag', sagSchema, options, (s) => {
+    const mask = s.mask;
+    if (mask.source === 'self') {
+      return degradationStrategy('sag', 'sag', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, sites: s.sites, threshold: s.threshold });
+    }
+    const source: MaskSource = {
+      model: mask.model,
+      reduce: mask.reduce,
+      prefixTokens: mask.prefixTokens,
+      threshold: mask.threshold,
+      inputScale: mask.inputScale,
+      inputShift: mask.inputShift,
+      ...(mask.sites === undefined ? {} : { sites: mask.sites }),
+    };
+    return degradationStrategy('sag', 'sag', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, maskSource: source });
+  });
 }
 
 /** SAG ablation: blur the whole of x0. */
@@ -104,10 +171,21 @@ export function blurGuidance(options: BlurGuidanceOptions = {}): Strategy {
   );
 }
 
-/** SAG ablation: an FFT low-pass of x0. */
+/** SAG ablation, low-pass baseline: x0 keeps its low frequencies (radius <= cutoff of Nyquist, FFT), loses the high ones. */
 export function lowPassGuidance(options: LowPassGuidanceOptions = {}): Strategy {
   return defineStrategy('lowpass', lowPassGuidanceSchema, options, (s) =>
     degradationStrategy('lowpass', 'lowpass', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, cutoff: s.cutoff }),
+  );
+}
+
+/**
+ * SAG ablation, high-frequency baseline: x0 keeps its high frequencies
+ * (radius > cutoff of Nyquist) and loses the low ones, x0 − lowpass(x0):
+ * the complement of lowPassGuidance's degradation at the same cutoff.
+ */
+export function highPassGuidance(options: HighPassGuidanceOptions = {}): Strategy {
+  return defineStrategy('highpass', highPassGuidanceSchema, options, (s) =>
+    degradationStrategy('highpass', 'highpass', s, { kernelSize: s.kernelSize, blurSigma: s.blurSigma, cutoff: s.cutoff }),
   );
 }
 

@@ -7,26 +7,23 @@
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
 
 /** The zod schema of {@link SegOptions}. */
-export const segSchema = z
-  .object({
-    scale: finite.default(3),
-    /** Blur sigma in grid cells; Infinity (default) = the mean query. */
-    sigma: z.union([z.number().positive(), z.literal(Infinity)]).default(Infinity),
-    sites: sitesSchema,
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const segSchema = scheduledSchema({
+  scale: finite.default(3),
+  /** Blur sigma in grid cells; Infinity (default) = the mean query. */
+  sigma: z.union([z.number().positive(), z.literal(Infinity)]).default(Infinity),
+  sites: sitesSchema,
+});
 
 /**
  * Options of {@link seg}: `scale` (s, default 3), `sigma` (the query blur in
  * grid cells, default Infinity: every query the mean query), `sites` (default
- * `'**.mid.*'`), `window`.
+ * `'**.mid.*'`), and the scheduling options (`enabled`, `start`, `stop`, `window`).
  */
 export type SegOptions = z.input<typeof segSchema>;
 
@@ -35,13 +32,13 @@ export type SegOptions = z.input<typeof segSchema>;
  * branch blurs the queries of the chosen self-attention over the token grid.
  */
 export function seg(options: SegOptions = {}): Strategy {
-  return defineStrategy('seg', segSchema, options, ({ scale, sigma, sites, window }) => ({
+  return defineStrategy('seg', segSchema, options, ({ scale, sigma, sites }) => ({
     terms: () => [
       {
         label: `seg(s=${scale}, sigma=${sigma})`,
         positive: { model: 'main', condition: 'given' },
         negative: { model: 'main', condition: 'given', attention: [{ sites, action: 'blur', sigma }] },
-        scale: windowed(scale, window),
+        scale: () => scale,
       },
     ],
   }));

@@ -4,26 +4,23 @@
  * samples; extrapolate away from it: D_base + w·(D_base − D_sims).
  * models/train/make_sims.py makes the negative for the shipped model.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { modelSchema } from './second-model.js';
 
 /** The zod schema of {@link SimsOptions}. */
-export const simsSchema = z
-  .object({
-    /** The base model fine-tuned on its own samples. */
-    negative: modelSchema,
-    scale: finite.default(1),
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const simsSchema = scheduledSchema({
+  /** The base model fine-tuned on its own samples. */
+  negative: modelSchema,
+  scale: finite.default(1),
+});
 
 /**
  * Options of {@link sims}: `negative` (the model fine-tuned on its own samples,
- * required), `scale` (w, default 1), `window`.
+ * required), `scale` (w, default 1), and the scheduling options (`enabled`, `start`, `stop`, `window`).
  */
 export type SimsOptions = z.input<typeof simsSchema>;
 
@@ -32,13 +29,13 @@ export type SimsOptions = z.input<typeof simsSchema>;
  * its own samples, D + w·(D − D_sims). The two models run concurrently.
  */
 export function sims(options: SimsOptions): Strategy {
-  return defineStrategy('sims', simsSchema, options, ({ negative, scale, window }) => ({
+  return defineStrategy('sims', simsSchema, options, ({ negative, scale }) => ({
     terms: () => [
       {
         label: `sims(w=${scale})`,
         positive: { model: 'main', condition: 'given' },
         negative: { model: negative, condition: 'given' },
-        scale: windowed(scale, window),
+        scale: () => scale,
       },
     ],
   }));

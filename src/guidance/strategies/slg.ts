@@ -1,45 +1,36 @@
 /**
  * Skip-layer guidance (Stability AI, Stable Diffusion 3.5): the negative
  * branch is the same model and condition with the chosen blocks skipped
- * (each returns its input), D(c) + s·(D(c) − D_skip).
+ * (each returns its input), or only parts of them (`skip`: their attention,
+ * their attention scores, their feed-forward; layer-skip.ts),
+ * D(c) + s·(D(c) − D_skip).
  *
  * The reference setting skips SD3.5-M's layers 7–9 with s 2.5–3, active for
- * 1 %–20 % of the steps: here `steps` (default 0.01–0.2 of the run) and an
- * optional sigma window like every term. Blocks have no portable default
- * index; the default is the middle block's modules, as for the attention
- * methods. A selected block whose output does not have its input's shape
- * cannot be skipped and is refused (ERR_NOT_SKIPPABLE).
+ * 1 %–20 % of the steps: here `start` 0.01 and `stop` 0.2 by default (step
+ * fractions with diffusers' rounding, as every strategy's). Blocks have no
+ * portable default index; the default is the middle block's modules, as for
+ * the attention methods. A selected block whose output does not have its
+ * input's shape cannot be skipped and is refused (ERR_NOT_SKIPPABLE).
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 
-import { finite, inWindow, windowSchema } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
-import { sitesSchema } from './selectors.js';
+import { layerSkipFields, layerSkipPerturbation, skipPartsCompatible, skipPartsIssue } from './layer-skip.js';
 
 /** The zod schema of {@link SlgOptions}. */
-export const slgSchema = z
-  .object({
-    scale: finite.default(3),
-    /** Module paths to skip (globs over whole segments, RegExps, module site indices); see model.moduleSites. */
-    blocks: sitesSchema,
-    /**
-     * The part of the run the term is active in: step / steps in [start, end).
-     * SD3.5's reference: 0.01 to 0.2. { start: 0, end: 1 } keeps it on.
-     */
-    steps: z
-      .object({ start: z.number().min(0).max(1).default(0.01), end: z.number().min(0).max(1).default(0.2) })
-      .strict()
-      .refine((r) => r.start < r.end, { message: 'start must be below end', path: ['start'] })
-      .default({ start: 0.01, end: 0.2 }),
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const slgSchema = scheduledSchema({ scale: finite.default(3), ...layerSkipFields }, { start: 0.01, stop: 0.2 }).refine(
+  skipPartsCompatible,
+  skipPartsIssue,
+);
 
 /**
  * Options of {@link slg}: `scale` (s, default 3), `blocks` (module selector,
- * default `'**.mid.*'`), `steps` (`{ start, end }`, the share of the run it
- * is on, default 0.01-0.2), `window`.
+ * default `'**.mid.*'`), `skip` (what of each block is skipped: `'block'`,
+ * `'attention'`, `'attention-scores'`, `'feed-forward'`, or a list), and the
+ * scheduling options (`enabled`, `start` and `stop` default 0.01 and 0.2,
+ * `window`).
  */
 export type SlgOptions = z.input<typeof slgSchema>;
 
@@ -48,17 +39,13 @@ export type SlgOptions = z.input<typeof slgSchema>;
  * negative branch skips the chosen blocks, for part of the run.
  */
 export function slg(options: SlgOptions = {}): Strategy {
-  return defineStrategy('slg', slgSchema, options, ({ scale, blocks, steps, window }) => ({
-    terms: () => [
+  return defineStrategy('slg', slgSchema, options, ({ scale, blocks, skip, feedForward }) => ({
+    terms: (context) => [
       {
         label: `slg(s=${scale})`,
         positive: { model: 'main', condition: 'given' },
-        negative: { model: 'main', condition: 'given', modules: [{ modules: blocks, action: 'skip' }] },
-        scale(info) {
-          const progress = info.step / info.steps;
-          const active = progress >= steps.start && progress < steps.end && inWindow(window, info.sigma);
-          return active ? scale : 0;
-        },
+        negative: { model: 'main', condition: 'given', ...layerSkipPerturbation('slg', '', { blocks, skip, feedForward }, context) },
+        scale: () => scale,
       },
     ],
   }));

@@ -13,27 +13,24 @@
 import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
-import { finite, windowSchema, windowed } from '../options.js';
+import { finite, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 
 /** The zod schema of {@link TsgOptions}. */
-export const tsgSchema = z
-  .object({
-    /** w, as in CFG: 1 is the model alone. The method table gives no default; 3 as for cfg and icg. */
-    scale: finite.default(3),
-    /** k: the standard deviation of the noise added to the embedding. */
-    noiseScale: z.number().positive().refine(Number.isFinite, 'must be finite').default(1),
-    /** The module whose output is perturbed; default the model card's timeEmbedding. */
-    module: z.string().min(1).optional(),
-    window: windowSchema.optional(),
-  })
-  .strict();
+export const tsgSchema = scheduledSchema({
+  /** w, as in CFG: 1 is the model alone. The method table gives no default; 3 as for cfg and icg. */
+  scale: finite.default(3),
+  /** k: the standard deviation of the noise added to the embedding. */
+  noiseScale: z.number().positive().refine(Number.isFinite, 'must be finite').default(1),
+  /** The module whose output is perturbed; default the model card's timeEmbedding. */
+  module: z.string().min(1).optional(),
+});
 
 /**
  * Options of {@link tsg}: `scale` (w, default 3), `noiseScale` (k, the noise
  * std in the embedding's units, default 1), `module` (default the card's
- * `timeEmbedding`), `window`.
+ * `timeEmbedding`), and the scheduling options (`enabled`, `start`, `stop`, `window`).
  */
 export type TsgOptions = z.input<typeof tsgSchema>;
 
@@ -42,7 +39,7 @@ export type TsgOptions = z.input<typeof tsgSchema>;
  * negative branch adds noise to the time embedding. Needs no condition.
  */
 export function tsg(options: TsgOptions = {}): Strategy {
-  return defineStrategy('tsg', tsgSchema, options, ({ scale, noiseScale, module, window }) => ({
+  return defineStrategy('tsg', tsgSchema, options, ({ scale, noiseScale, module }) => ({
     terms(context) {
       const path = module ?? context.timeEmbedding;
       if (path === undefined) {
@@ -58,7 +55,7 @@ export function tsg(options: TsgOptions = {}): Strategy {
           label: `tsg(w=${scale}, k=${noiseScale})`,
           positive: { model: 'main', condition: 'given' },
           negative: { model: 'main', condition: 'given', modules: [{ modules: path, action: 'noise', scale: noiseScale }] },
-          scale: windowed(scale - 1, window),
+          scale: () => scale - 1,
         },
       ];
     },
