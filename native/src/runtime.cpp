@@ -58,6 +58,11 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     int intraOp = OptionalInt(options, "intraOpThreads");
     int interOp = OptionalInt(options, "interOpThreads");
     int jobThreads = OptionalInt(options, "jobThreads");
+    int64_t exitWaitMs = -1;
+    if (options.IsObject() && !options.As<Napi::Object>().Get("exitWaitMs").IsUndefined()) {
+      exitWaitMs = ToInt64(options.As<Napi::Object>().Get("exitWaitMs"), "exitWaitMs");
+      if (exitWaitMs < 0 || exitWaitMs > 3'600'000) throw Error(code::kInvalidArgument, "exitWaitMs must be in 0..3600000.");
+    }
     PromiseWorker::InitEnv(env);
     static std::once_flag once;
     std::call_once(once, [&] {
@@ -71,6 +76,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
         }
       }
       ConfigureExecutor(jobThreads);
+      if (exitWaitMs >= 0) SetExitWait(exitWaitMs);
       HookNamespace();  // registers the hook ops
       InstallExitGuard();
     });
@@ -108,6 +114,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     result.Set("intraOpThreads", at::get_num_threads());
     result.Set("interOpThreads", at::get_num_interop_threads());
     result.Set("jobThreads", ExecutorThreads());
+    result.Set("exitWaitMs", static_cast<double>(ExitWaitMs()));
     result.Set("parallelInfo", at::get_parallel_info());
     result.Set("hookNamespace", HookNamespace());
     return result;
@@ -115,7 +122,8 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value PrepareExitJs(const Napi::CallbackInfo& info) {
-  PrepareExit();
+  const int exitCode = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  PrepareExit(exitCode);
   return info.Env().Undefined();
 }
 

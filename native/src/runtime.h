@@ -17,7 +17,7 @@ Napi::Value LiveHandles(const Napi::CallbackInfo& info);
 // cudaMemory(index, resetPeak) -> { allocated, peakAllocated, reserved } | null
 // (cuda_memory.cpp).
 Napi::Value CudaMemory(const Napi::CallbackInfo& info);
-// prepareExit(): see PrepareExit in inflight.h.
+// prepareExit(exitCode): see PrepareExit in inflight.h.
 Napi::Value PrepareExitJs(const Napi::CallbackInfo& info);
 
 }  // namespace tg
