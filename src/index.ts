@@ -34,6 +34,7 @@ export { samplerSchema, type SamplerName, type SamplerOptions } from './samplers
 export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './samplers/sigma-schedules.js';
 export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './samplers/noise-schedule.js';
 export { cudaMemory, jobTimes, liveHandles, runtimeInfo, type CudaMemory, type JobTimes, type RuntimeInfo } from './runtime.js';
+export { resourceLimits, setResourceLimits, type ResourceLimits } from './limits.js';
 export {
   cat,
   full,
