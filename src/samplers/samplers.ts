@@ -30,10 +30,10 @@ export const samplerSchema = z.discriminatedUnion('name', [
       name: z.literal('heun'),
       steps,
       schedule,
-      churn: z.number().nonnegative().default(0),
+      churn: z.number().nonnegative().max(1e6).default(0),
       churnSigmaMin: z.number().nonnegative().default(0),
       churnSigmaMax: z.number().positive().default(Infinity),
-      churnNoise: z.number().positive().default(1),
+      churnNoise: z.number().positive().max(1000, 'must be at most 1000 (EDM uses about 1)').default(1),
     })
     .strict(),
   z.object({ name: z.literal('ddim'), steps, schedule, eta: z.number().min(0).max(1).default(0) }).strict(),

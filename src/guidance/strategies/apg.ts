@@ -9,19 +9,19 @@
 import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
-import { finite, windowSchema, windowed } from '../options.js';
+import { bounded, guidanceScale, windowSchema, windowed } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 export const apgSchema = z
   .object({
-    scale: finite.default(3),
+    scale: guidanceScale.default(3),
     /** β; negative values (the paper's −0.5) push away from the last update. */
-    momentum: finite.default(-0.5),
+    momentum: bounded(-1, 1, 'a momentum beyond ±1 grows without bound').default(-0.5),
     /** r; 0 turns clipping off. */
-    normThreshold: z.number().nonnegative().default(15),
+    normThreshold: bounded(0, 1e6, 'a clipping radius').default(15),
     /** η: weight of the parallel part (0 drops it). */
-    eta: finite.default(0),
+    eta: bounded(-10, 10, 'the parallel share of the update; the paper uses 0 to 1').default(0),
     window: windowSchema.optional(),
   })
   .strict();

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { guidanceScale, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { modelSchema } from './second-model.js';
@@ -16,7 +16,7 @@ export const autoguidanceSchema = z
     /** The weaker model: same card contract (sample shape, conditioning). */
     guide: modelSchema,
     /** w: 1.7-2.9 in the EDM2 presets. */
-    scale: finite.default(2),
+    scale: guidanceScale.default(2),
     window: windowSchema.optional(),
   })
   .strict();

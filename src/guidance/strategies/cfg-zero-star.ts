@@ -8,14 +8,14 @@
 import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
-import { finite, windowSchema, windowed } from '../options.js';
+import { guidanceScale, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 export const cfgZeroStarSchema = z
   .object({
-    scale: finite.default(3),
-    zeroSteps: z.number().int().nonnegative().default(1),
+    scale: guidanceScale.default(3),
+    zeroSteps: z.number().int().nonnegative().max(10_000).default(1),
     window: windowSchema.optional(),
   })
   .strict();

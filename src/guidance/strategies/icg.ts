@@ -7,11 +7,11 @@
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { guidanceScale, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
-export const icgSchema = z.object({ scale: finite.default(3), window: windowSchema.optional() }).strict();
+export const icgSchema = z.object({ scale: guidanceScale.default(3), window: windowSchema.optional() }).strict();
 
 export type IcgOptions = z.input<typeof icgSchema>;
 

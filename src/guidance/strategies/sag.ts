@@ -12,23 +12,23 @@
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { bounded, guidanceScale, windowSchema, windowed } from '../options.js';
 import type { Branch, Degradation, Strategy } from '../types.js';
 import { defineStrategy, hasCfg } from './define.js';
 import { sitesSchema } from './selectors.js';
 
 const common = {
   /** 0.75 in the paper (diffusers), 0.5 in ComfyUI. */
-  scale: finite.default(0.75),
-  kernelSize: z.number().int().positive().refine((k) => k % 2 === 1, 'must be odd').default(9),
-  blurSigma: z.number().positive().default(1),
+  scale: guidanceScale.default(0.75),
+  kernelSize: z.number().int().positive().max(1023, 'must be at most 1023 (a kernel wider than the image blurs no further)').refine((k) => k % 2 === 1, 'must be odd').default(9),
+  blurSigma: bounded(0, 1e4, 'in pixels').refine((v) => v > 0, 'must be positive').default(1),
   /** Which prediction is degraded: 'auto' = null if CFG is stacked, else the conditional one. */
   branch: z.enum(['auto', 'null', 'given']).default('auto'),
   window: windowSchema.optional(),
 };
 
 export const sagSchema = z
-  .object({ ...common, sites: sitesSchema, threshold: z.number().nonnegative().default(1) })
+  .object({ ...common, sites: sitesSchema, threshold: bounded(0, 1e6, 'in multiples of the average attention').default(1) })
   .strict();
 export const blurGuidanceSchema = z.object(common).strict();
 export const lowPassGuidanceSchema = z.object({ ...common, cutoff: z.number().positive().max(1).default(0.25) }).strict();
@@ -36,7 +36,7 @@ export const resetGuidanceSchema = z
   .object({
     ...common,
     fraction: z.number().positive().max(1).default(0.25),
-    patch: z.number().int().positive().default(4),
+    patch: z.number().int().positive().max(65536).default(4),
   })
   .strict();
 

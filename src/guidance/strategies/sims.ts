@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 
-import { finite, windowSchema, windowed } from '../options.js';
+import { guidanceScale, windowSchema, windowed } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { modelSchema } from './second-model.js';
@@ -15,7 +15,7 @@ export const simsSchema = z
   .object({
     /** The base model fine-tuned on its own samples. */
     negative: modelSchema,
-    scale: finite.default(1),
+    scale: guidanceScale.default(1),
     window: windowSchema.optional(),
   })
   .strict();

@@ -12,14 +12,14 @@
  */
 import { z } from 'zod';
 
-import { finite, inWindow, windowSchema } from '../options.js';
+import { guidanceScale, inWindow, windowSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
 
 export const slgSchema = z
   .object({
-    scale: finite.default(3),
+    scale: guidanceScale.default(3),
     /** Module paths to skip (globs over whole segments, RegExps, module site indices); see model.moduleSites. */
     blocks: sitesSchema,
     /**
