@@ -3,10 +3,12 @@
 #include <c10/core/ScalarType.h>
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
 
+#include "crc32.h"
 #include "errors.h"
 #include "pickle_scan.h"
 #include "zip_directory.h"
@@ -39,6 +41,24 @@ std::string Bytes(uint64_t n) {
                                    ", more than the memory limit of " + Bytes(limit) +
                                    " that one load may use. Fix: if the model really is that large, raise the limit "
                                    "(TORCH_GUIDANCE_MEMORY_LIMIT, or setResourceLimits({ memoryBytes }))." );
+}
+
+// Every stored record against its CRC-32 (libtorch's reader does not check
+// them): a damaged byte anywhere in the weights is an error, not a weight.
+void CheckChecksums(const ArchiveFile& file, const std::vector<const ZipRecord*>& records) {
+  std::vector<uint8_t> buffer(4 << 20);
+  for (const ZipRecord* read : records) {
+    const ZipRecord& record = *read;
+    if (record.method != 0) continue;  // deflated: libtorch inflates it, and an inflate error is caught
+    uint32_t crc = 0;
+    for (uint64_t done = 0; done < record.size;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(buffer.size(), record.size - done));
+      if (file.read(record.dataOffset + done, buffer.data(), n) != n) NotTorchScript(file, "the record '" + record.name + "' is cut short");
+      crc = Crc32(crc, buffer.data(), n);
+      done += n;
+    }
+    if (crc != record.crc) NotTorchScript(file, "the record '" + record.name + "' fails its CRC-32 (its bytes were damaged)");
+  }
 }
 
 // Bytes per element of torch.<name>Storage; nullopt for a name libtorch does not know.
@@ -90,9 +110,10 @@ void CheckStorages(const ArchiveFile& file, caffe2::serialize::PyTorchStreamRead
     if (!element) NotTorchScript(file, "a tensor has the unknown storage type torch." + storage.typeName + "Storage");
     const uint64_t numel = static_cast<uint64_t>(storage.numel);
     if (numel > UINT64_MAX / *element || numel * *element > found->second->size) {
+      const std::string needs = numel > UINT64_MAX / *element ? "more than 16 EiB" : Bytes(numel * *element);
       NotTorchScript(file, "the record '" + name + "' holds " + Bytes(found->second->size) + " but its tensor needs " +
-                               std::to_string(storage.numel) + " " + storage.typeName + " elements (the record is " +
-                               "truncated)");
+                               needs + " (" + std::to_string(storage.numel) + " " + storage.typeName +
+                               " elements): the record is truncated");
     }
   }
 }
@@ -123,6 +144,7 @@ void CheckArchive(const std::shared_ptr<ArchiveFile>& file, uint64_t maxBytes, b
   const std::string prefix = list.front().name.substr(0, slash + 1);
 
   std::map<std::string, const ZipRecord*> records;
+  std::vector<const ZipRecord*> loaded;  // what torch::jit::load reads
   uint64_t total = 0;
   for (const ZipRecord& record : list) {
     if (!records.emplace(record.name, &record).second) NotTorchScript(*file, "the record '" + record.name + "' appears twice");
@@ -132,11 +154,14 @@ void CheckArchive(const std::shared_ptr<ArchiveFile>& file, uint64_t maxBytes, b
                                         Bytes(record.size) + "; a card is at most " + Bytes(kMaxCardBytes) +
                                         ". Fix: store the card's JSON only (models/README.md describes its fields).");
     }
+    if (record.name == prefix + "extra/model.json") loaded.push_back(&record);
     if (extra) continue;  // other extra files are never read
+    loaded.push_back(&record);
     if (record.size > maxBytes) TooLarge(*file, "the record '" + record.name + "'", record.size, maxBytes);
     total += record.size;
     if (total > maxBytes) TooLarge(*file, "the archive's records together", total, maxBytes);
   }
+  CheckChecksums(*file, loaded);
 
   try {
     caffe2::serialize::PyTorchStreamReader reader(std::static_pointer_cast<caffe2::serialize::ReadAdapterInterface>(file));

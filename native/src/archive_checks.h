@@ -3,7 +3,8 @@
 // and backs a tensor with whatever bytes its record has, reading past a
 // short one), and it runs a class's __setstate__ while it loads.
 //
-//  * the zip is well formed (zip_directory.h), every record is there once;
+//  * the zip is well formed (zip_directory.h), every record is there once,
+//    and every stored record matches its CRC-32 (libtorch's reader skips it);
 //  * no record, and not all of them together, is larger than `maxBytes`
 //    (ERR_TOO_LARGE), and the card (extra/model.json) is at most
 //    kMaxCardBytes (ERR_MODEL_CARD);

@@ -86,12 +86,9 @@ void OnAbort(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-// On the JS thread, once the job's work is done. `env` is null when the
-// environment is shutting down: then only free the job.
-void SettleJob(Napi::Env env, Napi::Function, void*, Job* job) {
-  std::unique_ptr<Job> owned(job);
-  if (env == nullptr) return;
-  if (job->abandoned) return;  // rejected when its signal fired; the result is dropped here
+namespace {
+
+void Settle(Napi::Env env, Job* job) {
   InstanceData& data = InstanceData::Get(env);
   DetachSignal(env, job);
   ReleasePending(env);
@@ -116,6 +113,24 @@ void SettleJob(Napi::Env env, Napi::Function, void*, Job* job) {
   times.workNs += Nanoseconds(job->finished - job->started);
   times.notifyNs += Nanoseconds(picked - job->finished);
   times.settleNs += Nanoseconds(Clock::now() - picked);
+}
+
+}  // namespace
+
+// On the JS thread, once the job's work is done. `env` is null when the
+// environment is shutting down: then only free the job.
+void SettleJob(Napi::Env env, Napi::Function, void*, Job* job) {
+  std::unique_ptr<Job> owned(job);
+  if (env == nullptr) return;
+  if (job->abandoned) return;  // rejected when its signal fired; the result is dropped here
+  try {
+    Settle(env, job);
+  } catch (...) {
+    // Only while a worker's environment is torn down (worker.terminate()):
+    // results still queued are delivered when JS can no longer run, and the
+    // Node-API calls that settle the promise fail. Nobody can see the
+    // promise then; an exception escaping here would abort the process.
+  }
 }
 
 Napi::Value JobTimesJs(const Napi::CallbackInfo& info) {

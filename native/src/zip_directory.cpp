@@ -81,6 +81,7 @@ std::vector<ZipRecord> ReadZipDirectory(const ArchiveFile& file) {
     const uint8_t* h = &directory[at];
     ZipRecord record;
     record.method = U16(h + 10);
+    record.crc = U32(h + 16);
     record.compressedSize = U32(h + 20);
     record.size = U32(h + 24);
     const size_t nameLength = U16(h + 28);

@@ -18,6 +18,7 @@ namespace tg {
 struct ZipRecord {
   std::string name;
   uint16_t method = 0;         // 0 stored, 8 deflate
+  uint32_t crc = 0;            // CRC-32 of the uncompressed bytes
   uint64_t compressedSize = 0;
   uint64_t size = 0;           // uncompressed
   uint64_t dataOffset = 0;     // where its (compressed) bytes start
