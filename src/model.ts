@@ -2,6 +2,7 @@
  * loadModel(): a TorchScript model on a device, ready for forwards that run
  * off the event loop.
  */
+import { setMaxListeners } from 'node:events';
 import { resolve } from 'node:path';
 
 import { z } from 'zod';
@@ -271,7 +272,7 @@ export class Model implements Disposable, AsyncDisposable {
       const result =
         chunks.length === 1
           ? ((await this.#native.call(method, inputs as unknown[], { batch, entries, modules, preconditioning }, signal)) as NativeHookResult)
-          : await this.#runChunks(method, inputs, batch, chunks, entries, modules, preconditioning, signal);
+          : await this.#runChunks(method, inputs, batch, chunks, entries, modules, preconditioning, chunkSignal(signal));
       const byId = new Map(this.#sites.map((site) => [site.id, site.path]));
       return {
         output: result.output as T,
@@ -433,6 +434,18 @@ export class Model implements Disposable, AsyncDisposable {
  * probed at load.
  */
 const PROBE_ACTIVATION_FACTOR = 256;
+
+/**
+ * One signal for the chunks of a split forward: each native call listens on
+ * its signal, and dozens of chunks on the caller's own would trip Node's
+ * leak warning for more than 10 listeners; this adds one listener to it.
+ */
+function chunkSignal(signal: AbortSignal | undefined): AbortSignal | undefined {
+  if (!signal) return undefined;
+  const shared = AbortSignal.any([signal]);
+  setMaxListeners(0, shared);
+  return shared;
+}
 
 /** Disposes every tensor inside a forward's output. */
 export function disposeOutput(output: ForwardOutput): void {

@@ -410,7 +410,7 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
           },
         });
         results.push(images);
-        labels.push(...labelsFor(prep, first, n));
+        for (const label of labelsFor(prep, first, n)) labels.push(label);
         forwards += guided.forwards;
         timings.forwardMs += guided.times.forwardMs;
         timings.mixMs += guided.times.mixMs;

@@ -1,6 +1,7 @@
 #include "file_lock.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,12 +40,17 @@ bool SameFile(int fd, const std::string& path) {
   return held.st_dev == named.st_dev && held.st_ino == named.st_ino;
 }
 
+// The holder's pid as written in the file, or 0: not written yet, or what a
+// dead process left there (the holder has the lock but has not yet
+// overwritten it).
 int ReadPid(int fd) {
   char text[32] = {};
   ssize_t got = ::pread(fd, text, sizeof(text) - 1, 0);
   if (got <= 0) return 0;
   long pid = std::strtol(text, nullptr, 10);
-  return pid > 0 && pid < (1L << 30) ? static_cast<int>(pid) : 0;
+  if (pid <= 0 || pid >= (1L << 30)) return 0;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return 0;
+  return static_cast<int>(pid);
 }
 
 }  // namespace

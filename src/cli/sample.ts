@@ -234,7 +234,9 @@ async function openOutput(
 ): Promise<{ manifest: Manifest; release: () => Promise<void>; grewFrom?: number }> {
   await makeDirectory(flags.out);
   const lock = await takeLock(flags.out);
-  if ('heldBy' in lock) throw new UsageError(`--out ${flags.outArg}: another run (pid ${lock.heldBy}) is writing there`);
+  if ('heldBy' in lock) {
+    throw new UsageError(`--out ${flags.outArg}: another run (${lock.heldBy > 0 ? `pid ${lock.heldBy}` : 'just starting'}) is writing there`);
+  }
   try {
     let manifest = await readManifest(flags.out);
     let grewFrom: number | undefined;
