@@ -36,15 +36,13 @@ Data files:
 """
 
 import gzip
-import io
 import json
 import os
 import struct
 import sys
 import warnings
 import zipfile
-import zlib
-from typing import List, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn as nn
