@@ -35,8 +35,18 @@ export const ErrorCodes = {
   UNKNOWN_DTYPE: 'ERR_UNKNOWN_DTYPE',
   /** A Tensor or Model used after dispose(). */
   DISPOSED: 'ERR_DISPOSED',
-  /** An allocation failed (host or device). */
+  /** An allocation failed (host or device), or a request's estimated memory is over the memory limit (src/limits.ts). */
   OUT_OF_MEMORY: 'ERR_OUT_OF_MEMORY',
+  /** A file or a record in it declares more bytes than a resource limit allows (the limit is named); nothing was read. */
+  TOO_LARGE: 'ERR_TOO_LARGE',
+  /** A model file calls operators with effects outside the model (named); load it with trust: 'full' if its source is trusted. */
+  UNTRUSTED_MODEL: 'ERR_UNTRUSTED_MODEL',
+  /** Sampling produced NaN or infinity; the message names the step and the strategy. */
+  NON_FINITE: 'ERR_NON_FINITE',
+  /** The file system refused a read or write (disk full, read-only, permissions); the message names the path and the cause. */
+  IO: 'ERR_IO',
+  /** Every torch thread is held by an aborted call that never returned; nothing more can run in this process. */
+  THREADS_STUCK: 'ERR_THREADS_STUCK',
   /** A hook's site selector matches no attention or module site (the message lists them). */
   NO_MATCHING_SITE: 'ERR_NO_MATCHING_SITE',
   /**

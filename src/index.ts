@@ -45,6 +45,7 @@ export {
   type RuntimeInfo,
 } from './runtime.js';
 export { REFERENCE_BLAS_WARNING } from './blas-warning.js';
+export { resourceLimits, setResourceLimits, type ResourceLimits } from './limits.js';
 export {
   cat,
   full,

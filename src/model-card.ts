@@ -9,6 +9,27 @@ import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
 
+/**
+ * Bounds on what a card may declare, so that no number in a card makes the
+ * loader or a sampler allocate in proportion to it: the schedule's sigma
+ * table has `timesteps` entries, the probe at load draws one sample.
+ * Generous for real models (a 4K RGB image is 25M elements; DDPM uses 1000
+ * timesteps).
+ */
+const MAX_TIMESTEPS = 1_000_000;
+const MAX_DIM = 1 << 16;
+const MAX_SAMPLE_ELEMENTS = 1 << 28;
+const MAX_CLASSES = 1 << 24;
+
+/** A tensor shape without the batch axis, each size and their product bounded. */
+const shapeSchema = z
+  .array(positiveInt.max(MAX_DIM, `each size must be at most ${MAX_DIM}`))
+  .min(1)
+  .max(8, 'at most 8 axes')
+  .refine((shape) => shape.reduce((a, b) => a * b, 1) <= MAX_SAMPLE_ELEMENTS, {
+    message: `the sizes' product must be at most ${MAX_SAMPLE_ELEMENTS} elements (1 GiB of float32)`,
+  });
+
 export const discreteScheduleSchema = z
   .object({
     kind: z.literal('discrete'),
@@ -16,7 +37,7 @@ export const discreteScheduleSchema = z
     betas: z.enum(['linear', 'scaled_linear']),
     betaStart: z.number().positive().lt(1),
     betaEnd: z.number().positive().lt(1),
-    timesteps: positiveInt,
+    timesteps: positiveInt.max(MAX_TIMESTEPS),
   })
   .strict()
   .refine((s) => s.betaStart < s.betaEnd, { message: 'betaStart must be below betaEnd', path: ['betaStart'] });
@@ -24,9 +45,10 @@ export const discreteScheduleSchema = z
 export const edmScheduleSchema = z
   .object({
     kind: z.literal('edm'),
-    sigmaMin: z.number().positive(),
-    sigmaMax: z.number().positive(),
-    sigmaData: z.number().positive(),
+    // Bounded so that sigma² and the scalings stay finite in float32.
+    sigmaMin: z.number().min(1e-6).max(1e6),
+    sigmaMax: z.number().min(1e-6).max(1e6),
+    sigmaData: z.number().min(1e-6).max(1e6),
   })
   .strict()
   .refine((s) => s.sigmaMin < s.sigmaMax, { message: 'sigmaMin must be below sigmaMax', path: ['sigmaMin'] });
@@ -36,12 +58,12 @@ export const conditioningSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('class'),
-      numClasses: positiveInt,
+      numClasses: positiveInt.max(MAX_CLASSES),
       /** The label that means "no class" (classifier-free guidance's unconditional branch). */
-      nullLabel: z.number().int().nonnegative(),
+      nullLabel: z.number().int().nonnegative().max(MAX_CLASSES),
     })
     .strict(),
-  z.object({ kind: z.literal('tensor'), shape: z.array(positiveInt).min(1) }).strict(),
+  z.object({ kind: z.literal('tensor'), shape: shapeSchema }).strict(),
 ]);
 
 /** The zod schema of a denoiser's card (`model.json` in the archive); see docs/model-cards.md. */
@@ -53,7 +75,7 @@ export const denoiserCardSchema = z
     prediction: z.enum(['eps', 'v', 'x0', 'edm']),
     schedule: z.union([discreteScheduleSchema, edmScheduleSchema]),
     /** One sample's shape, without the batch axis, e.g. [1, 28, 28]. */
-    sampleShape: z.array(positiveInt).min(1),
+    sampleShape: shapeSchema,
     conditioning: conditioningSchema,
     /** The module path of the time embedding (time-step guidance perturbs its output). */
     timeEmbedding: z.string().min(1).optional(),
@@ -71,10 +93,10 @@ export const classifierCardSchema = z
     name: z.string().min(1),
     version: z.string().min(1),
     kind: z.literal('classifier'),
-    sampleShape: z.array(positiveInt).min(1),
-    numClasses: positiveInt,
+    sampleShape: shapeSchema,
+    numClasses: positiveInt.max(MAX_CLASSES),
     /** Width of the vector the `features` method returns. */
-    featureDim: positiveInt,
+    featureDim: positiveInt.max(MAX_DIM),
     testAccuracy: z.number().min(0).max(1).optional(),
     notes: z.string().optional(),
   })

@@ -2,7 +2,7 @@
  * loadModel(): a TorchScript model on a device, ready for forwards that run
  * off the event loop.
  */
-import { access, constants } from 'node:fs/promises';
+import { setMaxListeners } from 'node:events';
 import { resolve } from 'node:path';
 
 import { z } from 'zod';
@@ -13,6 +13,7 @@ import { autoSplitThreads } from './blas.js';
 import { type Hook, planForward } from './hooks.js';
 import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from './module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
+import { resourceLimits } from './limits.js';
 import { checkModelCard, type ModelCard } from './model-card.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription, type Preconditioning } from './native/binding.js';
 import type { Dtype, ResolvedDevice, Tensor } from './tensor.js';
@@ -30,6 +31,15 @@ const loadOptionsSchema = z
     dtype: z.enum(['float32', 'float16', 'bfloat16', 'float64']).default('float32'),
     /** Find attention sites and wrap them in hook ops (default true); false loads the graph untouched. */
     attentionHooks: z.boolean().default(true),
+    /**
+     * 'scan' (default): the file is checked before any of its code runs, and
+     * refused (ERR_UNTRUSTED_MODEL) if it could reach outside the model
+     * (files, printing, process-wide state, other processes; see
+     * docs/reliability.md). 'full': the file is trusted like code you run;
+     * only its structure and sizes are checked.
+     */
+    trust: z.enum(['scan', 'full']).default('scan'),
+    /** Rejects with ERR_ABORTED when it fires, also while the file loads. */
     signal: z.instanceof(AbortSignal).optional(),
   })
   .strict();
@@ -48,7 +58,13 @@ export type ForwardOutput = Tensor | number | bigint | boolean | string | null |
 
 /** Options of {@link Model.call} and {@link Model.forward}-like calls. */
 export interface CallOptions {
-  /** Checked before the job starts (a running forward is not interrupted). */
+  /**
+   * When it fires, the call rejects at once with ERR_ABORTED, also while its
+   * forward runs: libtorch cannot interrupt a forward, so it finishes in the
+   * background on its torch thread and its result is dropped, and another
+   * torch thread takes its place meanwhile (a forward that never returns
+   * holds its thread; see docs/reliability.md).
+   */
   signal?: AbortSignal;
 }
 
@@ -121,15 +137,19 @@ export class Model implements Disposable, AsyncDisposable {
 
   /** @internal Use loadModel(). */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
-    const { device, dtype, attentionHooks, signal } = parseOptions(loadOptionsSchema, options, 'loadModel options');
+    const { device, dtype, attentionHooks, trust, signal } = parseOptions(loadOptionsSchema, options, 'loadModel options');
     if (signal?.aborted) throw abortError(signal);
     const absolute = resolve(path);
-    try {
-      await access(absolute, constants.R_OK);
-    } catch {
-      throw new TorchGuidanceError(ErrorCodes.MODEL_NOT_FOUND, `no readable model file at '${absolute}'. Fix: check the path.`);
-    }
-    const handle = await native.Model.load(absolute, { device, dtype, attentionHooks });
+    // The addon opens regular files only (never waiting on a FIFO), checks the
+    // archive's sizes against the memory limit and, unless trusted, its code.
+    const handle = await native.Model.load(absolute, {
+      device,
+      dtype,
+      attentionHooks,
+      trust,
+      memoryLimit: resourceLimits().memoryBytes,
+      ...(signal ? { signal } : {}),
+    });
     let card: ModelCard | null = null;
     if (handle.card !== null) {
       let parsed: unknown;
@@ -180,6 +200,11 @@ export class Model implements Disposable, AsyncDisposable {
     if ((this.#sites.length === 0 && this.#moduleSites.length === 0) || !card) return undefined;
     const signature = this.methods.find((m) => m.name === 'forward');
     if (!signature) return undefined;
+    // One sample's activations are some multiple of the sample; a card whose
+    // sample alone is a sizeable share of the memory limit is not probed
+    // (its sites stay unprobed; model.probe() with real inputs fills them in).
+    const sampleBytes = (card.sampleShape as number[]).reduce((a, b) => a * b, 1) * 4;
+    if (sampleBytes * PROBE_ACTIVATION_FACTOR > resourceLimits().memoryBytes) return undefined;
     const inputs: ForwardInput[] = [randn([1, ...(card.sampleShape as number[])], { seed: 0 })];
     if (signature.inputs.length > 1) inputs.push(tensor(new Float32Array([500]), [1]));
     if (signature.inputs.length > 2 && 'conditioning' in card) {
@@ -270,8 +295,8 @@ export class Model implements Disposable, AsyncDisposable {
     try {
       const result =
         chunks.length === 1
-          ? ((await this.#native.call(method, inputs as unknown[], { batch, entries, modules, preconditioning })) as NativeHookResult)
-          : await this.#runChunks(method, inputs, batch, chunks, entries, modules, preconditioning);
+          ? ((await this.#native.call(method, inputs as unknown[], { batch, entries, modules, preconditioning }, signal)) as NativeHookResult)
+          : await this.#runChunks(method, inputs, batch, chunks, entries, modules, preconditioning, chunkSignal(signal));
       const byId = new Map(this.#sites.map((site) => [site.id, site.path]));
       return {
         output: result.output as T,
@@ -292,6 +317,7 @@ export class Model implements Disposable, AsyncDisposable {
     entries: readonly NativePlanEntry[],
     modules: readonly NativeModuleEntry[],
     preconditioning: Preconditioning | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<Pick<NativeHookResult, 'output' | 'captures'>> {
     const views: Tensor[] = [];
     const parts: NativeHookResult[] = [];
@@ -308,7 +334,7 @@ export class Model implements Disposable, AsyncDisposable {
             return view;
           });
           const plan = { batch: length, entries: entriesForChunk(entries, chunk), modules: modulesForChunk(modules, chunk), preconditioning };
-          return (await this.#native.call(method, chunkInputs as unknown[], plan)) as NativeHookResult;
+          return (await this.#native.call(method, chunkInputs as unknown[], plan, signal)) as NativeHookResult;
         }),
       );
       for (const r of settled) if (r.status === 'fulfilled') parts.push(r.value);
@@ -345,7 +371,7 @@ export class Model implements Disposable, AsyncDisposable {
     try {
       // The native call checks the inputs against the method's signature,
       // then queues the forward on a torch thread.
-      return (await this.#native.call(method, inputs as unknown[])) as ForwardOutput;
+      return (await this.#native.call(method, inputs as unknown[], undefined, options.signal)) as ForwardOutput;
     } finally {
       this.#pending--;
       if (this.#disposed && this.#pending === 0) this.#native.dispose();
@@ -425,6 +451,26 @@ export class Model implements Disposable, AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
   }
+}
+
+/**
+ * The probe at load runs one sample; its activations take some multiple of
+ * the sample's bytes (a UNet's widest feature maps hold tens of channels at
+ * full resolution). Samples larger than the memory limit over this are not
+ * probed at load.
+ */
+const PROBE_ACTIVATION_FACTOR = 256;
+
+/**
+ * One signal for the chunks of a split forward: each native call listens on
+ * its signal, and dozens of chunks on the caller's own would trip Node's
+ * leak warning for more than 10 listeners; this adds one listener to it.
+ */
+function chunkSignal(signal: AbortSignal | undefined): AbortSignal | undefined {
+  if (!signal) return undefined;
+  const shared = AbortSignal.any([signal]);
+  setMaxListeners(0, shared);
+  return shared;
 }
 
 /** Disposes every tensor inside a forward's output. */

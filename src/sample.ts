@@ -5,13 +5,15 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from './errors.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from './errors.js';
 import { Denoiser } from './guidance/denoiser.js';
 import { GuidedDenoiser } from './guidance/guided-denoiser.js';
 import type { PlanSummary } from './guidance/planner.js';
 import type { Strategy } from './guidance/types.js';
+import { checkMemory, resourceLimits } from './limits.js';
 import { Model } from './model.js';
-import { Streams, mixSeed, sampleSeeds } from './samplers/seeds.js';
+import { estimateSampleMemory } from './sample-memory.js';
+import { Streams, mixSeed, sampleSeed, sampleSeeds } from './samplers/seeds.js';
 import { FIRST_ORDER_SAMPLERS, type Sampler, evaluationSigmas, samplerSchema, runSampler } from './samplers/samplers.js';
 import { sigmasFor } from './samplers/sigma-schedules.js';
 import { type Tensor, cat, isTensor, randn, tensor } from './tensor.js';
@@ -72,6 +74,13 @@ const sampleSchema = z
       .tuple([z.number().finite(), z.number().finite()])
       .refine(([low, high]) => high > low, 'clipDenoised must be [low, high] with high > low')
       .optional(),
+    /**
+     * Check every step's guided prediction and new x for NaN and infinity,
+     * and stop with ERR_NON_FINITE naming the step and the strategy (default
+     * true). One reduction per term and step; on CUDA each check waits for
+     * the device, which a launch-bound run may notice.
+     */
+    checkFinite: z.boolean().default(true),
     /** Called after every sampler step. */
     onProgress: z.custom<(p: SampleProgress) => void>((v) => typeof v === 'function').optional(),
     signal: z.instanceof(AbortSignal).optional(),
@@ -109,7 +118,28 @@ interface Prepared {
   sampler: Sampler;
   sigmas: number[];
   count: number;
-  labels: (number | null)[];
+  /** The labels given one per sample; undefined with count (then labelAt computes them) or tensor conditions. */
+  given: readonly (number | null)[] | undefined;
+}
+
+/**
+ * The label of sample `i` (null: unconditional); undefined for models without
+ * class conditioning. With count, labels are computed per sample from its
+ * seed, never held for the whole run.
+ */
+function labelAt(prep: Prepared, i: number): number | null | undefined {
+  if (prep.given) return prep.given[i]!;
+  const conditioning = prep.main.conditioning;
+  if (conditioning.kind !== 'class') return undefined;
+  const { label, seed } = prep.options;
+  return label === 'random' ? Number(mixSeed(sampleSeed(seed, i), 0xc1a55n) % BigInt(conditioning.numClasses)) : label;
+}
+
+/** Labels of samples [first, first + n); empty for models without class conditioning. */
+function labelsFor(prep: Prepared, first: number, n: number): (number | null)[] {
+  if (prep.given) return prep.given.slice(first, first + n);
+  if (prep.main.conditioning.kind !== 'class') return [];
+  return Array.from({ length: n }, (_, k) => labelAt(prep, first + k)!);
 }
 
 function prepare(raw: SampleOptions): Prepared {
@@ -119,7 +149,7 @@ function prepare(raw: SampleOptions): Prepared {
   const sigmas = sigmasFor(sampler.schedule, sampler.steps, main.noise);
   const conditioning = main.conditioning;
   let count: number;
-  let labels: (number | null)[] = [];
+  let given: readonly (number | null)[] | undefined;
   if (conditioning.kind === 'tensor') {
     if (!options.conditions) {
       throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, 'invalid sample options: conditions: this model takes a tensor condition; pass conditions [count, ...shape].');
@@ -127,29 +157,25 @@ function prepare(raw: SampleOptions): Prepared {
     count = options.conditions.shape[0]!;
   } else if (options.labels) {
     count = options.labels.length;
-    labels = [...options.labels];
+    given = options.labels;
   } else {
     count = options.count!;
-    if (conditioning.kind === 'class') {
-      const seeds = sampleSeeds(options.seed, 0, count);
-      labels = seeds.map((s) =>
-        options.label === 'random' ? Number(mixSeed(s, 0xc1a55n) % BigInt(conditioning.numClasses)) : options.label,
-      );
-    }
   }
   if (conditioning.kind === 'class') {
-    const bad = labels.findIndex((l) => l !== null && l >= conditioning.numClasses && l !== conditioning.nullLabel);
+    const valid = (l: number | null) => l === null || l < conditioning.numClasses || l === conditioning.nullLabel;
+    const bad = given ? given.findIndex((l) => !valid(l)) : valid(options.label === 'random' ? null : options.label) ? -1 : 0;
     if (bad >= 0) {
+      const value = given ? given[bad] : options.label;
       throw new TorchGuidanceError(
         ErrorCodes.INVALID_OPTION,
-        `invalid sample options: labels.${bad}: ${labels[bad]} is not a class of this model (0..${conditioning.numClasses - 1}, ` +
+        `invalid sample options: ${given ? `labels.${bad}` : 'label'}: ${value} is not a class of this model (0..${conditioning.numClasses - 1}, ` +
           `or null / ${conditioning.nullLabel} for unconditional).`,
       );
     }
   } else if (conditioning.kind === 'none' && options.labels?.some((l) => l !== null)) {
     throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, 'invalid sample options: labels: this model is unconditional; use count.');
   }
-  return { options, main, sampler, sigmas, count, labels };
+  return { options, main, sampler, sigmas, count, given };
 }
 
 /** Every sample of the batch [first, first + n) has the null condition (or the model takes none). */
@@ -157,7 +183,70 @@ function batchIsUnconditional(prep: Prepared, first: number, n: number): boolean
   const conditioning = prep.main.conditioning;
   if (conditioning.kind === 'none') return true;
   if (conditioning.kind !== 'class') return false;
-  return prep.labels.slice(first, first + n).every((l) => l === null || l === conditioning.nullLabel);
+  const isNull = (l: number | null | undefined) => l === null || l === conditioning.nullLabel;
+  // With count every label is the same option ('random' draws real classes).
+  if (!prep.given) return prep.options.label !== 'random' && isNull(prep.options.label);
+  return prep.given.slice(first, first + n).every(isNull);
+}
+
+/**
+ * The run's batches grouped by what their plan depends on (size and whether
+ * all labels are null), each group once with its count: with count, a run of
+ * any size is at most two groups, so nothing here grows with it.
+ */
+function batchGroups(prep: Prepared): { start: number; n: number; batches: number }[] {
+  const { count } = prep;
+  const batchSize = Math.min(prep.options.batchSize, count);
+  const full = Math.floor(count / batchSize);
+  const rest = count - full * batchSize;
+  if (prep.given) {
+    return Array.from({ length: full + (rest > 0 ? 1 : 0) }, (_, b) => ({ start: b * batchSize, n: b < full ? batchSize : rest, batches: 1 }));
+  }
+  const groups = [{ start: 0, n: batchSize, batches: full }];
+  if (rest > 0) groups.push({ start: full * batchSize, n: rest, batches: 1 });
+  return groups;
+}
+
+/**
+ * Refuses (ERR_OUT_OF_MEMORY, naming the limit) a run whose result or
+ * whose batches cannot fit the memory limit, before anything is allocated.
+ */
+function checkPreparedMemory(prep: Prepared): void {
+  const { options, main, count } = prep;
+  const model = options.model;
+  // Rows per input sample, from a one-sample plan (multiples do not depend on the batch size).
+  const owned: Tensor[] = [];
+  let rowsPerSample = 1;
+  try {
+    const guided = guidedFor(prep, 0, 1, owned);
+    for (let i = 0; i < prep.sigmas.length - 1; i++) {
+      rowsPerSample = Math.max(rowsPerSample, guided.explain(guided.stepInfo(i, prep.sampler.steps, prep.sigmas[i]!)).modelEvaluations);
+    }
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+  const shape = main.card.sampleShape as number[];
+  const memory = estimateSampleMemory({
+    count,
+    batchSize: options.batchSize,
+    sampleElements: shape.reduce((a, b) => a * b, 1),
+    elementBytes: { float64: 8, float32: 4, float16: 2, bfloat16: 2 }[model.dtype as string] ?? 4,
+    rowsPerSample,
+    parallel: options.parallel,
+    cpu: model.device === 'cpu',
+  });
+  checkMemory(
+    memory.resultBytes,
+    `sample(): the result of ${count} samples of [${shape.join(', ')}]`,
+    'ask for fewer samples per call (the CLI writes a run of any size in shards, one batch at a time)',
+  );
+  const batch = Math.min(options.batchSize, count);
+  const largest = memory.largestBatchWithin(resourceLimits().memoryBytes);
+  checkMemory(
+    memory.batchBytes,
+    `sample(): a batch of ${batch} samples (${rowsPerSample} forward rows each, sampler state and activations)`,
+    largest > 0 ? `use batchSize ${largest} or less` : 'use a smaller sample shape',
+  );
 }
 
 function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): GuidedDenoiser {
@@ -169,7 +258,7 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
   let nullConditions: Tensor | undefined;
   const unconditional = batchIsUnconditional(prep, first, n);
   if (conditioning.kind === 'class') {
-    const slice = prep.labels.slice(first, first + n);
+    const slice = labelsFor(prep, first, n);
     given = tensor(BigInt64Array.from(slice.map((l) => BigInt(l ?? conditioning.nullLabel))), [n], { device });
     nullConditions = tensor(new BigInt64Array(n).fill(BigInt(conditioning.nullLabel)), [n], { device });
     owned.push(given, nullConditions);
@@ -190,6 +279,8 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
     unconditional,
     seeds,
     parallel: options.parallel,
+    checkFinite: options.checkFinite,
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   // CFG++ needs a first-order sampler. Checked here, before any forward (and so
   // that explain() rejects it too); the sampler's own check only fires after
@@ -203,6 +294,15 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
     );
   }
   return guided;
+}
+
+/**
+ * What sample() checks before it allocates: the run's result and one batch
+ * against the memory limit (src/limits.ts, src/sample-memory.ts). Throws
+ * ERR_OUT_OF_MEMORY naming the limit, or the options' own errors.
+ */
+export function checkSampleMemory(raw: SampleOptions): void {
+  checkPreparedMemory(prepare(raw));
 }
 
 /**
@@ -220,8 +320,7 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
 export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batches: number; forwards: number; modelEvaluations: number } {
   const prep = prepare(raw);
   const { sigmas, sampler, count } = prep;
-  const batchSize = prep.options.batchSize;
-  const batches = Math.ceil(count / batchSize);
+  const batches = Math.ceil(count / prep.options.batchSize);
   let first: PlanSummary[] | undefined;
   let forwards = 0;
   let sampleForwards = 0;
@@ -241,16 +340,17 @@ export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batch
       for (const t of owned) t.dispose();
     }
   };
-  for (let b = 0; b < batches; b++) {
-    const start = b * batchSize;
-    const n = Math.min(batchSize, count - start);
+  for (const group of batchGroups(prep)) {
+    if (group.batches === 0) continue;
+    const { start, n } = group;
     const key = `${n} ${batchIsUnconditional(prep, start, n)}`;
     let evaluations = planned.get(key);
-    if (!evaluations) planned.set(key, (evaluations = plan(start, n)));
+    // With count, a plan does not depend on the batch's labels beyond `key`: plan one sample, allocate nothing per sample.
+    if (!evaluations) planned.set(key, (evaluations = plan(start, prep.given ? n : 1)));
     first ??= evaluations;
     for (const e of evaluations) {
-      forwards += e.forwards;
-      sampleForwards += e.modelEvaluations * n;
+      forwards += e.forwards * group.batches;
+      sampleForwards += e.modelEvaluations * n * group.batches;
     }
   }
   return { evaluations: first ?? [], batches, forwards, modelEvaluations: sampleForwards / count };
@@ -259,16 +359,22 @@ export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batch
 /**
  * Guided sampling: draws one sample per label (or `count`), batch by batch,
  * with the strategies in `guidance` stacked into one guided prediction per
- * step. Every sample depends only on its own seed, not on its batch.
+ * step. Every sample depends only on its own seed, not on its batch. Rejects
+ * with a TorchGuidanceError for bad options, for a run over the memory limit
+ * (before allocating; src/limits.ts), and for NaN or infinity during sampling
+ * (ERR_NON_FINITE, unless checkFinite is false); with `signal.reason` when the
+ * signal fires, at once, even while a forward runs.
  */
 export async function sample(raw: SampleOptions): Promise<SampleResult> {
   const prep = prepare(raw);
+  checkPreparedMemory(prep);
   const { options, main, sampler, sigmas, count } = prep;
   const { signal, onProgress, batchSize } = options;
   const started = performance.now();
   const timings = { totalMs: 0, forwardMs: 0, mixMs: 0, samplerMs: 0 };
   const batches = Math.ceil(count / batchSize);
   const results: Tensor[] = [];
+  const labels: (number | null)[] = [];
   let forwards = 0;
   const checkAbort = () => {
     if (signal?.aborted) throw signal.reason;
@@ -301,10 +407,20 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
           },
           noise: (step, part = 0) =>
             randn(shape, { seed: seeds.map((s) => mixSeed(s, (part === 0 ? Streams.stepNoise : Streams.stepNoiseSecond) + BigInt(step))), device }),
-          afterStep: (step) =>
-            onProgress?.({ done: first, count, batch: b, batches, step: step + 1, steps: sampler.steps, elapsedMs: performance.now() - started }),
+          afterStep: (step, current) => {
+            if (options.checkFinite && !current.allFinite()) {
+              throw new TorchGuidanceError(
+                ErrorCodes.NON_FINITE,
+                `sampling produced NaN or infinity in x at step ${step + 1} of ${sampler.steps} (sampler ${sampler.name}, ` +
+                  `sigma ${sigmas[step]} -> ${sigmas[step + 1]}), from a finite prediction: the sampler's arithmetic overflowed. ` +
+                  'Fix: check the schedule (sigmaMax) and the sampler options; checkFinite: false turns this check off.',
+              );
+            }
+            onProgress?.({ done: first, count, batch: b, batches, step: step + 1, steps: sampler.steps, elapsedMs: performance.now() - started });
+          },
         });
         results.push(images);
+        for (const label of labelsFor(prep, first, n)) labels.push(label);
         forwards += guided.forwards;
         timings.forwardMs += guided.times.forwardMs;
         timings.mixMs += guided.times.mixMs;
@@ -318,7 +434,11 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
     if (results.length > 1) for (const r of results) r.dispose();
     results.length = 0;
     timings.totalMs = performance.now() - started;
-    return { images, labels: prep.labels, seeds: sampleSeeds(options.seed, 0, count), forwards, timings };
+    return { images, labels, seeds: sampleSeeds(options.seed, 0, count), forwards, timings };
+  } catch (error) {
+    // A forward cut short by the signal rejects with ERR_ABORTED; sample() keeps its contract of rejecting with the reason.
+    if (signal?.aborted && isTorchGuidanceError(error, ErrorCodes.ABORTED)) throw signal.reason;
+    throw error;
   } finally {
     for (const r of results) r.dispose();
   }

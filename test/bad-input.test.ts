@@ -2,6 +2,12 @@
  * The bad-input sweep: one test per kind of bad input. Each asserts the typed
  * error code and a message that names the problem, then that the process and
  * the model still work (a small sample() on the same model succeeds).
+ * Cases that could crash or exhaust the process run in child processes in
+ * the suites beside this one: bad-input-models (untrusted, damaged and
+ * oversized model files), bad-input-requests (huge counts and batches,
+ * overflowing options, non-finite predictions), bad-input-io (declared sizes,
+ * file-system failures, the output lock, foreign directories), bad-input-hangs
+ * (forwards that never return) and bad-input-workers (terminated workers).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

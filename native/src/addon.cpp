@@ -1,6 +1,7 @@
 // torch-guidance native addon: module registration.
 #include <napi.h>
 
+#include "file_lock.h"
 #include "model.h"
 #include "promise_worker.h"
 #include "runtime.h"
@@ -19,6 +20,8 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaMemory", Napi::Function::New<CudaMemory>(env, "cudaMemory"));
   exports.Set("jobTimes", Napi::Function::New<JobTimesJs>(env, "jobTimes"));
   exports.Set("prepareExit", Napi::Function::New<PrepareExitJs>(env, "prepareExit"));
+  exports.Set("tryLockFile", Napi::Function::New<TryLockFileJs>(env, "tryLockFile"));
+  exports.Set("unlockFile", Napi::Function::New<UnlockFileJs>(env, "unlockFile"));
   return exports;
 }
 

@@ -28,6 +28,12 @@ constexpr const char* kCudaUnavailable = "ERR_CUDA_UNAVAILABLE";
 constexpr const char* kUnknownDtype = "ERR_UNKNOWN_DTYPE";
 constexpr const char* kDisposed = "ERR_DISPOSED";
 constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
+constexpr const char* kTooLarge = "ERR_TOO_LARGE";
+constexpr const char* kModelCard = "ERR_MODEL_CARD";
+constexpr const char* kUntrustedModel = "ERR_UNTRUSTED_MODEL";
+constexpr const char* kAborted = "ERR_ABORTED";
+constexpr const char* kThreadsStuck = "ERR_THREADS_STUCK";
+constexpr const char* kIo = "ERR_IO";
 constexpr const char* kTorch = "ERR_TORCH";
 constexpr const char* kNative = "ERR_NATIVE";
 }  // namespace code

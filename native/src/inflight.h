@@ -1,6 +1,8 @@
-// Counts native jobs running on pool threads, so that process exit can wait
+// Counts native jobs running on torch threads, so that process exit can wait
 // for them before libtorch's static destructors run (see inflight.cpp).
 #pragma once
+
+#include <cstdint>
 
 namespace tg {
 
@@ -15,10 +17,20 @@ class InflightScope {
 
 int InflightCount();
 
-// Stops the torch threads from starting queued jobs and waits (at most 60 s)
-// for the running ones. The JS side calls it from process.on('exit') on the
-// main thread, before any C++ static destructor runs. Idempotent.
-void PrepareExit();
+// How long process exit waits, in all, for running jobs (milliseconds; from
+// TORCH_GUIDANCE_EXIT_WAIT_MS at init, default 60 s).
+void SetExitWait(int64_t milliseconds);
+int64_t ExitWaitMs();
+
+// Stops the torch threads from starting queued jobs and waits for the running
+// ones, until one deadline set at the first call (the exit wait): the JS
+// exit hook and the atexit fallback share it, so an exit never waits longer
+// than that in all. A job still running at the deadline (a forward that
+// hangs) would be inside libtorch when its static destructors run, so the
+// process then ends at once with `exitCode` (_exit: no destructors, no
+// further 'exit' listeners). The JS side calls it from process.on('exit') on
+// the main thread, before any C++ static destructor runs. Idempotent.
+void PrepareExit(int exitCode);
 
 // A fallback for exits that bypass JS: registers PrepareExit with atexit once
 // per process. It runs before the static destructors registered before it,

@@ -5,21 +5,20 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <memory>
+
+#include "completion_channel.h"
 
 namespace tg {
-
-struct Job;
-void SettleJob(Napi::Env env, Napi::Function callback, void* context, Job* job);
 
 struct InstanceData {
   Napi::FunctionReference errorClass;
   Napi::FunctionReference tensorClass;
   Napi::FunctionReference modelClass;
 
-  // Torch threads hand finished jobs back to this environment's main thread.
-  using Completions = Napi::TypedThreadSafeFunction<void, Job, SettleJob>;
-  Completions completions;
-  bool hasCompletions = false;
+  // Torch threads hand finished jobs back to this environment's JS thread.
+  std::shared_ptr<CompletionChannel> completions;
+  // Jobs whose promise is still pending (abandoned ones no longer count).
   int pendingJobs = 0;
 
   // Where settled jobs' time went (promise_worker.cpp; read by jobTimes()).

@@ -5,8 +5,8 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/csrc/jit/serialization/import.h>
 
-#include <fstream>
-
+#include "archive_checks.h"
+#include "archive_file.h"
 #include "device.h"
 #include "autocast.h"
 #include "dtype.h"
@@ -16,6 +16,7 @@
 #include "instance_data.h"
 #include "ivalue_convert.h"
 #include "js_convert.h"
+#include "model_scan.h"
 #include "preconditioning.h"
 #include "promise_worker.h"
 #include "tensor.h"
@@ -27,6 +28,12 @@ namespace {
 std::atomic<int64_t> g_liveModels{0};
 
 constexpr const char* kCardFile = "model.json";
+
+// How far a load may trust the file, and the memory it may take.
+struct LoadLimits {
+  bool trusted = false;
+  uint64_t maxBytes = UINT64_MAX;
+};
 
 // TorchScript errors carry the interpreter's traceback; the last
 // "SomethingError: ..." line is what went wrong.
@@ -88,19 +95,28 @@ void AddPlainForward(ModelState& state) {
   state.plainForward = name;
 }
 
-void LoadInto(ModelState& state, const std::string& path, at::Device device, at::ScalarType dtype, bool hooks) {
-  if (!std::ifstream(path).good()) {
-    throw Error(code::kModelNotFound, "no readable model file at '" + path + "'. Fix: check the path.");
-  }
+void LoadInto(ModelState& state, const std::string& path, at::Device device, at::ScalarType dtype, bool hooks,
+              const LoadLimits& limits) {
+  // Sizes, truncation and load-time code are checked before libtorch reads
+  // the archive, and the graphs before any of their code runs (the pass,
+  // freezing's folding, the probe): archive_checks.h, model_scan.h.
+  std::shared_ptr<ArchiveFile> file = ArchiveFile::Open(path);
+  CheckArchive(file, limits.maxBytes, limits.trusted);
   torch::jit::ExtraFilesMap extra{{kCardFile, ""}};
   try {
-    state.module = torch::jit::load(path, device, extra);
-  } catch (const c10::Error& e) {
+    state.module = torch::jit::load(file, device, extra);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    // c10::Error, and the std::invalid_argument of a garbled number (stoull).
+    auto* c10Error = dynamic_cast<const c10::Error*>(&e);
     throw Error(code::kNotTorchScript,
-                "'" + path + "' is not a TorchScript archive (libtorch: " + Summary(e.what_without_backtrace()) +
+                "'" + path + "' is not a TorchScript archive (libtorch: " +
+                    Summary(c10Error ? c10Error->what_without_backtrace() : e.what()) +
                     "). Fix: export the model with torch.jit.script (or trace) and torch.jit.save; a state_dict or a "
                     "torch.save(model) pickle cannot be loaded.");
   }
+  if (!limits.trusted) ScanModule(state.module, path);
   state.path = path;
   state.device = device;
   state.dtype = dtype;
@@ -228,13 +244,25 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
       throw Error(code::kInvalidArgument, "a model's dtype must be float32, float16, bfloat16 or float64.");
     }
     bool hooks = !(options.IsObject() && options.As<Napi::Object>().Get("attentionHooks").StrictEquals(Napi::Boolean::New(env, false)));
+    LoadLimits limits;
+    Napi::Value signal = env.Undefined();
+    if (options.IsObject()) {
+      Napi::Object object = options.As<Napi::Object>();
+      limits.trusted = object.Get("trust").StrictEquals(Napi::String::New(env, "full"));
+      if (object.Get("memoryLimit").IsNumber()) {
+        const double bytes = object.Get("memoryLimit").As<Napi::Number>().DoubleValue();
+        if (bytes > 0 && bytes < 1.8e19) limits.maxBytes = static_cast<uint64_t>(bytes);
+      }
+      signal = object.Get("signal");
+    }
     auto state = std::make_shared<ModelState>();
     return PromiseWorker::Start(
-        env, [state, path, device, dtype, hooks]() { LoadInto(*state, path, device, dtype, hooks); },
+        env, [state, path, device, dtype, hooks, limits]() { LoadInto(*state, path, device, dtype, hooks, limits); },
         [state](Napi::Env env) -> Napi::Value {
           return InstanceData::Get(env).modelClass.New({Napi::External<std::shared_ptr<ModelState>>::New(
               env, const_cast<std::shared_ptr<ModelState>*>(&state))});
-        });
+        },
+        signal);
   });
 }
 
@@ -363,7 +391,8 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
           }
           withHooks.Set("moduleShapes", moduleShapes);
           return withHooks;
-        });
+        },
+        info.Length() > 3 ? info[3] : env.Undefined());
   });
 }
 

@@ -53,10 +53,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   ~ModelWrap() override;
 
  private:
-  // load(path, { device, dtype }) -> Promise<Model>
+  // load(path, { device, dtype, attentionHooks, trust, memoryLimit, signal }) -> Promise<Model>
   static Napi::Value Load(const Napi::CallbackInfo& info);
 
-  // call(method, inputs[], plan?) -> Promise<output>, or with a plan
+  // call(method, inputs[], plan?, signal?) -> Promise<output>, or with a plan
   // Promise<{ output, captures: [site, Tensor][], shapes: [site, number[]][],
   //           moduleShapes: [site, output number[], input number[]][] }>
   Napi::Value Call(const Napi::CallbackInfo& info);

@@ -24,7 +24,15 @@ struct Job {
   PromiseWorker::Settle settle;
   bool failed = false;
   ErrorInfo error;
-  InstanceData::Completions completions;
+  std::shared_ptr<CompletionChannel> completions;
+  TaskHandle task;
+  // The AbortSignal and our listener on it (JS thread only). Raw references:
+  // a job freed on a torch thread after its environment is gone must not
+  // call into Node-API, so they are released explicitly (DetachSignal).
+  napi_ref signal = nullptr;
+  napi_ref listener = nullptr;
+  // The promise was rejected by the signal: the result is dropped unseen.
+  bool abandoned = false;
   // Written on the torch thread before the job is handed back (the
   // completion queue's lock orders them before SettleJob reads them).
   Clock::time_point submitted = Clock::now();
@@ -32,13 +40,58 @@ struct Job {
   Clock::time_point finished;
 };
 
-// On the main thread, once the job's work is done. `env` is null when the
-// environment is shutting down: then only free the job.
-void SettleJob(Napi::Env env, Napi::Function, void*, Job* job) {
-  std::unique_ptr<Job> owned(job);
-  if (env == nullptr) return;
+namespace {
+
+// Removes the abort listener and frees both references (JS thread).
+void DetachSignal(Napi::Env env, Job* job) {
+  if (job->signal == nullptr) return;
+  napi_value signal = nullptr;
+  napi_value listener = nullptr;
+  if (napi_get_reference_value(env, job->signal, &signal) == napi_ok && signal != nullptr &&
+      napi_get_reference_value(env, job->listener, &listener) == napi_ok && listener != nullptr) {
+    Napi::Object target(env, signal);
+    Napi::Value remove = target.Get("removeEventListener");
+    if (remove.IsFunction()) remove.As<Napi::Function>().Call(target, {Napi::String::New(env, "abort"), Napi::Value(env, listener)});
+  }
+  napi_delete_reference(env, job->signal);
+  napi_delete_reference(env, job->listener);
+  job->signal = nullptr;
+  job->listener = nullptr;
+}
+
+// The promise no longer keeps the loop alive (JS thread).
+void ReleasePending(Napi::Env env) {
   InstanceData& data = InstanceData::Get(env);
-  if (--data.pendingJobs == 0) data.completions.Unref(env);
+  if (--data.pendingJobs == 0) data.completions->Unref(env);
+}
+
+// The signal fired: reject now, drop the job if it has not started.
+void OnAbort(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* job = static_cast<Job*>(info.Data());
+  if (job->abandoned) return;
+  job->abandoned = true;
+  napi_value signalValue = nullptr;
+  napi_get_reference_value(env, job->signal, &signalValue);
+  Napi::Error error = MakeError(env, {code::kAborted,
+                                      "the operation was aborted through its AbortSignal. A native job that was already "
+                                      "running (a forward cannot be interrupted) finishes in the background on its torch "
+                                      "thread and its result is dropped."});
+  if (signalValue != nullptr) error.Value().Set("cause", Napi::Object(env, signalValue).Get("reason"));
+  DetachSignal(env, job);
+  ReleasePending(env);
+  job->deferred.Reject(error.Value());
+  if (AbandonTask(job->task) == Abandoned::kRemoved) delete job;  // never ran, never will
+}
+
+}  // namespace
+
+namespace {
+
+void Settle(Napi::Env env, Job* job) {
+  InstanceData& data = InstanceData::Get(env);
+  DetachSignal(env, job);
+  ReleasePending(env);
   const Clock::time_point picked = Clock::now();
   {
     Napi::HandleScope scope(env);
@@ -62,6 +115,24 @@ void SettleJob(Napi::Env env, Napi::Function, void*, Job* job) {
   times.settleNs += Nanoseconds(Clock::now() - picked);
 }
 
+}  // namespace
+
+// On the JS thread, once the job's work is done. `env` is null when the
+// environment is shutting down: then only free the job.
+void SettleJob(Napi::Env env, Napi::Function, void*, Job* job) {
+  std::unique_ptr<Job> owned(job);
+  if (env == nullptr) return;
+  if (job->abandoned) return;  // rejected when its signal fired; the result is dropped here
+  try {
+    Settle(env, job);
+  } catch (...) {
+    // Only while a worker's environment is torn down (worker.terminate()):
+    // results still queued are delivered when JS can no longer run, and the
+    // Node-API calls that settle the promise fail. Nobody can see the
+    // promise then; an exception escaping here would abort the process.
+  }
+}
+
 Napi::Value JobTimesJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   InstanceData& data = InstanceData::Get(env);
@@ -78,37 +149,52 @@ Napi::Value JobTimesJs(const Napi::CallbackInfo& info) {
 
 void PromiseWorker::InitEnv(Napi::Env env) {
   InstanceData& data = InstanceData::Get(env);
-  if (data.hasCompletions) return;
-  // No JS callback: SettleJob does the work. The channel never keeps the
-  // loop alive by itself; Start() refs it while jobs are pending.
-  data.completions = InstanceData::Completions::New(env, "torch-guidance", 0, 1);
-  data.completions.Unref(env);
-  data.hasCompletions = true;
+  if (!data.completions) data.completions = CompletionChannel::Open(env);
 }
 
-Napi::Promise PromiseWorker::Start(Napi::Env env, Work work, Settle settle) {
+Napi::Promise PromiseWorker::Start(Napi::Env env, Work work, Settle settle, Napi::Value signal) {
   InstanceData& data = InstanceData::Get(env);
-  if (!data.hasCompletions) InitEnv(env);
-  auto* job = new Job{Napi::Promise::Deferred::New(env), std::move(work), std::move(settle), false, {}, data.completions};
-  Napi::Promise promise = job->deferred.Promise();
-  if (data.pendingJobs++ == 0) data.completions.Ref(env);
-  SubmitToExecutor(
-      [job]() {
+  if (!data.completions) InitEnv(env);
+  const bool withSignal = !signal.IsEmpty() && signal.IsObject();
+  if (withSignal && signal.As<Napi::Object>().Get("aborted").ToBoolean()) {
+    Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+    Napi::Error error = MakeError(env, {code::kAborted, "the operation was aborted through its AbortSignal before it started."});
+    error.Value().Set("cause", signal.As<Napi::Object>().Get("reason"));
+    deferred.Reject(error.Value());
+    return deferred.Promise();
+  }
+  auto job = std::make_unique<Job>(Job{Napi::Promise::Deferred::New(env), std::move(work), std::move(settle)});
+  job->completions = data.completions;
+  Job* raw = job.get();
+  raw->task = SubmitToExecutor(
+      [raw]() {
         InflightScope inflight;
-        job->started = Clock::now();
+        raw->started = Clock::now();
         try {
-          job->work();
+          raw->work();
         } catch (...) {
-          job->failed = true;
-          job->error = DescribeException(std::current_exception());
+          raw->failed = true;
+          raw->error = DescribeException(std::current_exception());
         }
-        job->finished = Clock::now();
+        raw->finished = Clock::now();
       },
-      [job]() {
+      [raw]() {
         InflightScope inflight;
-        // Fails only while the environment shuts down; then nobody awaits it.
-        if (job->completions.NonBlockingCall(job) != napi_ok) delete job;
+        // Fails only once the environment is gone; then nobody awaits it.
+        if (!raw->completions->Post(raw)) delete raw;
       });
+  job.release();  // the executor's callbacks own it now
+  Napi::Promise promise = raw->deferred.Promise();
+  if (data.pendingJobs++ == 0) data.completions->Ref(env);
+  if (withSignal) {
+    Napi::Object target = signal.As<Napi::Object>();
+    Napi::Function listener = Napi::Function::New(env, OnAbort, "onAbort", raw);
+    Napi::Object once = Napi::Object::New(env);
+    once.Set("once", true);
+    target.Get("addEventListener").As<Napi::Function>().Call(target, {Napi::String::New(env, "abort"), listener, once});
+    napi_create_reference(env, target, 1, &raw->signal);
+    napi_create_reference(env, listener, 1, &raw->listener);
+  }
   return promise;
 }
 

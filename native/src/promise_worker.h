@@ -6,6 +6,12 @@
 // owns whatever its lambdas capture (shared model state, tensors), so a
 // dispose() or a GC while it runs frees nothing under it. While jobs are
 // pending, the environment's event loop stays alive, as with libuv work.
+//
+// With an AbortSignal, the promise rejects with ERR_ABORTED the moment the
+// signal fires, even while `work` runs (a forward cannot be interrupted):
+// a queued job is dropped unrun; a running one is abandoned to finish in
+// the background, its result freed unseen, and no longer keeps the event
+// loop alive or a torch thread's place (executor.h).
 #pragma once
 
 #include <napi.h>
@@ -19,8 +25,9 @@ class PromiseWorker {
   using Work = std::function<void()>;
   using Settle = std::function<Napi::Value(Napi::Env)>;
 
-  // Queues the job and returns its promise.
-  static Napi::Promise Start(Napi::Env env, Work work, Settle settle);
+  // Queues the job and returns its promise. `signal`: an AbortSignal, or
+  // undefined.
+  static Napi::Promise Start(Napi::Env env, Work work, Settle settle, Napi::Value signal = Napi::Value());
 
   // Creates the environment's completion channel (once, at init).
   static void InitEnv(Napi::Env env);

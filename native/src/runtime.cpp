@@ -60,6 +60,11 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     int interOp = OptionalInt(options, "interOpThreads");
     int jobThreads = OptionalInt(options, "jobThreads");
     int blasThreads = options.IsObject() ? BlasSetting(options.As<Napi::Object>().Get("blasThreads")) : -1;
+    int64_t exitWaitMs = -1;
+    if (options.IsObject() && !options.As<Napi::Object>().Get("exitWaitMs").IsUndefined()) {
+      exitWaitMs = ToInt64(options.As<Napi::Object>().Get("exitWaitMs"), "exitWaitMs");
+      if (exitWaitMs < 0 || exitWaitMs > 3'600'000) throw Error(code::kInvalidArgument, "exitWaitMs must be in 0..3600000.");
+    }
     PromiseWorker::InitEnv(env);
     static std::once_flag once;
     std::call_once(once, [&] {
@@ -76,6 +81,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
       // After set_num_threads and the executor: the BLAS budget of one job is
       // its intra-op count, shared by the jobs that can run at once.
       ConfigureBlasThreads(blasThreads, at::get_num_threads(), ExecutorThreads());
+      if (exitWaitMs >= 0) SetExitWait(exitWaitMs);
       HookNamespace();  // registers the hook ops
       InstallExitGuard();
     });
@@ -113,6 +119,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     result.Set("intraOpThreads", at::get_num_threads());
     result.Set("interOpThreads", at::get_num_interop_threads());
     result.Set("jobThreads", ExecutorThreads());
+    result.Set("exitWaitMs", static_cast<double>(ExitWaitMs()));
     result.Set("parallelInfo", at::get_parallel_info());
     result.Set("blas", BlasInfoObject(env));
     result.Set("hookNamespace", HookNamespace());
@@ -121,7 +128,8 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value PrepareExitJs(const Napi::CallbackInfo& info) {
-  PrepareExit();
+  const int exitCode = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  PrepareExit(exitCode);
   return info.Env().Undefined();
 }
 

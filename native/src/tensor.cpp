@@ -102,6 +102,7 @@ Napi::Function TensorWrap::Define(Napi::Env env) {
           InstanceMethod<&TensorWrap::StdPerSample>("stdPerSample"),
           InstanceMethod<&TensorWrap::NormPerSample>("normPerSample"),
           InstanceMethod<&TensorWrap::SumPerSample>("sumPerSample"),
+          InstanceMethod<&TensorWrap::AllFinite>("allFinite"),
           InstanceMethod<&TensorWrap::GaussianBlur>("gaussianBlur"),
           InstanceMethod<&TensorWrap::LowPass>("lowPass"),
           InstanceMethod<&TensorWrap::ResizeNearest>("resizeNearest"),
@@ -201,8 +202,15 @@ Napi::Value TensorWrap::FromArray(const Napi::CallbackInfo& info) {
     }
     at::Device device = DeviceOption(options);
     at::Tensor tensor = at::empty(shape, at::TensorOptions().dtype(dtype.scalarType));
-    const uint8_t* bytes = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-    if (count > 0) std::memcpy(tensor.data_ptr(), bytes, array.ByteLength());
+    // The data pointer straight from the view: a SharedArrayBuffer behind it
+    // is no ArrayBuffer to Node-API (array.ArrayBuffer() fails), but its
+    // bytes copy the same.
+    void* data = nullptr;
+    napi_status status = napi_get_typedarray_info(env, array, nullptr, nullptr, &data, nullptr, nullptr);
+    if (status != napi_ok || (data == nullptr && count > 0)) {
+      throw Error(code::kInvalidArgument, "tensor(data, shape): the TypedArray's memory cannot be read (a detached buffer?).");
+    }
+    if (count > 0) std::memcpy(tensor.data_ptr(), data, array.ByteLength());
     return Wrap(env, device.is_cpu() ? tensor : HostToDevice(tensor, device, tensor.scalar_type()));
   });
 }

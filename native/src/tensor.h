@@ -68,6 +68,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value MeanAxis(const Napi::CallbackInfo& info);
   Napi::Value SumPerSample(const Napi::CallbackInfo& info);
 
+  // allFinite() -> boolean: no NaN or infinity anywhere (tensor_checks.cpp).
+  Napi::Value AllFinite(const Napi::CallbackInfo& info);
+
   // Layout.
   Napi::Value Narrow(const Napi::CallbackInfo& info);
   Napi::Value Repeat(const Napi::CallbackInfo& info);

@@ -14,6 +14,7 @@ import { heatmap, labelledRows, overlay, toImages, writePng, type LabelledRow, t
 import { loadModel } from '../model.js';
 import { sample } from '../sample.js';
 import { randn, tensor, type DeviceName, type Tensor } from '../tensor.js';
+import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from './usage-error.js';
 import { shippedModel } from './package-paths.js';
 
@@ -35,6 +36,7 @@ Options:
   --sag-site PATH  the site SAG's mask is drawn for (default mid.attn, else the first)
   --device NAME    auto (default), cpu, cuda, cuda:N
   --out DIR        output folder (default out)
+${trustHelp(19)}
 
 Example:
   torch-guidance attention --labels 0,3,7,9 --sigma 2 --sites mid.attn,up.6`;
@@ -73,6 +75,7 @@ export async function attentionCommand(argv: string[]): Promise<void> {
       'sag-site': { type: 'string' },
       device: { type: 'string', default: 'auto' },
       out: { type: 'string', default: 'out' },
+      ...trustFlag,
     },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${String(positionals.at(0))}'.`);
@@ -84,7 +87,7 @@ export async function attentionCommand(argv: string[]): Promise<void> {
   if (!Number.isInteger(steps) || steps < 1) throw new UsageError(`--steps must be a positive integer, got '${values.steps}'.`);
   if (!(sigma > 0) || !Number.isFinite(sigma)) throw new UsageError(`--sigma must be a positive number, got '${values.sigma}'.`);
 
-  using model = await loadModel(values.model, { device: values.device as DeviceName });
+  using model = await loadModel(values.model, { device: values.device as DeviceName, trust: trustLevel(values.trust) });
   const selfSites = model.attentionSites.filter((s) => s.selfAttention && s.grid);
   const wanted = values.sites?.split(',').map((s) => s.trim());
   const unknown = wanted?.filter((w) => !selfSites.some((s) => s.path === w));

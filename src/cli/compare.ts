@@ -17,6 +17,7 @@ import { explain, sample } from '../sample.js';
 import type { DeviceName, Tensor } from '../tensor.js';
 import { classifierAgreement } from '../util/classifier-agreement.js';
 import { compareRows, describeSettings, type CompareModels } from './compare-rows.js';
+import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from './usage-error.js';
 import { shippedModel } from './package-paths.js';
 
@@ -39,6 +40,7 @@ Options:
   --per-class N       samples per class, one column each (default 1: ten columns)
   --only a,b          only these rows (names as in the picture)
   --out DIR           output folder (default out)
+${trustHelp(22)}
 
 Example:
   torch-guidance compare --steps 30 --per-class 2 --out out/compare-30`;
@@ -51,9 +53,9 @@ function positiveInt(value: string, flag: string): number {
   return n;
 }
 
-async function loadOptional(path: string, device: DeviceName, explicit: boolean): Promise<Model | undefined> {
+async function loadOptional(path: string, device: DeviceName, explicit: boolean, trust: 'full' | 'scan'): Promise<Model | undefined> {
   if (!explicit && !existsSync(path)) return undefined;
-  return loadModel(path, { device });
+  return loadModel(path, { device, trust });
 }
 
 /** How many of the samples the classifier labels as their requested class (null labels are not counted). */
@@ -78,6 +80,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
       'per-class': { type: 'string', default: '1' },
       only: { type: 'string' },
       out: { type: 'string', default: 'out' },
+      ...trustFlag,
     },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${String(positionals.at(0))}'.`);
@@ -91,10 +94,11 @@ export async function compareCommand(argv: string[]): Promise<void> {
 
   const device = values.device as DeviceName;
   const started = performance.now();
-  using main = await loadModel(values.model, { device });
-  const guide = await loadOptional(values.guide ?? shippedModel('fashion-unet-weak.pt'), main.device, values.guide !== undefined);
-  const sims = await loadOptional(values.sims ?? shippedModel('fashion-unet-sims.pt'), main.device, values.sims !== undefined);
-  const classifier = await loadOptional(values.classifier ?? shippedModel('fashion-classifier.pt'), main.device, values.classifier !== undefined);
+  const trust = trustLevel(values.trust);
+  using main = await loadModel(values.model, { device, trust });
+  const guide = await loadOptional(values.guide ?? shippedModel('fashion-unet-weak.pt'), main.device, values.guide !== undefined, trust);
+  const sims = await loadOptional(values.sims ?? shippedModel('fashion-unet-sims.pt'), main.device, values.sims !== undefined, trust);
+  const classifier = await loadOptional(values.classifier ?? shippedModel('fashion-classifier.pt'), main.device, values.classifier !== undefined, trust);
   const models: CompareModels = { main, ...(guide ? { guide } : {}), ...(sims ? { sims } : {}) };
   try {
     const numClasses = main.card && 'conditioning' in main.card && main.card.conditioning.kind === 'class' ? main.card.conditioning.numClasses : 0;

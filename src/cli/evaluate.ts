@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ErrorCodes, isTorchGuidanceError } from '../errors.js';
-import { readImageSet, type ImageSet } from '../io/image-sets.js';
+import { readImageSet, type ImageSet, type ImageSetOptions } from '../io/image-sets.js';
 import { Classifier } from '../metrics/classifier.js';
 import { evaluateImages } from '../metrics/evaluate.js';
 import type { DeviceName } from '../tensor.js';
 import { intFlag } from './int-flag.js';
+import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from './usage-error.js';
 import { shippedModel } from './package-paths.js';
 
@@ -42,6 +43,7 @@ Options:
                       spaced through it (default 2000; its cost is quadratic)
   --device NAME       the classifier's device: auto (default), cpu, cuda, cuda:N
   --json              print one JSON object instead of text
+${trustHelp(22)}
 
 FD depends on the number of samples: compare runs of equal size.
 
@@ -50,9 +52,9 @@ Example:
   torch-guidance evaluate out/cfg3`;
 
 /** Reads an image set; a path that is not one is a usage error naming the flag. */
-async function imagesFrom(flag: string, path: string): Promise<ImageSet> {
+async function imagesFrom(flag: string, path: string, size: NonNullable<ImageSetOptions['size']>): Promise<ImageSet> {
   try {
-    return await readImageSet(path);
+    return await readImageSet(path, { size });
   } catch (error) {
     if (isTorchGuidanceError(error) && error.code === ErrorCodes.INVALID_ARGUMENT) throw new UsageError(`${flag}: ${error.message}`);
     throw error;
@@ -70,6 +72,7 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
       'manifold-size': { type: 'string', default: '2000' },
       device: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
+      ...trustFlag,
     },
   });
   if (positionals.length !== 1) throw new UsageError('give exactly one set of samples (a run directory, an .npz or an IDX file).');
@@ -81,13 +84,16 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
     throw new UsageError(`--reference: not given, and the default (the Fashion-MNIST test split, ${referencePath}) is not there; give --reference, or apt-get install dataset-fashion-mnist`);
   }
   const started = performance.now();
-  const samples = await imagesFrom('<samples>', positionals[0]!);
-  const reference = await imagesFrom('--reference', referencePath);
+  // The classifier first: its input size bounds what the image files may declare before they are read.
+  if (!existsSync(values.classifier)) throw new UsageError(`--classifier ${values.classifier}: no such file`);
+  using classifier = await Classifier.load(values.classifier, { device: values.device as DeviceName, trust: trustLevel(values.trust) });
+  const [channels, height, width] = classifier.card.sampleShape as [number, number, number];
+  const size = { channels, height, width, takenBy: values.classifier };
+  const samples = await imagesFrom('<samples>', positionals[0]!, size);
+  const reference = await imagesFrom('--reference', referencePath, size);
   for (const [flag, set] of [['<samples>', samples], ['--reference', reference]] as const) {
     if (set.images.count <= k) throw new UsageError(`${flag}: ${set.source} holds ${set.images.count} image(s); the metrics need more than --k ${k}`);
   }
-  if (!existsSync(values.classifier)) throw new UsageError(`--classifier ${values.classifier}: no such file`);
-  using classifier = await Classifier.load(values.classifier, { device: values.device as DeviceName });
   const result = await evaluateImages({ classifier, samples: samples.images, labels: samples.labels, reference: reference.images, k, manifoldSize });
   const seconds = (performance.now() - started) / 1000;
   const shape = (set: ImageSet) => `${set.images.count} images ${set.images.height}×${set.images.width}×${set.images.channels}`;

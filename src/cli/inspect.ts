@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadModel } from '../model.js';
 import { runtimeInfo, type BlasInfo, type RuntimeInfo } from '../runtime.js';
 import type { DeviceName } from '../tensor.js';
+import { trustFlag, trustLevel } from './trust-flag.js';
 import { UsageError } from './usage-error.js';
 
 export const inspectHelp = `Usage: torch-guidance inspect <model.pt> [--device auto|cpu|cuda|cuda:N] [--json]
@@ -16,6 +17,8 @@ attention op the attention pass left alone and why, and its card.
 Options:
   --device   where to load the model (default auto)
   --json     print one JSON object instead of text
+  --trust    run the file's code unscanned (only for files you trust): without
+             it a model whose code reaches outside the model is refused
 
 Example:
   torch-guidance inspect models/fixtures/tiny-unet.pt`;
@@ -58,11 +61,11 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { device: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false } },
+    options: { device: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false }, ...trustFlag },
   });
   if (positionals.length !== 1) throw new UsageError('give exactly one model path.');
   const info = runtimeInfo();
-  using model = await loadModel(positionals[0]!, { device: values.device as DeviceName });
+  using model = await loadModel(positionals[0]!, { device: values.device as DeviceName, trust: trustLevel(values.trust) });
   const description = model.describe();
   const sites = model.attentionSites;
   const modules = model.moduleSites;

@@ -3,11 +3,15 @@
  * The torch-guidance command line.
  *
  * Exit codes: 0 success, 1 a TorchGuidanceError (its code is printed),
- * 2 a usage error (unknown command or flag), 70 an unexpected failure.
+ * 2 a usage error (unknown command or flag), 70 an unexpected failure (a
+ * bug: the stack is printed). File-system and allocation failures that
+ * escape a command untyped are still reported as ERR_IO / ERR_OUT_OF_MEMORY
+ * with exit 1: they are the machine's, not the program's.
  */
 import { readFileSync } from 'node:fs';
 
-import { isTorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
+import { ioError, isSystemError } from '../io/io-error.js';
 import { attentionCommand, attentionHelp } from './attention.js';
 import { compareCommand, compareHelp } from './compare.js';
 import { evaluateCommand, evaluateHelp } from './evaluate.js';
@@ -47,6 +51,20 @@ function version(): string {
   return (JSON.parse(readFileSync(`${packageRoot}package.json`, 'utf8')) as { version: string }).version;
 }
 
+/** JS engine messages for allocations that cannot be made. */
+const ALLOCATION_FAILURES = /Array buffer allocation failed|Invalid typed array length|Invalid array length|Invalid string length|ERR_BUFFER_TOO_LARGE|ERR_STRING_TOO_LONG/;
+
+/** The error as a TorchGuidanceError, when it is one or a failure of the machine (file system, memory). */
+function asTypedError(error: unknown): TorchGuidanceError | undefined {
+  if (isTorchGuidanceError(error)) return error;
+  if (isSystemError(error)) return ioError(error, 'a file operation') as TorchGuidanceError;
+  const code = (error as { code?: unknown })?.code;
+  if (error instanceof RangeError && (ALLOCATION_FAILURES.test(error.message) || (typeof code === 'string' && ALLOCATION_FAILURES.test(code)))) {
+    return new TorchGuidanceError(ErrorCodes.OUT_OF_MEMORY, `an allocation failed (${error.message}). Fix: ask for less at once.`, { cause: error });
+  }
+  return undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-v') {
@@ -84,8 +102,9 @@ async function main(argv: string[]): Promise<number> {
       console.error(`torch-guidance ${name}: ${(error as Error).message}\nRun 'torch-guidance ${name} --help' for the options.`);
       return EXIT_USAGE;
     }
-    if (isTorchGuidanceError(error)) {
-      console.error(`torch-guidance ${name}: ${error.code}: ${error.message}`);
+    const typed = asTypedError(error);
+    if (typed) {
+      console.error(`torch-guidance ${name}: ${typed.code}: ${typed.message}`);
       return EXIT_FAILURE;
     }
     console.error(error);

@@ -5,15 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants } from 'node:fs/promises';
+import { access, constants, readdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { type OutputFormat, MANIFEST, isDirectory, readManifest, runFilesIn } from '../io/shards.js';
+import { tempTarget } from '../io/atomic.js';
+import { type OutputFormat, LOCK, MANIFEST, isDirectory, readManifest } from '../io/shards.js';
 import type { SamplerOptions } from '../samplers/samplers.js';
 import type { DeviceName } from '../tensor.js';
 import { parseGuidanceSpec, parseSamplerFlags, parseScheduleFlag, strategyNames, type ParsedGuidance } from './guidance-flags.js';
 import { intFlag } from './int-flag.js';
+import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from './usage-error.js';
 import { shippedModel } from './package-paths.js';
 
@@ -81,6 +83,7 @@ Options:
                        --batch-size from 1000)
   --device NAME        auto (default), cpu, cuda, cuda:N
   --out DIR            output directory (default samples)
+${trustHelp(23)}
   --format F           png (default), npz or both
   --rgb                store grayscale samples as 3 equal channels (the
                        guided-diffusion evaluator reads [N, H, W, 3])
@@ -150,6 +153,8 @@ async function modelFile(flag: string, path: string): Promise<{ path: string; sh
   } catch {
     throw new UsageError(`${flag} ${path}: no readable file there`);
   }
+  // Hashing a FIFO would wait for a writer forever: regular files only.
+  if (!(await stat(absolute)).isFile()) throw new UsageError(`${flag} ${path}: not a regular file (a model is a .pt file on disk)`);
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(absolute)) hash.update(chunk as Buffer);
   return { path: absolute, sha256: hash.digest('hex') };
@@ -178,6 +183,8 @@ export interface Flags {
   device: DeviceName;
   format: OutputFormat;
   rgb: boolean;
+  /** loadModel's trust for every model of the run (--trust). */
+  trust: 'full' | 'scan';
 }
 
 export async function readFlags(argv: string[]): Promise<Flags> {
@@ -203,6 +210,7 @@ export async function readFlags(argv: string[]): Promise<Flags> {
       out: { type: 'string', default: 'samples' },
       format: { type: 'string', default: 'png' },
       rgb: { type: 'boolean', default: false },
+      ...trustFlag,
     },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (options start with --)`);
@@ -235,8 +243,14 @@ export async function readFlags(argv: string[]): Promise<Flags> {
     const manifest = await readManifest(out).catch((error: Error) => {
       throw new UsageError(`--out ${values.out}: its ${MANIFEST} cannot be read (${error.message}); choose another directory`);
     });
-    if (!manifest && (await runFilesIn(out)).length > 0) {
-      throw new UsageError(`--out ${values.out}: holds sample files but no ${MANIFEST}; choose another directory`);
+    // A directory without our manifest is someone else's: write nothing into
+    // it (only an empty one, or one a killed run left before its manifest).
+    const foreign = manifest ? [] : (await readdir(out)).filter((name) => name !== LOCK && tempTarget(name) !== MANIFEST);
+    if (foreign.length > 0) {
+      const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, ... (${foreign.length} entries)` : '');
+      throw new UsageError(
+        `--out ${values.out}: is not empty (${shown}) and holds no torch-guidance run (no ${MANIFEST}); choose a new or empty directory`,
+      );
     }
   } else if (await access(out).then(() => true, () => false)) {
     throw new UsageError(`--out ${values.out}: exists and is not a directory`);
@@ -261,5 +275,6 @@ export async function readFlags(argv: string[]): Promise<Flags> {
     device,
     format,
     rgb: values.rgb,
+    trust: trustLevel(values.trust),
   };
 }

@@ -7,7 +7,6 @@
  * atomically; the layout and its checks are in src/io/shards.ts; the flags
  * and their checks in sample-flags.ts.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { autoSplitThreads } from '../blas.js';
@@ -17,6 +16,8 @@ import type { Strategy } from '../guidance/types.js';
 import { toUint8Batch, type UInt8Batch } from '../image/from-tensor.js';
 import { encodePng } from '../image/png.js';
 import { syncDir, writeBytesAtomic } from '../io/atomic.js';
+import { checkDiskSpace } from '../io/disk-space.js';
+import { makeDirectory } from '../io/io-error.js';
 import { writeNpz } from '../io/npz.js';
 import {
   type ImageGeometry,
@@ -41,7 +42,7 @@ import {
 } from '../io/shards.js';
 import { type Model, loadModel } from '../model.js';
 import { runtimeInfo } from '../runtime.js';
-import { explain, sample, type SampleOptions } from '../sample.js';
+import { checkSampleMemory, explain, sample, type SampleOptions } from '../sample.js';
 import { samplerSchema } from '../samplers/samplers.js';
 import type { DeviceName } from '../tensor.js';
 import { buildStrategy } from './guidance-flags.js';
@@ -127,7 +128,7 @@ interface Run {
  */
 async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Promise<Run> {
   const load = async (path: string, device: DeviceName) => {
-    const model = await loadModel(path, { device, signal });
+    const model = await loadModel(path, { device, signal, trust: flags.trust });
     models.push(model);
     return model;
   };
@@ -168,6 +169,16 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
     asUsage(`--guidance ${flags.specs[i]!.spec}`, () => explain({ ...base, guidance: [strategy] }), [ErrorCodes.MODEL_CARD]);
   }
   asUsage(`--guidance ${flags.specs.map((s) => s.spec).join(' --guidance ')}`, () => explain({ ...base, guidance: strategies }));
+  // Each shard is one sample() call: its result and batches must fit the memory limit.
+  try {
+    checkSampleMemory({ ...base, guidance: strategies, count: Math.min(flags.count, flags.shardSize) });
+  } catch (error) {
+    if (!isTorchGuidanceError(error, ErrorCodes.OUT_OF_MEMORY)) throw error;
+    throw new TorchGuidanceError(
+      ErrorCodes.OUT_OF_MEMORY,
+      `with --batch-size ${flags.batchSize} and shards of ${flags.shardSize} samples: ${error.message} (The command line's knobs: --batch-size, --shard-size.)`,
+    );
+  }
 
   const roles = new Map<unknown, string>([[main, 'model']]);
   if (guide) roles.set(guide, 'guide');
@@ -220,10 +231,13 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
 async function openOutput(
   flags: Flags,
   settings: Record<string, unknown>,
+  bytesPerSample: number,
 ): Promise<{ manifest: Manifest; release: () => Promise<void>; grewFrom?: number }> {
-  await mkdir(flags.out, { recursive: true });
+  await makeDirectory(flags.out);
   const lock = await takeLock(flags.out);
-  if ('heldBy' in lock) throw new UsageError(`--out ${flags.outArg}: another run (pid ${lock.heldBy}) is writing there`);
+  if ('heldBy' in lock) {
+    throw new UsageError(`--out ${flags.outArg}: another run (${lock.heldBy > 0 ? `pid ${lock.heldBy}` : 'just starting'}) is writing there`);
+  }
   try {
     let manifest = await readManifest(flags.out);
     let grewFrom: number | undefined;
@@ -238,6 +252,7 @@ async function openOutput(
           );
         }
         grewFrom = was;
+        await checkOutputSpace(flags, (flags.count - was) * bytesPerSample);
         manifest.settings.count = flags.count;
         delete manifest.completedAt;
         manifest.info = { ...manifest.info, grown: [...((manifest.info?.grown as unknown[]) ?? []), { from: was, to: flags.count, at: new Date().toISOString() }] };
@@ -250,6 +265,7 @@ async function openOutput(
         );
       }
     } else {
+      await checkOutputSpace(flags, flags.count * bytesPerSample);
       manifest = newManifest(settings);
       // For diagnosis only (not compared): CPU kernels may round differently under another libtorch or thread count.
       const runtime = runtimeInfo();
@@ -268,6 +284,17 @@ async function openOutput(
     await lock.release();
     throw error;
   }
+}
+
+/** Disk bytes one sample takes in `format`: a shard row and its copy in samples.npz, and/or a PNG (at most its raw bytes and headers). */
+function bytesPerSample(format: Flags['format'], geometry: ImageGeometry): number {
+  const pixels = geometry.height * geometry.width * geometry.channels;
+  return (format !== 'png' ? 2 * (pixels + 8) : 0) + (format !== 'npz' ? pixels + geometry.height + 128 : 0);
+}
+
+/** Refuses (ERR_IO) to start writing `bytes` more than --out's device has free. */
+async function checkOutputSpace(flags: Flags, bytes: number): Promise<void> {
+  await checkDiskSpace(flags.out, bytes, `--count ${flags.count} in --format ${flags.format}`, 'free space, choose another --out, or ask for fewer samples');
 }
 
 /** Writes shard `i`'s files: PNGs first (then their directory is synced), the shard .npz last. */
@@ -309,12 +336,13 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   try {
     const run = await loadRun(flags, controller.signal, models);
     const { geometry, withLabels } = run;
-    const opened = await openOutput(flags, run.settings);
+    const perSample = bytesPerSample(format, geometry);
+    const opened = await openOutput(flags, run.settings, perSample);
     release = opened.release;
     const manifest = opened.manifest;
 
     // What is already there: stale temporaries go, each shard is checked.
-    if (format !== 'npz') await mkdir(join(out, PNG_DIR), { recursive: true });
+    if (format !== 'npz') await makeDirectory(join(out, PNG_DIR));
     const removed = await cleanTemps(out);
     const plan = shardPlan(count, flags.shardSize);
     const todo: number[] = [];
@@ -325,6 +353,7 @@ export async function sampleCommand(argv: string[]): Promise<void> {
       if (state.status === 'partial') partial.push(`shard ${i + 1}: ${state.problem}`);
     }
     const already = count - todo.reduce((sum, i) => sum + shardRange(plan, i).n, 0);
+    await checkOutputSpace(flags, (count - already) * perSample);
     const progress = new Progress({ total: count, already, shards: plan.shards });
     const resumed = already > 0 || removed.length > 0;
     progress.log(

@@ -38,6 +38,10 @@ export interface GuidedDenoiserOptions {
   modelNames?: Map<Model, string>;
   /** Chunks each forward's batch is split into on the CPU (Model.run's `parallel`: a count or 'auto'); default 1. */
   parallel?: number | 'auto';
+  /** Check each term and the final prediction for NaN and infinity (ERR_NON_FINITE naming the step and the strategy); default false. */
+  checkFinite?: boolean;
+  /** Cuts running forwards short (Model.run's signal). */
+  signal?: AbortSignal;
 }
 
 export interface PhaseTimes {
@@ -51,6 +55,10 @@ export class GuidedDenoiser {
   readonly #conditions: Conditions;
   readonly #seeds: readonly bigint[];
   readonly #parallel: number | 'auto';
+  readonly #checkFinite: boolean;
+  readonly #signal: AbortSignal | undefined;
+  /** The strategy each term came from, for error messages. */
+  readonly #strategyOf = new Map<Term, Strategy>();
   readonly #denoisers = new Map<string, Denoiser>();
   readonly #state = new Map<Term, Map<string, unknown>>();
   /** Joined given/null conditions per branch layout, kept for the run (#batchConditions). */
@@ -65,6 +73,8 @@ export class GuidedDenoiser {
     this.#conditions = options.conditions;
     this.#seeds = options.seeds;
     this.#parallel = options.parallel ?? 1;
+    this.#checkFinite = options.checkFinite ?? false;
+    this.#signal = options.signal;
     const context: StrategyContext = {
       conditional: !options.unconditional,
       strategies: options.strategies,
@@ -74,7 +84,11 @@ export class GuidedDenoiser {
       moduleSites: options.main.model.moduleSites,
       ...(options.main.card.timeEmbedding === undefined ? {} : { timeEmbedding: options.main.card.timeEmbedding }),
     };
-    const terms = options.strategies.flatMap((s) => s.terms(context));
+    const terms = options.strategies.flatMap((strategy) => {
+      const own = strategy.terms(context);
+      for (const term of own) this.#strategyOf.set(term, strategy);
+      return own;
+    });
     const names = options.modelNames ?? new Map<Model, string>();
     this.#inputs = {
       terms,
@@ -223,6 +237,7 @@ export class GuidedDenoiser {
               hooks,
               parallel: this.#parallel,
               preconditioning: denoiser.preconditioning(info.sigma),
+              ...(this.#signal ? { signal: this.#signal } : {}),
             });
             owned.push(denoised);
             for (const map of captures.values()) owned.push(map);
@@ -267,34 +282,42 @@ export class GuidedDenoiser {
       if (guided !== base) guided.dispose();
       guided = next;
     };
-    for (const active of plan.terms) {
-      const positive = results.get(active.positive)!;
-      const negative = results.get(active.negative)!;
-      const { term, scale } = active;
-      let delta: Tensor;
-      const positiveInput = shiftedInputs.get(active.positive) ?? x;
-      const negativeInput = shiftedInputs.get(active.negative) ?? x;
-      if (term.delta) {
-        delta = term.delta(positive, negative, scale, { ...info, x, state: this.#state.get(term)! });
-      } else if (positiveInput !== negativeInput) {
-        // Predictions from different inputs (SAG's x̃ = x0' + (x − x0)) are
-        // compared as noise predictions, as the method is defined (eps space):
-        // D − input = −σ·eps, so s((D₊ − x₊) − (D₋ − x₋)). Comparing the D
-        // themselves would add s·(x0 − x0'), an unsharp mask of the prediction.
-        using difference = positive.sub(negative);
-        using inputGap = positiveInput.sub(negativeInput);
-        using noiseGap = difference.sub(inputGap);
-        delta = noiseGap.mul(scale);
-      } else {
-        using difference = positive.sub(negative);
-        delta = difference.mul(scale);
+    // A failing term or check must not leave the partial sum behind.
+    try {
+      for (const active of plan.terms) {
+        const positive = results.get(active.positive)!;
+        const negative = results.get(active.negative)!;
+        const { term, scale } = active;
+        let delta: Tensor;
+        const positiveInput = shiftedInputs.get(active.positive) ?? x;
+        const negativeInput = shiftedInputs.get(active.negative) ?? x;
+        if (term.delta) {
+          delta = term.delta(positive, negative, scale, { ...info, x, state: this.#state.get(term)! });
+        } else if (positiveInput !== negativeInput) {
+          // Predictions from different inputs (SAG's x̃ = x0' + (x − x0)) are
+          // compared as noise predictions, as the method is defined (eps space):
+          // D − input = −σ·eps, so s((D₊ − x₊) − (D₋ − x₋)). Comparing the D
+          // themselves would add s·(x0 − x0'), an unsharp mask of the prediction.
+          using difference = positive.sub(negative);
+          using inputGap = positiveInput.sub(negativeInput);
+          using noiseGap = difference.sub(inputGap);
+          delta = noiseGap.mul(scale);
+        } else {
+          using difference = positive.sub(negative);
+          delta = difference.mul(scale);
+        }
+        using owned = delta;
+        replace(guided.add(owned));
       }
-      using owned = delta;
-      replace(guided.add(owned));
-    }
-    for (const strategy of this.#inputs.strategies) {
-      const next = strategy.finalize?.(guided, { ...info, x, base });
-      if (next) replace(next);
+      for (const strategy of this.#inputs.strategies) {
+        const next = strategy.finalize?.(guided, { ...info, x, base });
+        if (next) replace(next);
+      }
+      // One reduction per step; only a failure pays for finding the culprit.
+      if (this.#checkFinite && !guided.allFinite()) this.#nonFinite(plan, info, results);
+    } catch (error) {
+      if (guided !== base) (guided as Tensor).dispose();
+      throw error;
     }
     // A branch's own prediction (unguided sampling's D, CFG++'s D(∅)) is handed
     // to the caller rather than cloned: one op less per step. Each handle is
@@ -309,6 +332,46 @@ export class GuidedDenoiser {
     const source = plan.renoise === undefined ? undefined : results.get(plan.renoise)!;
     const renoise = source === undefined ? undefined : source === denoised ? source.clone() : take(source);
     return renoise ? { denoised, renoise } : { denoised };
+  }
+
+  /**
+   * Names where a non-finite guided prediction came from: a branch's own
+   * prediction (the model), a term's contribution, a strategy's final
+   * adjustment, or the sum itself.
+   */
+  #nonFinite(plan: StepPlan, info: StepInfo, results: Map<string, Tensor>): never {
+    const strategyOf = (term: Term) => this.#strategyOf.get(term)?.name ?? term.label;
+    for (const active of plan.terms) {
+      for (const [key, side] of [[active.positive, 'positive'], [active.negative, 'negative']] as const) {
+        if (!results.get(key)!.allFinite()) {
+          this.#throwNonFinite(info, `the model's prediction for the ${side} branch of ${active.term.label}`, strategyOf(active.term));
+        }
+      }
+    }
+    if (plan.terms.length === 0 && !results.get(plan.base)!.allFinite()) this.#throwNonFinite(info, "the model's prediction", 'none (unguided)');
+    for (const active of plan.terms) {
+      if (active.term.delta || !Number.isFinite(active.scale)) continue;
+      using difference = results.get(active.positive)!.sub(results.get(active.negative)!);
+      using delta = difference.mul(active.scale);
+      if (!delta.allFinite()) this.#throwNonFinite(info, `the term ${active.term.label} (scale ${active.scale})`, strategyOf(active.term));
+    }
+    const named = plan.terms.find((t) => !Number.isFinite(t.scale) || t.term.delta);
+    if (named) this.#throwNonFinite(info, `the term ${named.term.label} (scale ${named.scale})`, strategyOf(named.term));
+    const finalizing = this.#inputs.strategies.filter((st) => st.finalize).map((st) => st.name);
+    const names = [...new Set(plan.terms.map((t) => strategyOf(t.term)))];
+    this.#throwNonFinite(
+      info,
+      finalizing.length > 0 ? `the final adjustment of ${finalizing.join(', ')}` : 'the sum of the terms, each finite on its own',
+      (finalizing.length > 0 ? finalizing : names).join(', '),
+    );
+  }
+
+  #throwNonFinite(info: StepInfo, what: string, strategy: string): never {
+    throw new TorchGuidanceError(
+      ErrorCodes.NON_FINITE,
+      `sampling produced NaN or infinity at step ${info.step + 1} of ${info.steps} (sigma ${info.sigma}) in ${what}; strategy: ${strategy}. ` +
+        "Fix: lower that strategy's scale or other settings, or check the model's outputs; sample({ checkFinite: false }) turns this check off.",
+    );
   }
 
   /** One branch's attention and module hooks on its slice [start, start + length) of a batched forward. */

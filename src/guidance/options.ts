@@ -23,6 +23,19 @@ export const finite = z.number().refine(Number.isFinite, 'must be a finite numbe
 export const nonNegativeScale = finite.refine((v) => v >= 0, 'must be at least 0');
 
 /**
+ * Guidance scales past this are meaningless (published methods use 1-30;
+ * the sweeps here reach 20), and large enough ones overflow float32 into NaN
+ * images: 1e308 · (D(c) − D(∅)) is infinite.
+ */
+export const MAX_SCALE = 1000;
+export const guidanceScale = finite.refine((v) => Math.abs(v) <= MAX_SCALE, `must be within ±${MAX_SCALE} (larger scales only overflow)`);
+
+/** A finite number in [min, max], with the reason for the bound in the message. */
+export function bounded(min: number, max: number, why: string): z.ZodNumber {
+  return z.number().min(min, `must be at least ${min} (${why})`).max(max, `must be at most ${max} (${why})`);
+}
+
+/**
  * Apply the term only for sigmaMin < sigma <= sigmaMax (the guidance
  * interval of Kynkäänniemi et al. is this window on CFG).
  */

@@ -9,6 +9,8 @@ import { rename, unlink, writeFile } from 'node:fs/promises';
 import { deflateSync, inflateSync } from 'node:zlib';
 
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ioError } from '../io/io-error.js';
+import { checkMemory } from '../limits.js';
 
 /** 8-bit pixels, row-major HWC: `data[(y * width + x) * channels + c]`. */
 export interface RasterImage {
@@ -231,9 +233,13 @@ export function decodePng(buf: Uint8Array): RasterImage {
   if (idat.length === 0) bad('no IDAT chunk');
   const { width, height, channels } = header;
   const stride = width * channels;
+  // The header's size bounds what inflating may produce: a deflate bomb stops
+  // there (and an image too large for the memory limit is refused before).
+  const expected = height * (stride + 1);
+  checkMemory(expected + height * stride, `decodePng: a ${width}x${height}x${channels} image`, 'use smaller images', ErrorCodes.TOO_LARGE);
   let raw: Buffer;
   try {
-    raw = inflateSync(Buffer.concat(idat));
+    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: expected + 1 });
   } catch (error) {
     throw new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, `decodePng: corrupt image data (${(error as Error).message})`, {
       cause: error,
@@ -282,6 +288,6 @@ export async function writePng(path: string, image: RasterImage, options: Encode
     await rename(tmp, path);
   } catch (error) {
     await unlink(tmp).catch(() => undefined);
-    throw error;
+    throw ioError(error, 'writing the PNG', path);
   }
 }

@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+import { ioError } from './io-error.js';
+
 /** `name.tmp-<pid>-<12 hex>`: the pattern writePng (src/image/png.ts) uses too. */
 const TEMP_SUFFIX = /\.tmp-\d+-[0-9a-f]{12}$/;
 
@@ -28,7 +30,8 @@ export interface AtomicWriteOptions {
 /**
  * Creates `path` atomically: `write` fills the temporary file through its
  * handle (positional writes allowed), which is then fsynced, closed and
- * renamed over `path`. On any failure the temporary file is removed.
+ * renamed over `path`. On any failure the temporary file is removed; a
+ * file-system failure (disk full, read-only) is thrown as ERR_IO.
  */
 export async function writeFileAtomic(
   path: string,
@@ -36,8 +39,9 @@ export async function writeFileAtomic(
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const tmp = tempPathFor(path);
-  let file: FileHandle | undefined = await open(tmp, 'wx');
+  let file: FileHandle | undefined;
   try {
+    file = await open(tmp, 'wx');
     await write(file);
     await file.sync();
     await file.close();
@@ -46,7 +50,7 @@ export async function writeFileAtomic(
   } catch (error) {
     await file?.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
-    throw error;
+    throw ioError(error, 'writing the file', path);
   }
   if (options.syncDir ?? true) await syncDir(dirname(path));
 }
@@ -68,11 +72,15 @@ export async function writeBytesAtomic(path: string, bytes: Uint8Array, options:
 
 /** fsync a directory, making renames and unlinks in it durable. */
 export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
   try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw ioError(error, 'syncing the directory', dir);
   }
 }
 
@@ -86,10 +94,22 @@ export async function readdirIfExists(dir: string): Promise<string[]> {
   }
 }
 
-/** Removes temporary files left in `dir` by an interrupted write (this module's or writePng's); returns their names. */
-export async function removeTempFiles(dir: string): Promise<string[]> {
+/** The name a temporary file stands in for (`shard-00001.npz` for `shard-00001.npz.tmp-12-...`), or undefined. */
+export function tempTarget(name: string): string | undefined {
+  return isTempFile(name) ? name.replace(TEMP_SUFFIX, '') : undefined;
+}
+
+/**
+ * Removes temporary files left in `dir` by an interrupted write (this
+ * module's or writePng's) whose target `ours` recognises as a file of the
+ * caller's own; returns their names. Other files, whatever their names, stay.
+ */
+export async function removeTempFiles(dir: string, ours: (target: string) => boolean): Promise<string[]> {
   const names = await readdirIfExists(dir);
-  const stale = names.filter(isTempFile);
+  const stale = names.filter((name) => {
+    const target = tempTarget(name);
+    return target !== undefined && ours(target);
+  });
   await Promise.all(stale.map((name) => unlink(join(dir, name)).catch(() => undefined)));
   return stale.map((name) => basename(name));
 }

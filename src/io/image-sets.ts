@@ -12,14 +12,21 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
 import { decodePng } from '../image/png.js';
-import { parseIdx } from './idx.js';
+import { checkMemory } from '../limits.js';
+import { readIdx } from './idx.js';
+import { ioError, isSystemError } from './io-error.js';
 import { NpzFormatError, readNpzData, readNpzEntries, type NpzEntry } from './npz.js';
 import { MERGED, PNG_DIR, isDirectory } from './shards.js';
 
-/** Images read by {@link readImageSet}, with their labels when the file has them. */
+/** What the caller will accept, checked against each file's declared sizes before its data is read. */
+export interface ImageSetOptions {
+  /** The height and width the images must have, and whose they are (an evaluation classifier's input, for messages). */
+  size?: { channels: number; height: number; width: number; takenBy: string };
+}
+
 export interface ImageSet {
   images: UInt8Batch;
   /** The class each image was asked for (null: none), when the file stores them. */
@@ -45,7 +52,19 @@ async function entryBytes(path: string, entry: NpzEntry): Promise<Uint8Array> {
   return out;
 }
 
-async function readNpzSet(path: string): Promise<ImageSet> {
+/** Refuses declared images of another size than the caller takes, before reading them. */
+function checkSize(path: string, channels: number, height: number, width: number, options: ImageSetOptions): void {
+  const size = options.size;
+  if (size && (height !== size.height || width !== size.width)) {
+    throw new TorchGuidanceError(
+      ErrorCodes.INPUT_SHAPE,
+      `${size.takenBy} takes ${size.channels}×${size.height}×${size.width} images; got ${channels}×${height}×${width} in ${path} (nothing more was read). ` +
+        'Fix: evaluate samples of the size the classifier was trained on.',
+    );
+  }
+}
+
+async function readNpzSet(path: string, options: ImageSetOptions): Promise<ImageSet> {
   let entries: NpzEntry[];
   try {
     entries = await readNpzEntries(path);
@@ -59,6 +78,15 @@ async function readNpzSet(path: string): Promise<ImageSet> {
   if (imagesEntry.shape.length < 3 || imagesEntry.shape.length > 4 || ![1, 3, 4].includes(channels)) {
     throw invalid(path, `arr_0 has shape [${imagesEntry.shape.join(', ')}], not [N, H, W] or [N, H, W, C] with C = 1, 3 or 4`);
   }
+  // The sizes the archive declares, checked before a byte of them is read.
+  checkSize(path, channels, height!, width!, options);
+  const labelsBytes = entries.find((e) => e.name === 'arr_1')?.dataBytes ?? 0;
+  checkMemory(
+    imagesEntry.dataBytes + labelsBytes,
+    `${path} (arr_0 declares ${imagesEntry.shape.join('x')} images)`,
+    'evaluate fewer or smaller images',
+    ErrorCodes.TOO_LARGE,
+  );
   const images: UInt8Batch = { count: count!, height: height!, width: width!, channels: channels as 1 | 3 | 4, data: await entryBytes(path, imagesEntry) };
   const labelsEntry = entries.find((e) => e.name === 'arr_1');
   if (!labelsEntry) return { images, source: path };
@@ -70,14 +98,22 @@ async function readNpzSet(path: string): Promise<ImageSet> {
   return { images, labels: Array.from(values, (v) => (v < 0n ? null : Number(v))), source: path };
 }
 
-async function readPngDir(dir: string): Promise<ImageSet> {
+/** A PNG's bytes, refused before reading when the file is larger than the memory limit allows. */
+async function readPngFile(path: string): Promise<Buffer> {
+  checkMemory((await stat(path)).size, path, 'use smaller PNG files', ErrorCodes.TOO_LARGE);
+  return readFile(path);
+}
+
+async function readPngDir(dir: string, options: ImageSetOptions): Promise<ImageSet> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.png')).sort();
   if (names.length === 0) throw invalid(dir, 'no PNG files');
-  const first = decodePng(await readFile(join(dir, names[0]!)));
+  const first = decodePng(await readPngFile(join(dir, names[0]!)));
+  checkSize(join(dir, names[0]!), first.channels, first.height, first.width, options);
   const plane = first.width * first.height * first.channels;
+  checkMemory(names.length * plane, `${dir} (${names.length} PNGs of ${first.width}x${first.height}x${first.channels})`, 'evaluate fewer images', ErrorCodes.TOO_LARGE);
   const data = new Uint8Array(names.length * plane);
   for (const [i, name] of names.entries()) {
-    const image = i === 0 ? first : decodePng(await readFile(join(dir, name)));
+    const image = i === 0 ? first : decodePng(await readPngFile(join(dir, name)));
     if (image.width !== first.width || image.height !== first.height || image.channels !== first.channels) {
       throw invalid(join(dir, name), `is ${image.channels}×${image.height}×${image.width}, the first PNG ${first.channels}×${first.height}×${first.width}`);
     }
@@ -89,9 +125,20 @@ async function readPngDir(dir: string): Promise<ImageSet> {
 /**
  * Reads 8-bit images from a `torch-guidance sample` run directory
  * (`samples.npz`, else `png/`), an `.npz` with uint8 images under `arr_0`
- * (labels under `arr_1`), or an IDX image file (gzipped or not).
+ * (labels under `arr_1`), or an IDX image file (gzipped or not). Every size a
+ * file declares is checked against the memory limit before it is read
+ * (ERR_TOO_LARGE); a bad file is ERR_INVALID_ARGUMENT, a file-system failure
+ * ERR_IO.
  */
-export async function readImageSet(path: string): Promise<ImageSet> {
+export async function readImageSet(path: string, options: ImageSetOptions = {}): Promise<ImageSet> {
+  try {
+    return await readImageSetOrThrow(path, options);
+  } catch (error) {
+    throw ioError(error, 'reading images', path);
+  }
+}
+
+async function readImageSetOrThrow(path: string, options: ImageSetOptions): Promise<ImageSet> {
   let info;
   try {
     info = await stat(path);
@@ -100,16 +147,20 @@ export async function readImageSet(path: string): Promise<ImageSet> {
   }
   if (info.isDirectory()) {
     const merged = join(path, MERGED);
-    if (await stat(merged).then(() => true, () => false)) return readNpzSet(merged);
+    if (await stat(merged).then(() => true, () => false)) return readNpzSet(merged, options);
     const pngs = join(path, PNG_DIR);
-    if (await isDirectory(pngs)) return readPngDir(pngs);
+    if (await isDirectory(pngs)) return readPngDir(pngs, options);
     throw invalid(path, `a directory without ${MERGED} or ${PNG_DIR}/ (is the run finished?)`);
   }
-  if (path.endsWith('.npz')) return readNpzSet(path);
+  if (path.endsWith('.npz')) return readNpzSet(path, options);
   let idx;
   try {
-    idx = parseIdx(await readFile(path), path);
+    idx = await readIdx(path, (shape) => {
+      if (shape.length === 3) checkSize(path, 1, shape[1]!, shape[2]!, options);
+    });
   } catch (error) {
+    if (isTorchGuidanceError(error)) throw error;
+    if (isSystemError(error)) throw error;
     throw invalid(path, `neither .npz nor an IDX image file (${(error as Error).message})`);
   }
   if (idx.shape.length !== 3) throw invalid(path, `an IDX file of shape [${idx.shape.join(', ')}], not images [N, H, W]`);

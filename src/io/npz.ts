@@ -30,6 +30,8 @@ const ZIP64_END_SIG = 0x06064b50;
 const ZIP64_LOCATOR_SIG = 0x07064b50;
 const MAX32 = 0xffffffff;
 const MAX16 = 0xffff;
+/** A directory larger than this is no archive of arrays (an entry needs 46 bytes and its name). */
+const MAX_DIRECTORY_BYTES = 64 << 20;
 /** 1980-01-01 00:00 in DOS date/time: fixed, so the same arrays give the same bytes. */
 const DOS_TIME = 0;
 const DOS_DATE = (0 << 9) | (1 << 5) | 1;
@@ -304,6 +306,10 @@ export async function readNpzEntries(path: string): Promise<NpzEntry[]> {
       cdStart = Number(end64.readBigUInt64LE(48));
     }
     if (cdStart + cdSize > fileSize) throw new NpzFormatError('central directory past the end of the file');
+    // Read into memory: bounded by what its entry count can need (names of up to 64 KiB each), never by the file.
+    if (count > cdSize / 46 || cdSize > count * (46 + 3 * MAX16) || cdSize > MAX_DIRECTORY_BYTES) {
+      throw new NpzFormatError(`a central directory of ${cdSize} bytes for ${count} entries`);
+    }
     const cd = await readAt(file, cdStart, cdSize);
     const entries: NpzEntry[] = [];
     let at = 0;

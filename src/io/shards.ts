@@ -5,23 +5,24 @@
  *   shard-00000.npz ...    shard i: samples [i*K, (i+1)*K), arr_0 uint8 NHWC, arr_1 int64 labels
  *   png/00000000.png ...   one PNG per sample, named by its index in the run
  *   samples.npz            every shard merged, written once all shards exist
- *   .lock                  the pid of the run writing here
+ *   .lock                  locked (flock) by the run writing here; holds its pid
  *
  * Every file is written atomically (src/io/atomic.ts), so a shard is either
  * whole or absent; a resume re-checks each shard (entries, shapes, CRCs,
  * PNG headers) and redoes any that is missing or incomplete.
  */
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { readdirIfExists, removeTempFiles, writeBytesAtomic } from './atomic.js';
+import { removeTempFiles, writeBytesAtomic } from './atomic.js';
 import { type NpzArray, checkNpzCrc, readNpzData, readNpzEntries, writeNpz } from './npz.js';
 
 export const MANIFEST = 'manifest.json';
 export const MERGED = 'samples.npz';
 export const PNG_DIR = 'png';
-export const LOCK = '.lock';
+export { LOCK } from './run-lock.js';
 const MANIFEST_VERSION = 1;
+const TOOL = 'torch-guidance sample';
 
 export type OutputFormat = 'png' | 'npz' | 'both';
 
@@ -72,8 +73,13 @@ export async function readManifest(dir: string): Promise<Manifest | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  const parsed = JSON.parse(text) as Manifest;
-  if (typeof parsed !== 'object' || parsed === null || typeof parsed.settings !== 'object') {
+  let parsed: Manifest;
+  try {
+    parsed = JSON.parse(text) as Manifest;
+  } catch {
+    throw new Error(`${join(dir, MANIFEST)} is not JSON, so not a torch-guidance manifest`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || typeof parsed.settings !== 'object' || parsed.tool !== TOOL) {
     throw new Error(`${join(dir, MANIFEST)} is not a torch-guidance manifest`);
   }
   return parsed;
@@ -84,7 +90,7 @@ export async function writeManifest(dir: string, manifest: Manifest): Promise<vo
 }
 
 export function newManifest(settings: Record<string, unknown>): Manifest {
-  return { version: MANIFEST_VERSION, tool: 'torch-guidance sample', settings, createdAt: new Date().toISOString() };
+  return { version: MANIFEST_VERSION, tool: TOOL, settings, createdAt: new Date().toISOString() };
 }
 
 /** Dotted paths where two settings objects differ, with both values as JSON. */
@@ -101,38 +107,9 @@ export function settingsDiff(was: unknown, now: unknown, path = ''): { path: str
 }
 
 // ---------------------------------------------------------------------------
-// Lock: one writer per directory
+// Lock: one writer per directory (src/io/run-lock.ts)
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Takes the directory's lock, or returns the pid of the live process holding
- * it. A lock left by a dead process (a kill) is taken over.
- */
-export async function takeLock(dir: string): Promise<{ release: () => Promise<void> } | { heldBy: number }> {
-  const path = join(dir, LOCK);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const file = await open(path, 'wx');
-      await file.writeFile(`${process.pid}\n`);
-      await file.close();
-      return { release: () => unlink(path).catch(() => undefined) };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) return { heldBy: pid };
-    await unlink(path).catch(() => undefined);
-  }
-  throw new Error(`could not take the lock ${path}`);
-}
+export { takeLock } from './run-lock.js';
 
 // ---------------------------------------------------------------------------
 // Validation
@@ -220,9 +197,23 @@ export async function checkShard(
   return present === 0 ? { status: 'absent' } : { status: 'partial', problem: problems.join('; ') };
 }
 
-/** Removes temporary files an interrupted run left in the output directory and its png/. */
+/** Whether `name` in a run's directory is a file the run writes (its temporary files stand in for these). */
+export function isRunFile(name: string): boolean {
+  return name === MANIFEST || name === MERGED || /^shard-\d{5,}\.npz$/.test(name);
+}
+
+/** Whether `name` in a run's png/ is one of its PNGs. */
+export function isRunPng(name: string): boolean {
+  return /^\d{8,}\.png$/.test(name);
+}
+
+/**
+ * Removes temporary files an interrupted run left in the output directory
+ * and its png/: only those standing in for files a run writes (a user's
+ * file that merely looks like a temporary file stays).
+ */
 export async function cleanTemps(dir: string): Promise<string[]> {
-  return [...(await removeTempFiles(dir)), ...(await removeTempFiles(join(dir, PNG_DIR))).map((n) => `${PNG_DIR}/${n}`)];
+  return [...(await removeTempFiles(dir, isRunFile)), ...(await removeTempFiles(join(dir, PNG_DIR), isRunPng)).map((n) => `${PNG_DIR}/${n}`)];
 }
 
 // ---------------------------------------------------------------------------
@@ -260,12 +251,6 @@ export async function mergeShards(dir: string, plan: ShardPlan, geometry: ImageG
 /** Why samples.npz is not the complete merge, or undefined. */
 export async function checkMerged(dir: string, plan: ShardPlan, geometry: ImageGeometry, withLabels: boolean): Promise<string | undefined> {
   return checkShardNpz(join(dir, MERGED), plan.count, geometry, withLabels);
-}
-
-/** Names in `dir` that a run writes, to tell a run directory from an unrelated one. */
-export async function runFilesIn(dir: string): Promise<string[]> {
-  const names = await readdirIfExists(dir);
-  return names.filter((n) => n === MANIFEST || n === MERGED || n === PNG_DIR || /^shard-\d+\.npz$/.test(n));
 }
 
 /** Whether `path` exists and is a directory; false when absent; throws when it is something else. */

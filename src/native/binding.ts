@@ -70,6 +70,8 @@ export interface NativeRuntimeInfo {
   /** Torch threads running jobs (loads, forwards, copies) at once. */
   jobThreads: number;
   parallelInfo: string;
+  /** How long process exit waits, in all, for native jobs still running (TORCH_GUIDANCE_EXIT_WAIT_MS). */
+  exitWaitMs: number;
   /** The operator namespace of this addon's hook ops (`guidance`, or `guidance_N` beside another copy). */
   hookNamespace: string;
   blas: BlasInfo;
@@ -93,6 +95,7 @@ export interface NativeModelDescription {
 }
 
 export interface NativeModel {
+  /** With `signal`, the promise rejects with ERR_ABORTED when it fires, even mid-forward (the work goes on, its result dropped). */
   call(
     method: string,
     inputs: unknown[],
@@ -103,6 +106,7 @@ export interface NativeModel {
       modules?: unknown[];
       preconditioning?: Preconditioning;
     },
+    signal?: AbortSignal,
   ): Promise<unknown>;
   readonly attentionSites: { id: number; path: string; kind: 'softmax' | 'sdpa' | 'mha' }[];
   /** Every softmax and fused attention op the attention pass saw (native/src/attention_pass.h). */
@@ -132,7 +136,10 @@ export interface NativeBinding {
     prototype: NativeTensor;
   };
   Model: {
-    load(path: string, options: { device: DeviceName; dtype: Dtype; attentionHooks?: boolean }): Promise<NativeModel>;
+    load(
+      path: string,
+      options: { device: DeviceName; dtype: Dtype; attentionHooks?: boolean; trust?: 'full' | 'scan'; memoryLimit?: number; signal?: AbortSignal },
+    ): Promise<NativeModel>;
   };
   init(options: {
     errorClass: typeof TorchGuidanceError;
@@ -141,6 +148,7 @@ export interface NativeBinding {
     jobThreads: number;
     /** -1: leave the BLAS as its environment set it, 0: auto, n: n threads. */
     blasThreads: number;
+    exitWaitMs: number;
   }): NativeRuntimeInfo;
   runtimeInfo(): NativeRuntimeInfo;
   blasInfo(): BlasInfo;
@@ -149,7 +157,12 @@ export interface NativeBinding {
   liveHandles(): { tensors: number; models: number; jobs: number; torchThreads: number };
   cudaMemory(index: number, resetPeak: boolean): CudaMemory | null;
   jobTimes(reset: boolean): JobTimes;
-  prepareExit(): void;
+  /** Waits (at most the exit wait, in all) for running jobs; ends the process with `exitCode` if one never returns. */
+  prepareExit(exitCode: number): void;
+  /** An exclusive flock on `path` (created if missing): its id, or the pid written there by the process that holds it (0: not yet written). */
+  tryLockFile(path: string): number | { heldBy: number };
+  /** Removes the lock file and releases the lock. */
+  unlockFile(id: number): void;
 }
 
 /** c_in, c_noise, c_skip and c_out of one forward (RunOptions.preconditioning; native/src/preconditioning.h). */
@@ -195,6 +208,7 @@ function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildIn
     interOpThreads: config.interOpThreads,
     jobThreads: config.jobThreads,
     blasThreads: blasSetting(config.blasThreads),
+    exitWaitMs: config.exitWaitMs,
   });
   if (isMainThread) warnOnReferenceBlas(info.blas, config.allowReferenceBlas);
   // `using t = ...` support: the native class has dispose(), not the symbol.
@@ -205,7 +219,7 @@ function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildIn
   // Exiting while a forward runs: let running jobs finish (and start no
   // queued one) before C++ static destructors run under them. Only the main
   // thread's exit ends the process.
-  if (isMainThread) process.once('exit', () => native.prepareExit());
+  if (isMainThread) process.once('exit', (code) => native.prepareExit(typeof code === 'number' ? code : 0));
   return { native, binaryPath: found.path, buildInfo: found.buildInfo };
 }
 

@@ -77,6 +77,8 @@ export interface NativeTensor extends Disposable {
 
   /** Sum over every axis but the batch axis (per-sample dot products: a.mul(b).sumPerSample()). */
   sumPerSample(keepDim?: boolean): NativeTensor;
+  /** Whether every value is finite (no NaN, no ±infinity): one reduction; on CUDA it waits for the device. */
+  allFinite(): boolean;
   /** Sum or mean over one axis (negative counts from the end). */
   sumAxis(axis: number, keepDim?: boolean): NativeTensor;
   meanAxis(axis: number, keepDim?: boolean): NativeTensor;

@@ -4,6 +4,7 @@
  * Samplers only see sigmas; the denoiser maps sigma back to the model's time
  * input. Computed in float64, like the reference implementations.
  */
+import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { DenoiserCard } from '../model-card.js';
 
 export interface DiscreteSchedule {
@@ -39,7 +40,16 @@ export function noiseScheduleFromCard(card: DenoiserCard): NoiseSchedule {
     alphaBar *= 1 - beta;
     sigmas[t] = Math.sqrt((1 - alphaBar) / alphaBar);
   }
-  return { kind: 'discrete', sigmas, sigmaMin: sigmas[0]!, sigmaMax: sigmas[s.timesteps - 1]! };
+  const sigmaMax = sigmas[s.timesteps - 1]!;
+  if (!Number.isFinite(sigmaMax) || sigmaMax > 1e6) {
+    // alphaBar underflows: so many timesteps of such betas leave no signal.
+    throw new TorchGuidanceError(
+      ErrorCodes.MODEL_CARD,
+      `the model card's schedule (${s.betas} betas ${s.betaStart}..${s.betaEnd} over ${s.timesteps} timesteps) reaches sigma ${sigmaMax}, ` +
+        'beyond 1e6, where sampling in float32 overflows. Fix: give the betas and timesteps the model was trained with.',
+    );
+  }
+  return { kind: 'discrete', sigmas, sigmaMin: sigmas[0]!, sigmaMax };
 }
 
 /**

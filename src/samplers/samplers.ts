@@ -41,16 +41,15 @@ import { type Churn, ancestralStep, churned, churnedSigma, derivative, rejectRen
 const steps = z.number().int().positive().max(10_000).default(30);
 const schedule = sigmaScheduleSchema.default({ kind: 'karras', rho: 7 });
 
-/** The zod schema of {@link SamplerOptions}. */
 /** EDM's churn, as heun, euler and dpm_2 take it (k-diffusion's s_churn, s_tmin, s_tmax, s_noise). */
 const churn = {
-  churn: z.number().nonnegative().default(0),
+  churn: z.number().nonnegative().max(1e6).default(0),
   churnSigmaMin: z.number().nonnegative().default(0),
   churnSigmaMax: z.number().positive().default(Infinity),
-  churnNoise: z.number().positive().default(1),
+  churnNoise: z.number().positive().max(1000, 'must be at most 1000 (EDM uses about 1)').default(1),
 };
 /** k-diffusion's s_noise: the scale of the noise ancestral and SDE samplers add. */
-const sNoise = z.number().nonnegative().refine(Number.isFinite, 'must be finite').default(1);
+const sNoise = z.number().nonnegative().max(1000, 'must be at most 1000 (k-diffusion uses about 1)').default(1);
 /** η of an ancestral step: 0 deterministic, 1 the full ancestral noise. */
 const ancestralEta = (value: number) => z.number().min(0).max(1).default(value);
 /** η of the SDE samplers (k-diffusion's default 1; 0 is the ODE). */

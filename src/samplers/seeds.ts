@@ -19,6 +19,11 @@ export function uniformFromSeed(seed: bigint, index: number): number {
   return Number(mixSeed(seed, BigInt(index)) >> 11n) / 2 ** 53;
 }
 
+/** The seed of sample `index` of a run with `seed`. */
+export function sampleSeed(seed: number | bigint, index: number): bigint {
+  return (BigInt(seed) + BigInt(index)) & MASK;
+}
+
 /** Seeds of samples [first, first + count) of a run with `seed`. */
 export function sampleSeeds(seed: number | bigint, first: number, count: number): bigint[] {
   const base = BigInt(seed);

@@ -12,21 +12,24 @@ import { z } from 'zod';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import type { NoiseSchedule } from './noise-schedule.js';
 
+/** A noise level: positive, and small enough that sigma² stays finite in float32 (1e6² = 1e12). */
+const sigma = z.number().positive().max(1e6, 'must be at most 1e6 (larger sigmas overflow float32)');
+
 /** The zod schema of {@link SigmaScheduleOptions}. */
 export const sigmaScheduleSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('karras'),
-      rho: z.number().positive().default(7),
-      sigmaMin: z.number().positive().optional(),
-      sigmaMax: z.number().positive().optional(),
+      rho: z.number().positive().max(1000).default(7),
+      sigmaMin: sigma.optional(),
+      sigmaMax: sigma.optional(),
     })
     .strict(),
   z
     .object({
       kind: z.literal('exponential'),
-      sigmaMin: z.number().positive().optional(),
-      sigmaMax: z.number().positive().optional(),
+      sigmaMin: sigma.optional(),
+      sigmaMax: sigma.optional(),
     })
     .strict(),
   z

@@ -5,7 +5,11 @@ import { randomInt } from 'node:crypto';
  * the returned generator so failures can print it.
  */
 export function freshRandom(): { seed: number; next: () => number; normal: () => number } {
-  const seed = randomInt(2 ** 31);
+  return seededRandom(randomInt(2 ** 31));
+}
+
+/** The same generator from a given seed (a child process reproducing its parent's draw). */
+export function seededRandom(seed: number): { seed: number; next: () => number; normal: () => number } {
   // mulberry32: small, fast, good enough for test inputs.
   let state = seed >>> 0;
   const next = () => {

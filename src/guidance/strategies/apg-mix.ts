@@ -17,7 +17,7 @@
 import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
-import { finite, scheduledSchema, stepFraction } from '../options.js';
+import { bounded, guidanceScale, scheduledSchema, stepFraction } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { apgMomentum, apgUpdate } from './apg.js';
 import { defineStrategy, requireConditional } from './define.js';
@@ -26,15 +26,15 @@ import { fromSpace, spaceSchema, toSpace } from './space.js';
 /** The zod schema of {@link ApgMixOptions}. */
 export const apgMixSchema = scheduledSchema({
   /** w of the CFG phase (diffusers' guidance_scale 3.5). */
-  scale: finite.default(3.5),
+  scale: guidanceScale.default(3.5),
   /** w of the APG phase (diffusers' adaptive_projected_guidance_scale 10). */
-  apgScale: finite.default(10),
+  apgScale: guidanceScale.default(10),
   /** β (diffusers' −0.5); null: no momentum. */
-  momentum: finite.nullable().default(-0.5),
+  momentum: bounded(-1, 1, 'a momentum beyond ±1 grows without bound').nullable().default(-0.5),
   /** r, the APG phase's norm clip (diffusers' adaptive_projected_guidance_rescale 10); 0: off. */
-  normThreshold: z.number().nonnegative().default(10),
+  normThreshold: bounded(0, 1e6, 'a clipping radius').default(10),
   /** η, the weight of the parallel part in the APG phase (diffusers' 0). */
-  eta: finite.default(0),
+  eta: bounded(-10, 10, 'the parallel share of the update; the paper uses 0 to 1').default(0),
   /**
    * Step fraction where APG takes over: APG for step >= floor(apgStart · steps).
    * 0.12 is diffusers' adaptive_projected_guidance_start_step 5 on 50 steps (APG from step 6).

@@ -18,7 +18,7 @@ import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
 import type { Tensor } from '../../tensor.js';
-import { finite, scheduledSchema } from '../options.js';
+import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 import { normOver, project, resolveAxes } from './projection.js';
@@ -26,13 +26,13 @@ import { normOver, project, resolveAxes } from './projection.js';
 const axisList = z.union([z.number().int(), z.array(z.number().int()).min(1).readonly()]);
 
 export const apgSchema = scheduledSchema({
-  scale: finite.default(3),
+  scale: guidanceScale.default(3),
   /** β; negative values (the paper's −0.5) push away from the last update; null: no momentum kept. */
-  momentum: finite.nullable().default(-0.5),
+  momentum: bounded(-1, 1, 'a momentum beyond ±1 grows without bound').nullable().default(-0.5),
   /** r; 0 turns clipping off. */
-  normThreshold: z.number().nonnegative().default(15),
+  normThreshold: bounded(0, 1e6, 'a clipping radius').default(15),
   /** η: weight of the parallel part (0 drops it, the paper's choice; diffusers defaults to 1). */
-  eta: finite.default(0),
+  eta: bounded(-10, 10, 'the parallel share of the update; the paper uses 0 to 1').default(0),
   /** Axes of the norm and projection ([N, C, H, W]: 1..3 or −3..−1); default all but the batch axis. */
   normDim: axisList.optional(),
 });

@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 
-import { finite, scheduledSchema } from '../options.js';
+import { guidanceScale, scheduledSchema } from '../options.js';
 import type { Branch, Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { layerSkipPerturbation, layerSkipSchema } from './layer-skip.js';
@@ -29,7 +29,7 @@ export const autoguidanceSchema = scheduledSchema({
   /** The guide branch's condition: 'given' (the paper) or 'null' (diffusers). */
   guideCondition: z.enum(['given', 'null']).default('given'),
   /** w: 1.7-2.9 in the EDM2 presets. */
-  scale: finite.default(2),
+  scale: guidanceScale.default(2),
 }).refine((o) => (o.guide === undefined) !== (o.layers === undefined), {
   message: 'give either guide (a weaker model) or layers (skip layers of the main model), not both and not neither',
   path: ['guide'],

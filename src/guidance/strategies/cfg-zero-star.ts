@@ -8,15 +8,15 @@
 import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
-import { finite, scheduledSchema } from '../options.js';
+import { guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 /** The zod schema of {@link CfgZeroStarOptions}. */
 export const cfgZeroStarSchema = scheduledSchema({
-  scale: finite.default(3),
+  scale: guidanceScale.default(3),
   /** Steps (a count, as diffusers' zero_init_steps) that predict D = x; not a window. */
-  zeroSteps: z.number().int().nonnegative().default(1),
+  zeroSteps: z.number().int().nonnegative().max(10_000).default(1),
 });
 
 /**

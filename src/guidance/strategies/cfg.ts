@@ -7,14 +7,14 @@
  */
 import { z } from 'zod';
 
-import { finite, scheduledSchema } from '../options.js';
+import { guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 /** The zod schema of {@link CfgOptions}. */
 export const cfgSchema = scheduledSchema({
   /** w: 1 is the conditional model alone; small class models like 1.5-4. */
-  scale: finite.default(3),
+  scale: guidanceScale.default(3),
   formulation: z.enum(['standard', 'original']).default('standard'),
 });
 

@@ -23,7 +23,7 @@ import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
 import type { Tensor } from '../../tensor.js';
-import { finite, inSteps, scheduleFields, stepFraction } from '../options.js';
+import { finite, guidanceScale, inSteps, scheduleFields, stepFraction } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 import { buildPyramid, maxLevels, rebuildPyramid } from './laplacian-pyramid.js';
@@ -39,7 +39,7 @@ export const fdgSchema = z
   .object({
     ...scheduleFields(),
     /** w per level, highest frequencies first; its length is the number of levels. */
-    scales: z.array(finite).min(1).readonly().default([3, 1.5]),
+    scales: z.array(guidanceScale).min(1).readonly().default([3, 1.5]),
     /** Weight of the part of Δ parallel to the conditional prediction, per level; 1 (default) is plain Δ. */
     parallelWeights: perLevel(finite).default(1),
     /** Guidance rescale φ per level (0: none). */

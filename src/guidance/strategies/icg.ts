@@ -7,12 +7,12 @@
  */
 import { z } from 'zod';
 
-import { finite, scheduledSchema } from '../options.js';
+import { guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 
 /** The zod schema of {@link IcgOptions}. */
-export const icgSchema = scheduledSchema({ scale: finite.default(3) });
+export const icgSchema = scheduledSchema({ scale: guidanceScale.default(3) });
 
 /** Options of {@link icg}: `scale` (w, default 3), and the scheduling options (`enabled`, `start`, `stop`, `window`). */
 export type IcgOptions = z.input<typeof icgSchema>;

@@ -15,7 +15,7 @@
 import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
-import { finite, scheduledSchema } from '../options.js';
+import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 import { expOf } from './scalar-math.js';
@@ -24,9 +24,9 @@ import { spaceSchema, toSpace } from './space.js';
 /** The zod schema of {@link MagnitudeAwareOptions}. */
 export const magnitudeAwareSchema = scheduledSchema({
   /** w, as in cfg (diffusers' default 10 is for large text-to-image models). */
-  scale: finite.default(3),
+  scale: guidanceScale.default(3),
   /** α: how fast the scale falls with the relative update size (diffusers' 8). */
-  alpha: z.number().nonnegative().refine(Number.isFinite, 'must be finite').default(8),
+  alpha: bounded(0, 1000, 'beyond it the scale is 1 at any update size').default(8),
   formulation: z.enum(['standard', 'original']).default('standard'),
   space: spaceSchema.default('eps'),
 });

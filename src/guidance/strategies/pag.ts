@@ -7,7 +7,7 @@
 import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
-import { finite, scheduledSchema } from '../options.js';
+import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
@@ -15,9 +15,9 @@ import { sitesSchema } from './selectors.js';
 /** The zod schema of {@link PagOptions}. */
 export const pagSchema = scheduledSchema({
   /** 3 beside CFG, 5 alone in the paper. */
-  scale: finite.default(3),
+  scale: guidanceScale.default(3),
   sites: sitesSchema,
-  adaptiveScale: z.number().nonnegative().default(0),
+  adaptiveScale: bounded(0, 1000, 'per timestep; the paper uses small fractions').default(0),
 });
 
 /**

@@ -21,7 +21,7 @@
 import { z } from 'zod';
 
 import { selectorSchema } from '../../site-selectors.js';
-import { finite, scheduledSchema } from '../options.js';
+import { bounded, finite, guidanceScale, scheduledSchema } from '../options.js';
 import type { Branch, Degradation, MaskSource, Strategy } from '../types.js';
 import { defineStrategy, hasCfg } from './define.js';
 import { modelSchema } from './second-model.js';
@@ -29,9 +29,9 @@ import { sitesSchema } from './selectors.js';
 
 const common = {
   /** 0.75 in the paper (diffusers), 0.5 in ComfyUI. */
-  scale: finite.default(0.75),
-  kernelSize: z.number().int().positive().refine((k) => k % 2 === 1, 'must be odd').default(9),
-  blurSigma: z.number().positive().default(1),
+  scale: guidanceScale.default(0.75),
+  kernelSize: z.number().int().positive().max(1023, 'must be at most 1023 (a kernel wider than the image blurs no further)').refine((k) => k % 2 === 1, 'must be odd').default(9),
+  blurSigma: bounded(0, 1e4, 'in pixels').refine((v) => v > 0, 'must be positive').default(1),
   /** Which prediction is degraded: 'auto' = null if CFG is stacked, else the conditional one. */
   branch: z.enum(['auto', 'null', 'given']).default('auto'),
 };
@@ -79,7 +79,7 @@ export type MaskSourceOptions = z.input<typeof maskSourceSchema>;
 export const sagSchema = scheduledSchema({
   ...common,
   sites: sitesSchema,
-  threshold: z.number().nonnegative().default(1),
+  threshold: bounded(0, 1e6, 'in multiples of the average attention').default(1),
   mask: maskSourceSchema.default({ source: 'self' }),
 });
 export const blurGuidanceSchema = scheduledSchema(common);

@@ -7,16 +7,19 @@
  */
 import { z } from 'zod';
 
-import { finite, scheduledSchema } from '../options.js';
+import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { sitesSchema } from './selectors.js';
 
 /** The zod schema of {@link SegOptions}. */
 export const segSchema = scheduledSchema({
-  scale: finite.default(3),
+  scale: guidanceScale.default(3),
   /** Blur sigma in grid cells; Infinity (default) = the mean query. */
-  sigma: z.union([z.number().positive(), z.literal(Infinity)]).default(Infinity),
+  // Past a grid's size a finite sigma already blurs to the mean; Infinity says so exactly.
+  sigma: z
+    .union([bounded(0, 1e6, 'beyond any grid: use Infinity for the mean query').refine((v) => v > 0, 'must be positive'), z.literal(Infinity)])
+    .default(Infinity),
   sites: sitesSchema,
 });
 

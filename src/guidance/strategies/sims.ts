@@ -6,7 +6,7 @@
  */
 import type { z } from 'zod';
 
-import { finite, scheduledSchema } from '../options.js';
+import { guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { modelSchema } from './second-model.js';
@@ -15,7 +15,7 @@ import { modelSchema } from './second-model.js';
 export const simsSchema = scheduledSchema({
   /** The base model fine-tuned on its own samples. */
   negative: modelSchema,
-  scale: finite.default(1),
+  scale: guidanceScale.default(1),
 });
 
 /**

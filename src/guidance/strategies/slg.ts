@@ -14,13 +14,13 @@
  */
 import type { z } from 'zod';
 
-import { finite, scheduledSchema } from '../options.js';
+import { guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 import { layerSkipFields, layerSkipPerturbation, skipPartsCompatible, skipPartsIssue } from './layer-skip.js';
 
 /** The zod schema of {@link SlgOptions}. */
-export const slgSchema = scheduledSchema({ scale: finite.default(3), ...layerSkipFields }, { start: 0.01, stop: 0.2 }).refine(
+export const slgSchema = scheduledSchema({ scale: guidanceScale.default(3), ...layerSkipFields }, { start: 0.01, stop: 0.2 }).refine(
   skipPartsCompatible,
   skipPartsIssue,
 );

@@ -20,7 +20,7 @@
 import { z } from 'zod';
 
 import type { Tensor } from '../../tensor.js';
-import { finite, scheduledSchema } from '../options.js';
+import { guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';
 import { fromSpace, spaceSchema, toSpace } from './space.js';
@@ -28,7 +28,7 @@ import { fromSpace, spaceSchema, toSpace } from './space.js';
 /** The zod schema of {@link TcfgOptions}. */
 export const tcfgSchema = scheduledSchema({
   /** w, as in cfg (diffusers' default 7.5 is for Stable Diffusion; small class models like 1.5-4). */
-  scale: finite.default(3),
+  scale: guidanceScale.default(3),
   formulation: z.enum(['standard', 'original']).default('standard'),
   space: spaceSchema.default('eps'),
 });

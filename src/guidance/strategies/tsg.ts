@@ -13,16 +13,16 @@
 import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
-import { finite, scheduledSchema } from '../options.js';
+import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
 
 /** The zod schema of {@link TsgOptions}. */
 export const tsgSchema = scheduledSchema({
   /** w, as in CFG: 1 is the model alone. The method table gives no default; 3 as for cfg and icg. */
-  scale: finite.default(3),
+  scale: guidanceScale.default(3),
   /** k: the standard deviation of the noise added to the embedding. */
-  noiseScale: z.number().positive().refine(Number.isFinite, 'must be finite').default(1),
+  noiseScale: bounded(0, 1000, 'noise that large drowns the time embedding and overflows').refine((v) => v > 0, 'must be positive').default(1),
   /** The module whose output is perturbed; default the model card's timeEmbedding. */
   module: z.string().min(1).optional(),
 });

@@ -1,0 +1,26 @@
+// A worker thread's body (test/children/worker-terminate.ts): loads the tiny
+// UNet, then runs forwards (mode 'forward') or sample() calls (mode
+// 'sample') back to back until it is terminated. Posts 'busy' once the first
+// call is under way.
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { cfg, loadModel, pag, randn, sample, tensor } from '../../src/index.js';
+
+const { modelPath, mode } = workerData as { modelPath: string; mode: 'forward' | 'sample' };
+const model = await loadModel(modelPath, { device: 'cpu' });
+const batch = 48;
+const x = randn([batch, 1, 28, 28], { seed: 1 });
+const t = tensor(new Float32Array(batch).fill(500), [batch]);
+const label = tensor(new BigInt64Array(batch).fill(3n), [batch]);
+let first = true;
+for (;;) {
+  const call =
+    mode === 'forward'
+      ? model.run({ inputs: [x, t, label], parallel: 'auto' }).then((r) => (r.output as { dispose(): void }).dispose())
+      : sample({ model, guidance: [cfg({ scale: 2 }), pag({ scale: 2 })], count: 8, sampler: { name: 'euler', steps: 4 } }).then((r) =>
+          r.images.dispose(),
+        );
+  if (first) parentPort!.postMessage('busy');
+  first = false;
+  await call;
+}
