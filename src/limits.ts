@@ -12,6 +12,7 @@
 import { config } from './config.js';
 import { type ErrorCode, ErrorCodes, TorchGuidanceError } from './errors.js';
 
+/** The limits one request is checked against before it allocates (setResourceLimits, TORCH_GUIDANCE_MEMORY_LIMIT). */
 export interface ResourceLimits {
   /**
    * Bytes one request may plan to use: a sample() batch's working set, its

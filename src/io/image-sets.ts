@@ -27,6 +27,7 @@ export interface ImageSetOptions {
   size?: { channels: number; height: number; width: number; takenBy: string };
 }
 
+/** Images read by {@link readImageSet}, with their labels when the file has them. */
 export interface ImageSet {
   images: UInt8Batch;
   /** The class each image was asked for (null: none), when the file stores them. */
