@@ -108,8 +108,18 @@ function asUsage(prefix: string, run: () => void, alsoCodes: readonly string[] =
   }
 }
 
+/**
+ * The settings that depend on where a run samples: the device, and the number
+ * of torch threads that --parallel auto splits each forward over (only on the
+ * CPU). A queued run records the device kind its workers must have ('cpu' or
+ * 'cuda'); a worker compares its own against it (src/queue/loaded-runs.ts).
+ */
+export function deviceSettings(device: string, parallel: Flags['parallel']): { device: string; parallelThreads: number | null } {
+  return { device, parallelThreads: device === 'cpu' && parallel === 'auto' ? config.jobThreads : null };
+}
+
 /** The loaded run: models, strategies, the options every shard's sample() shares, and what decides the bytes. */
-interface Run {
+export interface Run {
   main: Model;
   strategies: Strategy[];
   /** sample() options without count, seed and callbacks. */
@@ -125,7 +135,7 @@ interface Run {
  * Loads the models (pushed on `models`, which the caller disposes) and checks
  * the flags against them with explain(): no forward runs, nothing is written.
  */
-async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Promise<Run> {
+export async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Promise<Run> {
   const load = async (path: string, device: DeviceName) => {
     const model = await loadModel(path, { device, signal });
     models.push(model);
@@ -190,11 +200,10 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
       // splits), so that number is stored too: a resume in an environment that
       // would split otherwise is refused, not silently different.
       parallel: flags.parallel,
-      parallelThreads: main.device === 'cpu' && flags.parallel === 'auto' ? config.jobThreads : null,
       shardSize: flags.shardSize,
       format: flags.format,
       rgb: flags.rgb,
-      device: main.device,
+      ...deviceSettings(main.device, flags.parallel),
       range: RANGE,
     },
     roles,
@@ -216,7 +225,7 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
  * and the shard layout, which --count does not change) and returns the old
  * count as `grewFrom`; the manifest is updated before any new shard is made.
  */
-async function openOutput(
+export async function openOutput(
   flags: Flags,
   settings: Record<string, unknown>,
 ): Promise<{ manifest: Manifest; release: () => Promise<void>; grewFrom?: number }> {
@@ -270,7 +279,13 @@ async function openOutput(
 }
 
 /** Writes shard `i`'s files: PNGs first (then their directory is synced), the shard .npz last. */
-async function writeShard(flags: Flags, i: number, first: number, batch: UInt8Batch, labels: (number | null)[] | undefined): Promise<void> {
+export async function writeShard(
+  flags: Pick<Flags, 'out' | 'format' | 'count'>,
+  i: number,
+  first: number,
+  batch: UInt8Batch,
+  labels: (number | null)[] | undefined,
+): Promise<void> {
   if (flags.format !== 'npz') {
     const size = batch.height * batch.width * batch.channels;
     const pngDir = join(flags.out, PNG_DIR);
@@ -287,6 +302,39 @@ async function writeShard(flags: Flags, i: number, first: number, batch: UInt8Ba
     await syncDir(pngDir);
   }
   if (flags.format !== 'png') await writeNpz(join(flags.out, shardFileName(i)), shardArrays(batch, labels));
+}
+
+/**
+ * Samples shard `i`: its images as 8-bit (3 channels with --rgb) and its
+ * labels. Shard i's sample k has seed seed + first + k, as in one
+ * uninterrupted run, so any process makes the same bytes. `onProgress` gets
+ * the images of the shard made so far, counting fractions of the batch in flight.
+ */
+export async function makeShard(
+  run: Run,
+  flags: Flags,
+  i: number,
+  options: { signal: AbortSignal; onProgress?: (made: number) => void },
+): Promise<{ batch: UInt8Batch; labels: (number | null)[] | undefined }> {
+  const { first, n } = shardRange(shardPlan(flags.count, flags.shardSize), i);
+  const result = await sample({
+    ...run.base,
+    guidance: run.strategies,
+    count: n,
+    seed: (flags.seed + BigInt(first)) & MASK64,
+    signal: options.signal,
+    onProgress: (p) => {
+      const inBatch = Math.min(flags.batchSize, n - p.done);
+      options.onProgress?.(p.done + (inBatch * p.step) / p.steps);
+    },
+  });
+  let batch: UInt8Batch;
+  try {
+    batch = await toUint8Batch(result.images, { range: RANGE });
+  } finally {
+    result.images.dispose();
+  }
+  return { batch: flags.rgb ? toRgb(batch) : batch, labels: run.withLabels ? result.labels : undefined };
 }
 
 export async function sampleCommand(argv: string[]): Promise<void> {
@@ -339,30 +387,14 @@ export async function sampleCommand(argv: string[]): Promise<void> {
       if (controller.signal.aborted) break;
       const { first, n } = shardRange(plan, i);
       const madeBefore = progress.made;
-      let result;
+      let shard;
       try {
-        result = await sample({
-          ...run.base,
-          guidance: run.strategies,
-          count: n,
-          seed: (flags.seed + BigInt(first)) & MASK64,
-          signal: controller.signal,
-          onProgress: (p) => {
-            const inBatch = Math.min(flags.batchSize, n - p.done);
-            progress.update(madeBefore + p.done + (inBatch * p.step) / p.steps, i);
-          },
-        });
+        shard = await makeShard(run, flags, i, { signal: controller.signal, onProgress: (made) => progress.update(madeBefore + made, i) });
       } catch (error) {
         if (controller.signal.aborted) break;
         throw error;
       }
-      let batch: UInt8Batch;
-      try {
-        batch = await toUint8Batch(result.images, { range: RANGE });
-      } finally {
-        result.images.dispose();
-      }
-      await writeShard(flags, i, first, flags.rgb ? toRgb(batch) : batch, withLabels ? result.labels : undefined);
+      await writeShard(flags, i, first, shard.batch, shard.labels);
       progress.shardDone(i, first, n);
     }
     if (controller.signal.aborted) {
