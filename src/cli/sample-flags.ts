@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { type OutputFormat, MANIFEST, isDirectory, readManifest, runFilesIn } from '../io/shards.js';
+import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem } from '../queue/connection.js';
 import type { SamplerOptions } from '../samplers/samplers.js';
 import type { DeviceName } from '../tensor.js';
 import { parseGuidanceSpec, parseSamplerFlags, parseScheduleFlag, strategyNames, type ParsedGuidance } from './guidance-flags.js';
@@ -81,6 +82,14 @@ Options:
   --format F           png (default), npz or both
   --rgb                store grayscale samples as 3 equal channels (the
                        guided-diffusion evaluator reads [N, H, W, 3])
+  --queue URL          redis://HOST:PORT/DB: coordinate the run over a queue
+                       instead of sampling here. One job per unfinished shard;
+                       'torch-guidance worker' processes sample them into
+                       --out (a folder every worker sees at the same path).
+                       Shows the whole run's progress, merges when all shards
+                       are in; rerun to resume. --device names the workers'
+                       device kind (cpu or cuda). See docs/distributed.md
+  --queue-name NAME    the queue's name on that Redis (default ${DEFAULT_QUEUE_NAME})
 
 Progress goes to stderr: one updating line with images/s and ETA on a
 terminal, one line per shard otherwise. Ctrl-C stops after the current step;
@@ -165,6 +174,8 @@ export interface Flags {
   sampler: SamplerOptions;
   /** The sampler flags as given, to name them in messages. */
   samplerFlags: string;
+  /** The same as an argv (--sampler, --steps, --schedule), to hand the run to another process. */
+  samplerArgv: string[];
   count: number;
   batchSize: number;
   parallel: number | 'auto';
@@ -175,6 +186,8 @@ export interface Flags {
   device: DeviceName;
   format: OutputFormat;
   rgb: boolean;
+  /** --queue: coordinate the run over this queue instead of sampling here. */
+  queue?: { url: string; name: string };
 }
 
 export async function readFlags(argv: string[]): Promise<Flags> {
@@ -200,6 +213,8 @@ export async function readFlags(argv: string[]): Promise<Flags> {
       out: { type: 'string', default: 'samples' },
       format: { type: 'string', default: 'png' },
       rgb: { type: 'boolean', default: false },
+      queue: { type: 'string' },
+      'queue-name': { type: 'string', default: DEFAULT_QUEUE_NAME },
     },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (options start with --)`);
@@ -215,6 +230,10 @@ export async function readFlags(argv: string[]): Promise<Flags> {
   const device = deviceFlag(values.device);
   const format = formatFlag(values.format);
   if (values.out.trim() === '') throw new UsageError('--out: give a directory');
+  const queueProblem = values.queue === undefined ? undefined : queueUrlProblem(values.queue);
+  if (queueProblem) throw new UsageError(`--queue ${values.queue}: ${queueProblem}`);
+  const nameProblem = queueNameProblem(values['queue-name']);
+  if (nameProblem) throw new UsageError(`--queue-name ${values['queue-name']}: ${nameProblem}`);
   const sampler = parseSamplerFlags(values.sampler, steps, parseScheduleFlag(values.schedule));
   const specs = values.guidance.map(parseGuidanceSpec);
   if (values.guide !== undefined && !specs.some((s) => s.name === 'autoguidance' || (s.name === 'sims' && values.sims === undefined))) {
@@ -248,6 +267,7 @@ export async function readFlags(argv: string[]): Promise<Flags> {
     specs,
     sampler,
     samplerFlags: `--sampler ${values.sampler} --steps ${steps} --schedule ${values.schedule}`,
+    samplerArgv: ['--sampler', values.sampler, '--steps', String(steps), '--schedule', values.schedule],
     count,
     batchSize,
     parallel,
@@ -258,5 +278,6 @@ export async function readFlags(argv: string[]): Promise<Flags> {
     device,
     format,
     rgb: values.rgb,
+    ...(values.queue !== undefined ? { queue: { url: values.queue, name: values['queue-name'] } } : {}),
   };
 }

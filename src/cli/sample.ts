@@ -339,6 +339,11 @@ export async function makeShard(
 
 export async function sampleCommand(argv: string[]): Promise<void> {
   const flags = await readFlags(argv);
+  if (flags.queue) {
+    // Imported on demand: runs without a queue never load the queue's client.
+    const { sampleOnQueue } = await import('./sample-queue.js');
+    return sampleOnQueue({ ...flags, queue: flags.queue });
+  }
   const { out, outArg, format, count } = flags;
 
   // Ctrl-C / SIGTERM: stop after the current step; a second one exits at once
