@@ -69,7 +69,8 @@ export function describeWorkerEvent(event: WorkerEvent): string | undefined {
       return `${shard}: sampling (samples ${event.first}..${event.first + event.count - 1})${event.loadedNow ? '; models loaded and checked' : ''}`;
     case 'done': {
       const { status, ms } = event.result;
-      if (status === 'written') return `${shard}: written in ${(ms.total / 1000).toFixed(1)} s (sampling ${(ms.sample / 1000).toFixed(1)} s, writing ${(ms.write / 1000).toFixed(2)} s)`;
+      const s = (value: number) => (value / 1000).toFixed(2);
+      if (status === 'written') return `${shard}: written in ${s(ms.total)} s (sampling ${s(ms.sample)} s, writing ${s(ms.write)} s)`;
       return status === 'present' ? `${shard}: already complete in storage` : `${shard}: obsolete (the run's settings changed since), skipped`;
     }
     case 'refused':

@@ -102,6 +102,17 @@ export interface QueuedRunResult {
   seconds: number;
 }
 
+/** `work`, or the signal's reason as soon as it fires (a call stuck on an absent Redis does not hold a stop up). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => undefined);
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /** Plans the run, adds its missing jobs and, with `wait`, follows it to the merge. */
 export async function coordinateRun(flags: Flags, options: CoordinatorOptions): Promise<QueuedRunResult> {
   const { signal } = options;
@@ -310,10 +321,12 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
     let nextPoll = 0;
     while (!tracker.complete) {
       if (signal.aborted) throw signal.reason ?? new TorchGuidanceError(ErrorCodes.ABORTED, 'aborted');
-      while (inbox.length > 0) await handle(inbox.shift()!);
+      while (inbox.length > 0) await untilAborted(handle(inbox.shift()!), signal);
       if (performance.now() >= nextPoll) {
-        await poll();
-        nextPoll = performance.now() + pollMs;
+        await untilAborted(poll(), signal);
+        // A poll asks for every remaining shard's state: spaced out by 1 ms per shard, so a run of
+        // many shards keeps Redis below about a thousand such calls per second (events come in between).
+        nextPoll = performance.now() + pollMs + tracker.remaining().length;
       }
       if (tracker.complete) break;
       if (tracker.stuck) {

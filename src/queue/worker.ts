@@ -200,10 +200,9 @@ export class SamplingWorker implements AsyncDisposable {
         this.#stopController.abort(new TorchGuidanceError(ErrorCodes.ABORTED, 'the worker stopped'));
         this.#runs.dispose();
         await this.#redis.quit().catch(() => this.#redis.disconnect());
+        this.#resolveClosed(this.summary);
       }
-      const summary = this.summary;
-      this.#resolveClosed(summary);
-      return summary;
+      return this.summary;
     })();
     return this.#stopping;
   }
