@@ -167,6 +167,9 @@ export async function workerCommand(argv: string[]): Promise<void> {
       `stopped: ${summary.written} shard(s) written, ${summary.present} found complete, ${summary.handedBack} handed back, ` +
         `${summary.refused} refused, ${summary.failed} failed, ${summary.obsolete} obsolete`,
     );
+    // When Redis is gone at the stop, BullMQ's lock timer can outlive the dropped connections; a
+    // stopped worker process ends anyway (the timer is unref'd: it fires only if something lingers).
+    setTimeout(() => process.exit(process.exitCode ?? 0), 5000).unref();
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -24,6 +24,7 @@ import { ErrorCodes, TorchGuidanceError } from '../errors.js';
 import { PNG_DIR, shardPlan, shardRange, writeManifest } from '../io/shards.js';
 import type { Model } from '../model.js';
 import { runtimeInfo } from '../runtime.js';
+import { closeWithin } from './close.js';
 import { checkReachable, connectionOptions, redactedUrl } from './connection.js';
 import { deviceKind } from './loaded-runs.js';
 import { type Refusal, Refusals } from './refusals.js';
@@ -366,9 +367,7 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
     }
     return result(merged);
   } finally {
-    await events?.close().catch(() => undefined);
-    await queue?.close().catch(() => undefined);
-    await redis?.quit().catch(() => redis?.disconnect());
+    await Promise.all([closeWithin(events), closeWithin(queue), closeWithin(redis)]);
     await opened.release();
   }
 }

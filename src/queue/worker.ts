@@ -32,6 +32,7 @@ import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.
 import { runtimeInfo } from '../runtime.js';
 import type { DeviceName } from '../tensor.js';
 import { parseOptions } from '../util/options.js';
+import { closeWithin } from './close.js';
 import { checkReachable, connectionOptions } from './connection.js';
 import { LoadedRuns } from './loaded-runs.js';
 import { RunRefusal, processShard } from './process-shard.js';
@@ -194,12 +195,15 @@ export class SamplingWorker implements AsyncDisposable {
       const timer = setTimeout(() => this.#handBack(), graceMs);
       try {
         if (graceMs === 0) this.#handBack();
-        await this.#worker.close();
+        // Handing back needs Redis; if it is gone, the shards' locks expire and other workers take them,
+        // so after the grace and a margin the worker drops its connections instead of waiting for Redis.
+        const patience = (this.#active.size > 0 ? graceMs : 0) + 10_000;
+        await closeWithin({ close: () => this.#worker.close(), disconnect: () => this.#worker.disconnect() }, patience);
       } finally {
         clearTimeout(timer);
         this.#stopController.abort(new TorchGuidanceError(ErrorCodes.ABORTED, 'the worker stopped'));
         this.#runs.dispose();
-        await this.#redis.quit().catch(() => this.#redis.disconnect());
+        await closeWithin(this.#redis);
         this.#resolveClosed(this.summary);
       }
       return this.summary;
