@@ -34,7 +34,7 @@ export interface ShardContext {
   onProgress?: (made: number) => void;
 }
 
-/** Samples and stores the shard of `job`; rejects with a RunRefusal when this worker may not, with ERR_INVALID_JOB when the job is wrong. */
+/** Samples and stores the shard of `job`; rejects with a RunRefusal when this worker may not, with ERR_INVALID_JOB when the shard does not fit its run. */
 export async function processShard(job: ShardJobData, context: ShardContext): Promise<ShardResult> {
   const started = performance.now();
   const ms = (since: number) => performance.now() - since;
@@ -60,7 +60,9 @@ export async function processShard(job: ShardJobData, context: ShardContext): Pr
   try {
     lease = await context.runs.acquire(job, manifest);
   } catch (error) {
-    if (isTorchGuidanceError(error) && error.code !== ErrorCodes.INVALID_JOB && error.code !== ErrorCodes.DISPOSED) throw new RunRefusal(error);
+    // Whatever keeps this worker from the run (its files, its settings, flags it does not know) is a
+    // refusal: another worker may take the run. A stop is not a verdict on the run.
+    if (isTorchGuidanceError(error) && error.code !== ErrorCodes.ABORTED && error.code !== ErrorCodes.DISPOSED) throw new RunRefusal(error);
     throw error;
   }
   try {
