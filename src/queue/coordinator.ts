@@ -12,35 +12,20 @@
  * complete in storage gets no job. Killing the coordinator does not stop the
  * workers; rerunning it picks up wherever they are.
  */
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import { deviceSettings, loadRun, openOutput } from '../cli/sample.js';
 import type { Flags } from '../cli/sample-flags.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { PNG_DIR, shardPlan, shardRange, writeManifest } from '../io/shards.js';
-import type { Model } from '../model.js';
-import { runtimeInfo } from '../runtime.js';
+import { shardRange, writeManifest } from '../io/shards.js';
 import { closeWithin } from './close.js';
 import { checkReachable, connectionOptions, redactedUrl } from './connection.js';
-import { deviceKind } from './loaded-runs.js';
+import { planRun } from './plan-run.js';
 import { type Refusal, Refusals } from './refusals.js';
+import { type RunEvent, RunEvents } from './run-events.js';
+import { RunJobs } from './run-jobs.js';
 import { type RunProgress, RunTracker } from './run-tracker.js';
-import { portableArgv, runModels } from './run-spec.js';
-import {
-  type RunDescriptor,
-  SHARD_JOB,
-  type ShardJobData,
-  parseShardJobId,
-  runKeyOf,
-  settingsFingerprint,
-  shardJobId,
-  shardResultSchema,
-} from './shard-job.js';
-import { FileRunStorage, type ShardLayout } from './storage.js';
+import { shardResultSchema } from './shard-job.js';
 
 export interface CoordinatorOptions {
   /** The queue's Redis, redis://HOST:PORT/DB. */
@@ -119,117 +104,43 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
   const { signal } = options;
   const pollMs = options.pollMs ?? 2000;
   await checkReachable(options.url, { timeoutMs: options.connectTimeoutMs ?? 5000, signal });
-
-  // The workers' device kind; the models load on this machine's CPU only to check the flags against them.
-  const kind = flags.device === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : deviceKind(flags.device);
-  const models: Model[] = [];
-  let plan;
-  try {
-    const run = await loadRun({ ...flags, device: 'cpu' }, signal, models);
-    plan = { settings: { ...run.settings, ...deviceSettings(kind, flags.parallel) }, geometry: run.geometry, withLabels: run.withLabels };
-  } finally {
-    for (const model of models) model.dispose();
-  }
-  // The manifest keeps the command line for diagnosis; a password in the queue's URL stays out of it.
-  const argv = flags.argv.map((arg) => arg.replace(/^((?:--queue=)?rediss?:\/\/)[^@/]*@/, (_, scheme: string) => `${scheme}***@`));
-  const opened = await openOutput({ ...flags, argv }, plan.settings);
+  const planned = await planRun(flags, signal);
+  const { descriptor, layout, storage } = planned;
+  const { runKey } = descriptor;
   const connection = connectionOptions(options.url);
+  const emit = (event: QueuedRunEvent) => options.onEvent?.(event);
   let queue: Queue | undefined;
-  let events: QueueEvents | undefined;
+  let events: RunEvents | undefined;
   let redis: Redis | undefined;
   try {
-    if (flags.format !== 'npz') await mkdir(join(flags.out, PNG_DIR), { recursive: true });
-    const storage = new FileRunStorage(flags.out);
-    const layout: ShardLayout = { plan: shardPlan(flags.count, flags.shardSize), format: flags.format, geometry: plan.geometry, withLabels: plan.withLabels };
-    const fingerprint = settingsFingerprint(opened.manifest.settings);
-    const runKey = runKeyOf(fingerprint, storage.location);
-    const descriptor: RunDescriptor = {
-      version: 1,
-      runKey,
-      fingerprint,
-      location: storage.location,
-      argv: portableArgv(flags),
-      models: runModels(flags),
-      device: kind as RunDescriptor['device'],
-    };
-
     queue = new Queue(options.name, { connection });
-    queue.on('error', () => undefined); // connection trouble shows as stalled progress; ioredis reconnects
+    queue.on('error', () => undefined); // connection trouble shows as a run that stops moving; ioredis reconnects
     redis = new Redis(connection);
     redis.on('error', () => undefined);
     const refusals = new Refusals(redis, options.name);
-    const inbox: { kind: string; jobId: string; payload: Record<string, unknown> }[] = [];
-    let wake: (() => void) | undefined;
-    if (options.wait) {
-      // Listening before the scan, so no event between the two is lost (the poll would catch it anyway).
-      events = new QueueEvents(options.name, { connection });
-      events.on('error', () => undefined);
-      for (const kind of ['active', 'progress', 'completed', 'failed', 'waiting', 'delayed', 'stalled'] as const) {
-        events.on(kind, (payload: { jobId: string }) => {
-          if (parseShardJobId(payload.jobId)?.runKey !== runKey) return;
-          inbox.push({ kind, jobId: payload.jobId, payload: payload as unknown as Record<string, unknown> });
-          wake?.();
-        });
-      }
-      await events.waitUntilReady();
-    }
+    const jobs = new RunJobs(queue, descriptor, layout.plan, { attempts: options.attempts ?? 3, backoffMs: options.backoffMs ?? 10_000 });
+    // Listening before the scan, so no event between the two is lost (the poll would catch it anyway).
+    if (options.wait) events = await RunEvents.open(options.name, connection, runKey);
 
-    const jobStates = (shards: number[]) => Promise.all(shards.map((i) => queue!.getJobState(shardJobId(runKey, i))));
-    // Jobs first, storage second: a job gone from the queue (removed when it completed) had its files
-    // stored before, so the scan sees them, and a shard gets a new job only when it truly has none.
+    // Jobs first, storage second (see RunJobs.ensure): a shard gets a new job only when it truly has none.
     const everyShard = Array.from({ length: layout.plan.shards }, (_, i) => i);
-    const states = await jobStates(everyShard);
+    const states = await jobs.states(everyShard);
     const complete: number[] = [];
     for (const i of everyShard) {
       if ((await storage.shardState(layout, i)).status === 'complete') complete.push(i);
     }
     const tracker = new RunTracker(layout.plan, complete);
-    const jobOptions = (i: number) => ({
-      jobId: shardJobId(runKey, i),
-      attempts: options.attempts ?? 3,
-      backoff: { type: 'exponential', delay: options.backoffMs ?? 10_000 },
-      removeOnComplete: true,
-      removeOnFail: { age: 7 * 24 * 3600 },
-    });
-    const jobData = (i: number): ShardJobData => {
-      const { first, n } = shardRange(layout.plan, i);
-      return { ...descriptor, shard: { index: i, first, count: n, of: layout.plan.shards } };
-    };
-
-    /** Adds the jobs of incomplete shards that have none (by their job states, read before storage), retries failed ones. */
-    const ensureJobs = async (shards: number[], states: Awaited<ReturnType<typeof jobStates>>) => {
-      const add: number[] = [];
-      let queued = 0;
-      let retried = 0;
-      for (const [k, state] of states.entries()) {
-        const i = shards[k]!;
-        if (state === 'unknown') add.push(i);
-        else if (state === 'completed') {
-          // Completed (kept by someone's queue settings) yet not in storage: sample it again.
-          await queue!.remove(shardJobId(runKey, i));
-          add.push(i);
-        } else if (state === 'failed') {
-          await (await queue!.getJob(shardJobId(runKey, i)))?.retry('failed');
-          tracker.waiting(i);
-          retried++;
-        } else queued++;
-      }
-      if (add.length > 0) await queue!.addBulk(add.map((i) => ({ name: SHARD_JOB, data: jobData(i), opts: jobOptions(i) })));
-      return { added: add.length, queued, retried };
-    };
-
     const remaining = tracker.remaining();
-    const counts = await ensureJobs(remaining, remaining.map((i) => states[i]!));
-    const emit = (event: QueuedRunEvent) => options.onEvent?.(event);
+    const counts = await jobs.ensure(remaining, remaining.map((i) => states[i]!));
     emit({
       type: 'planned',
       runKey,
       out: storage.location,
       queue: `${redactedUrl(options.url)} (${options.name})`,
-      device: kind,
-      shardSize: flags.shardSize,
+      device: descriptor.device,
+      shardSize: layout.plan.shardSize,
       ...counts,
-      ...(opened.grewFrom === undefined ? {} : { grewFrom: opened.grewFrom }),
+      ...(planned.grewFrom === undefined ? {} : { grewFrom: planned.grewFrom }),
       progress: tracker.snapshot(),
     });
     const result = (merged: boolean): QueuedRunResult => {
@@ -247,13 +158,13 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
         seconds: progress.elapsedSeconds,
       };
     };
-    if (!options.wait) return result(false);
+    if (!events) return result(false);
 
+    /** A job ended: the shard counts once it is complete in storage; otherwise it needs a job again. */
     const markDone = async (i: number, worker?: string) => {
       if (tracker.isDone(i)) return;
       if ((await storage.shardState(layout, i)).status !== 'complete') {
-        // The job ended without the shard in storage (its run changed, or the files were removed): again.
-        await ensureJobs([i], await jobStates([i]));
+        await jobs.ensure([i], await jobs.states([i]));
         return;
       }
       tracker.done(i);
@@ -261,27 +172,26 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
       emit({ type: 'shard-done', shard: i, first, count: n, ...(worker ? { worker } : {}), progress: tracker.snapshot() });
     };
     const markFailed = async (i: number) => {
-      const job = await queue!.getJob(shardJobId(runKey, i));
-      if (!job || (await job.getState()) !== 'failed' || tracker.isFailed(i)) return;
-      tracker.failed(i, job.failedReason || 'failed');
-      emit({ type: 'shard-failed', shard: i, reason: job.failedReason || 'failed', progress: tracker.snapshot() });
+      const reason = await jobs.failure(i);
+      if (reason === undefined || tracker.isFailed(i)) return;
+      tracker.failed(i, reason);
+      emit({ type: 'shard-failed', shard: i, reason, progress: tracker.snapshot() });
     };
     /** Events seen per shard: a poll's answer older than a shard's latest event does not override it. */
     const seen = new Map<number, number>();
-    const handle = async (event: (typeof inbox)[number]) => {
-      const i = parseShardJobId(event.jobId)!.index;
+    const handle = async ({ kind, shard: i, payload }: RunEvent) => {
       seen.set(i, (seen.get(i) ?? 0) + 1);
-      switch (event.kind) {
+      switch (kind) {
         case 'active':
           tracker.running(i);
           break;
         case 'progress': {
-          const made = (event.payload.data as { made?: unknown } | undefined)?.made;
+          const made = (payload.data as { made?: unknown } | undefined)?.made;
           if (typeof made === 'number') tracker.progress(i, made);
           break;
         }
         case 'completed': {
-          const parsed = shardResultSchema.safeParse(event.payload.returnvalue);
+          const parsed = shardResultSchema.safeParse(payload.returnvalue);
           await markDone(i, parsed.success ? parsed.data.worker : undefined);
           break;
         }
@@ -289,17 +199,16 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
           tracker.waiting(i);
           await markFailed(i);
           break;
-        default: // waiting (handed back, retried), delayed (refused, backoff), stalled (its worker died)
+        default: // waiting (handed back, refused, retried), delayed (backoff), stalled (its worker died)
           tracker.waiting(i);
       }
     };
-    const known = new Set<string>();
+    const shown = new Set<string>();
     const poll = async () => {
-      const remaining = tracker.remaining();
+      const left = tracker.remaining();
       const before = new Map(seen);
-      const states = await Promise.all(remaining.map((i) => queue!.getJobState(shardJobId(runKey, i))));
-      for (const [k, state] of states.entries()) {
-        const i = remaining[k]!;
+      for (const [k, state] of (await jobs.states(left)).entries()) {
+        const i = left[k]!;
         if (state === 'unknown' || state === 'completed') await markDone(i);
         else if (state === 'failed') await markFailed(i);
         else if (seen.get(i) !== before.get(i)) continue;
@@ -307,22 +216,20 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
         else tracker.waiting(i);
       }
       tracker.workers = await queue!.getWorkersCount().catch(() => tracker.workers);
-      const refused = await refusals.read(runKey).catch(() => tracker.refusals);
-      tracker.refusals = refused;
-      for (const refusal of refused) {
+      tracker.refusals = await refusals.read(runKey).catch(() => tracker.refusals);
+      for (const refusal of tracker.refusals) {
         const key = `${refusal.worker}\0${refusal.code}\0${refusal.message}`;
-        if (!known.has(key)) {
-          known.add(key);
-          emit({ type: 'refused', refusal, progress: tracker.snapshot() });
-        }
+        if (shown.has(key)) continue;
+        shown.add(key);
+        emit({ type: 'refused', refusal, progress: tracker.snapshot() });
       }
       emit({ type: 'update', progress: tracker.snapshot() });
     };
 
     let nextPoll = 0;
     while (!tracker.complete) {
-      if (signal.aborted) throw signal.reason ?? new TorchGuidanceError(ErrorCodes.ABORTED, 'aborted');
-      while (inbox.length > 0) await untilAborted(handle(inbox.shift()!), signal);
+      if (signal.aborted) throw signal.reason;
+      for (let event = events.take(); event; event = events.take()) await untilAborted(handle(event), signal);
       if (performance.now() >= nextPoll) {
         await untilAborted(poll(), signal);
         // A poll asks for every remaining shard's state: spaced out by 1 ms per shard, so a run of
@@ -336,38 +243,27 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
           ErrorCodes.SHARDS_FAILED,
           `${failures.length} shard(s) of ${flags.out} failed on every attempt:\n` +
             failures.map((f) => `  shard ${f.shard + 1}: ${f.reason}`).join('\n') +
-            '\nFix the cause (the workers\' logs say more) and rerun the same command: it retries them.',
+            "\nFix the cause (the workers' logs say more) and rerun the same command: it retries them.",
         );
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.max(10, nextPoll - performance.now()));
-        function done() {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          wake = undefined;
-          resolve();
-        }
-        wake = done;
-        signal.addEventListener('abort', done, { once: true });
-        if (inbox.length > 0 || signal.aborted) done();
-      });
+      await events.wait(nextPoll - performance.now(), signal);
     }
 
-    // Every shard is in. No writer can still be at work on this run's files that matter, so temporaries go.
+    // Every shard is in, so what temporaries are left belong to dead or late writers.
     await storage.removeTemporaries();
     let merged = false;
-    if (flags.format !== 'png' && (tracker.snapshot().made > 0 || (await storage.mergedProblem(layout)) !== undefined)) {
+    if (layout.format !== 'png' && (tracker.snapshot().made > 0 || (await storage.mergedProblem(layout)) !== undefined)) {
       emit({ type: 'merging', progress: tracker.snapshot() });
       await storage.merge(layout);
       merged = true;
     }
-    if (!opened.manifest.completedAt) {
-      opened.manifest.completedAt = new Date().toISOString();
-      await writeManifest(flags.out, opened.manifest);
+    if (!planned.manifest.completedAt) {
+      planned.manifest.completedAt = new Date().toISOString();
+      await writeManifest(flags.out, planned.manifest);
     }
     return result(merged);
   } finally {
-    await Promise.all([closeWithin(events), closeWithin(queue), closeWithin(redis)]);
-    await opened.release();
+    await Promise.all([closeWithin(events?.connection), closeWithin(queue), closeWithin(redis)]);
+    await planned.release();
   }
 }

@@ -8,7 +8,7 @@
 import { makeShard } from '../cli/sample.js';
 import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
 import { shardRange } from '../io/shards.js';
-import type { LoadedRun, LoadedRuns } from './loaded-runs.js';
+import type { LoadedRuns } from './loaded-runs.js';
 import { type ShardJobData, type ShardResult, settingsFingerprint } from './shard-job.js';
 import { openRunStorage } from './storage.js';
 
@@ -28,8 +28,8 @@ export interface ShardContext {
   workerId: string;
   /** Aborts the sampling (the shard is handed back). */
   signal: AbortSignal;
-  /** The run is loaded and the shard's sampling starts. */
-  onStarted?: (loaded: LoadedRun, fresh: boolean) => void;
+  /** The run is loaded (by this call when `loadedNow`) and the shard's sampling starts. */
+  onStarted?: (loadedNow: boolean) => void;
   /** Images of the shard made so far (fractions of the batch in flight included). */
   onProgress?: (made: number) => void;
 }
@@ -78,7 +78,7 @@ export async function processShard(job: ShardJobData, context: ShardContext): Pr
       );
     }
     if ((await loaded.storage.shardState(loaded.layout, job.shard.index)).status === 'complete') return result('present', { load });
-    context.onStarted?.(loaded, lease.fresh);
+    context.onStarted?.(lease.fresh);
     const sampling = performance.now();
     const shard = await makeShard(loaded.run, loaded.flags, job.shard.index, { signal: context.signal, onProgress: context.onProgress });
     const sample = ms(sampling);

@@ -117,10 +117,10 @@ export class SamplingWorker implements AsyncDisposable {
         runs: this.#runs,
         workerId: this.id,
         signal: controller.signal,
-        onStarted: (_loaded, fresh) => {
-          this.#emit({ type: 'started', ...ref, loadedNow: fresh, first: data.shard.first, count: data.shard.count });
+        onStarted: (loadedNow) => {
+          this.#emit({ type: 'started', ...ref, loadedNow, first: data.shard.first, count: data.shard.count });
           // This worker takes the run now: a refusal it recorded earlier no longer holds.
-          if (fresh) this.#refusals.clear(data.runKey, this.id).catch(() => undefined);
+          if (loadedNow) this.#refusals.clear(data.runKey, this.id).catch(() => undefined);
         },
         onProgress: (made) => {
           const now = performance.now();
