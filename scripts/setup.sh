@@ -6,6 +6,8 @@
 #   - Python torch for the test suite's reference (python3-torch), cmake, g++;
 #   - OpenBLAS (libopenblas0-pthread) where Debian's libtorch would otherwise
 #     run on the reference BLAS (see below);
+#   - redis-server, which the queue tests start on a free loopback port (and
+#     a cluster runs its sampling queue on: docs/distributed.md);
 #   - npm ci, which builds the native addon (scripts/install.mjs) and the
 #     TypeScript (prepare).
 # Usage: bash scripts/setup.sh [--no-start]
@@ -31,6 +33,7 @@ has_libtorch || packages+=(libtorch-dev)
 "$python_for_tests" -c 'import PIL' 2>/dev/null || packages+=(python3-pil)  # test/image.test.ts checks PNGs against PIL
 # The real images `torch-guidance evaluate` and the quality benchmark compare with.
 [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || packages+=(dataset-fashion-mnist)
+command -v redis-server > /dev/null || packages+=(redis-server)  # test/queue.test.ts starts its own on a loopback port
 command -v cmake > /dev/null || packages+=(cmake)
 command -v g++ > /dev/null || packages+=(g++)
 command -v make > /dev/null || packages+=(make)

@@ -67,6 +67,18 @@ export const ErrorCodes = {
   WORKER_FAILED: 'ERR_WORKER_FAILED',
   /** No native binary could be loaded; the message lists what was tried. */
   BINARY_NOT_FOUND: 'ERR_BINARY_NOT_FOUND',
+  /** The sampling queue's Redis cannot be reached (the message names the address and how to start Redis). */
+  QUEUE_UNREACHABLE: 'ERR_QUEUE_UNREACHABLE',
+  /** A queue worker's model file is not the file the run was planned with (the SHA-256s differ). */
+  MODEL_MISMATCH: 'ERR_MODEL_MISMATCH',
+  /** A queue worker would sample with other settings than the run's (device kind, torch threads): the bytes would differ. */
+  SETTINGS_MISMATCH: 'ERR_SETTINGS_MISMATCH',
+  /** A queue worker cannot see the run's output folder or its manifest. */
+  RUN_NOT_FOUND: 'ERR_RUN_NOT_FOUND',
+  /** A queue job whose data is not a shard of a sampling run (another program's job, or another version's). */
+  INVALID_JOB: 'ERR_INVALID_JOB',
+  /** Shards of a queued run failed on every attempt; rerunning the coordinator retries them. */
+  SHARDS_FAILED: 'ERR_SHARDS_FAILED',
   /** Another libtorch error. */
   TORCH: 'ERR_TORCH',
   /** An unexpected native failure. */

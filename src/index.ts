@@ -30,6 +30,7 @@ export * from './guidance/index.js';
 export * from './image/index.js';
 export * from './metrics/index.js';
 export { explain, sample, type SampleOptions, type SampleProgress, type SampleResult } from './sample.js';
+export * from './queue/index.js';
 export { samplerSchema, type SamplerName, type SamplerOptions } from './samplers/samplers.js';
 export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './samplers/sigma-schedules.js';
 export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './samplers/noise-schedule.js';

@@ -20,6 +20,7 @@ import { packageRoot } from './package-paths.js';
 import { sampleHelp } from './sample-flags.js';
 import { sampleCommand } from './sample.js';
 import { UsageError } from './usage-error.js';
+import { workerCommand, workerHelp } from './worker.js';
 
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
@@ -31,6 +32,7 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
   evaluate: { help: evaluateHelp, run: evaluateCommand },
   inspect: { help: inspectHelp, run: inspectCommand },
   sample: { help: sampleHelp, run: sampleCommand },
+  worker: { help: workerHelp, run: workerCommand },
 };
 
 const mainHelp = `Usage: torch-guidance <command> [options]
@@ -40,7 +42,9 @@ Commands:
   compare              every guidance method on the same seeds and classes: a labelled picture and a report
   evaluate <samples>   FD, precision/recall and class accuracy of samples against real images (an evaluation classifier)
   inspect <model.pt>   the runtime (libtorch, CUDA, threads) and the model: card, methods, signatures
-  sample               guided samples as PNGs and/or .npz shards; resumable batch runs (--count 50000 --out dir)
+  sample               guided samples as PNGs and/or .npz shards; resumable batch runs (--count 50000 --out dir),
+                       also spread over many machines (--queue redis://HOST:PORT/DB)
+  worker               samples shards of queued runs (sample --queue) on this machine until stopped
 
 Run 'torch-guidance help <command>' (or '<command> --help') for a command's options,
 'torch-guidance --version' for the version.

@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 
 import { tempTarget } from '../io/atomic.js';
 import { type OutputFormat, LOCK, MANIFEST, isDirectory, readManifest } from '../io/shards.js';
+import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem } from '../queue/connection.js';
 import type { SamplerOptions } from '../samplers/samplers.js';
 import type { DeviceName } from '../tensor.js';
 import { parseGuidanceSpec, parseSamplerFlags, parseScheduleFlag, strategyNames, type ParsedGuidance } from './guidance-flags.js';
@@ -87,6 +88,14 @@ ${trustHelp(23)}
   --format F           png (default), npz or both
   --rgb                store grayscale samples as 3 equal channels (the
                        guided-diffusion evaluator reads [N, H, W, 3])
+  --queue URL          redis://HOST:PORT/DB: coordinate the run over a queue
+                       instead of sampling here. One job per unfinished shard;
+                       'torch-guidance worker' processes sample them into
+                       --out (a folder every worker sees at the same path).
+                       Shows the whole run's progress, merges when all shards
+                       are in; rerun to resume. --device names the workers'
+                       device kind (cpu or cuda). See docs/distributed.md
+  --queue-name NAME    the queue's name on that Redis (default ${DEFAULT_QUEUE_NAME})
 
 Progress goes to stderr: one updating line with images/s and ETA on a
 terminal, one line per shard otherwise. Ctrl-C stops after the current step;
@@ -173,6 +182,8 @@ export interface Flags {
   sampler: SamplerOptions;
   /** The sampler flags as given, to name them in messages. */
   samplerFlags: string;
+  /** The same as an argv (--sampler, --steps, --schedule), to hand the run to another process. */
+  samplerArgv: string[];
   count: number;
   batchSize: number;
   parallel: number | 'auto';
@@ -185,6 +196,8 @@ export interface Flags {
   rgb: boolean;
   /** loadModel's trust for every model of the run (--trust). */
   trust: 'full' | 'scan';
+  /** --queue: coordinate the run over this queue instead of sampling here. */
+  queue?: { url: string; name: string };
 }
 
 export async function readFlags(argv: string[]): Promise<Flags> {
@@ -211,6 +224,8 @@ export async function readFlags(argv: string[]): Promise<Flags> {
       format: { type: 'string', default: 'png' },
       rgb: { type: 'boolean', default: false },
       ...trustFlag,
+      queue: { type: 'string' },
+      'queue-name': { type: 'string', default: DEFAULT_QUEUE_NAME },
     },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (options start with --)`);
@@ -226,6 +241,10 @@ export async function readFlags(argv: string[]): Promise<Flags> {
   const device = deviceFlag(values.device);
   const format = formatFlag(values.format);
   if (values.out.trim() === '') throw new UsageError('--out: give a directory');
+  const queueProblem = values.queue === undefined ? undefined : queueUrlProblem(values.queue);
+  if (queueProblem) throw new UsageError(`--queue ${values.queue}: ${queueProblem}`);
+  const nameProblem = queueNameProblem(values['queue-name']);
+  if (nameProblem) throw new UsageError(`--queue-name ${values['queue-name']}: ${nameProblem}`);
   const sampler = parseSamplerFlags(values.sampler, steps, parseScheduleFlag(values.schedule));
   const specs = values.guidance.map(parseGuidanceSpec);
   if (values.guide !== undefined && !specs.some((s) => s.name === 'autoguidance' || (s.name === 'sims' && values.sims === undefined))) {
@@ -265,6 +284,7 @@ export async function readFlags(argv: string[]): Promise<Flags> {
     specs,
     sampler,
     samplerFlags: `--sampler ${values.sampler} --steps ${steps} --schedule ${values.schedule}`,
+    samplerArgv: ['--sampler', values.sampler, '--steps', String(steps), '--schedule', values.schedule],
     count,
     batchSize,
     parallel,
@@ -276,5 +296,6 @@ export async function readFlags(argv: string[]): Promise<Flags> {
     format,
     rgb: values.rgb,
     trust: trustLevel(values.trust),
+    ...(values.queue !== undefined ? { queue: { url: values.queue, name: values['queue-name'] } } : {}),
   };
 }

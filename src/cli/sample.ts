@@ -109,8 +109,18 @@ function asUsage(prefix: string, run: () => void, alsoCodes: readonly string[] =
   }
 }
 
+/**
+ * The settings that depend on where a run samples: the device, and the number
+ * of torch threads that --parallel auto splits each forward over (only on the
+ * CPU). A queued run records the device kind its workers must have ('cpu' or
+ * 'cuda'); a worker compares its own against it (src/queue/loaded-runs.ts).
+ */
+export function deviceSettings(device: string, parallel: Flags['parallel']): { device: string; parallelThreads: number | null } {
+  return { device, parallelThreads: device === 'cpu' && parallel === 'auto' ? autoSplitThreads() : null };
+}
+
 /** The loaded run: models, strategies, the options every shard's sample() shares, and what decides the bytes. */
-interface Run {
+export interface Run {
   main: Model;
   strategies: Strategy[];
   /** sample() options without count, seed and callbacks. */
@@ -126,7 +136,7 @@ interface Run {
  * Loads the models (pushed on `models`, which the caller disposes) and checks
  * the flags against them with explain(): no forward runs, nothing is written.
  */
-async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Promise<Run> {
+export async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Promise<Run> {
   const load = async (path: string, device: DeviceName) => {
     const model = await loadModel(path, { device, signal, trust: flags.trust });
     models.push(model);
@@ -202,11 +212,10 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
       // that number is stored too: a resume in an environment that would
       // split otherwise is refused, not silently different.
       parallel: flags.parallel,
-      parallelThreads: main.device === 'cpu' && flags.parallel === 'auto' ? autoSplitThreads() : null,
       shardSize: flags.shardSize,
       format: flags.format,
       rgb: flags.rgb,
-      device: main.device,
+      ...deviceSettings(main.device, flags.parallel),
       range: RANGE,
     },
     roles,
@@ -228,7 +237,7 @@ async function loadRun(flags: Flags, signal: AbortSignal, models: Model[]): Prom
  * and the shard layout, which --count does not change) and returns the old
  * count as `grewFrom`; the manifest is updated before any new shard is made.
  */
-async function openOutput(
+export async function openOutput(
   flags: Flags,
   settings: Record<string, unknown>,
   bytesPerSample: number,
@@ -287,7 +296,7 @@ async function openOutput(
 }
 
 /** Disk bytes one sample takes in `format`: a shard row and its copy in samples.npz, and/or a PNG (at most its raw bytes and headers). */
-function bytesPerSample(format: Flags['format'], geometry: ImageGeometry): number {
+export function bytesPerSample(format: Flags['format'], geometry: ImageGeometry): number {
   const pixels = geometry.height * geometry.width * geometry.channels;
   return (format !== 'png' ? 2 * (pixels + 8) : 0) + (format !== 'npz' ? pixels + geometry.height + 128 : 0);
 }
@@ -298,7 +307,13 @@ async function checkOutputSpace(flags: Flags, bytes: number): Promise<void> {
 }
 
 /** Writes shard `i`'s files: PNGs first (then their directory is synced), the shard .npz last. */
-async function writeShard(flags: Flags, i: number, first: number, batch: UInt8Batch, labels: (number | null)[] | undefined): Promise<void> {
+export async function writeShard(
+  flags: Pick<Flags, 'out' | 'format' | 'count'>,
+  i: number,
+  first: number,
+  batch: UInt8Batch,
+  labels: (number | null)[] | undefined,
+): Promise<void> {
   if (flags.format !== 'npz') {
     const size = batch.height * batch.width * batch.channels;
     const pngDir = join(flags.out, PNG_DIR);
@@ -317,8 +332,46 @@ async function writeShard(flags: Flags, i: number, first: number, batch: UInt8Ba
   if (flags.format !== 'png') await writeNpz(join(flags.out, shardFileName(i)), shardArrays(batch, labels));
 }
 
+/**
+ * Samples shard `i`: its images as 8-bit (3 channels with --rgb) and its
+ * labels. Shard i's sample k has seed seed + first + k, as in one
+ * uninterrupted run, so any process makes the same bytes. `onProgress` gets
+ * the images of the shard made so far, counting fractions of the batch in flight.
+ */
+export async function makeShard(
+  run: Run,
+  flags: Flags,
+  i: number,
+  options: { signal: AbortSignal; onProgress?: (made: number) => void },
+): Promise<{ batch: UInt8Batch; labels: (number | null)[] | undefined }> {
+  const { first, n } = shardRange(shardPlan(flags.count, flags.shardSize), i);
+  const result = await sample({
+    ...run.base,
+    guidance: run.strategies,
+    count: n,
+    seed: (flags.seed + BigInt(first)) & MASK64,
+    signal: options.signal,
+    onProgress: (p) => {
+      const inBatch = Math.min(flags.batchSize, n - p.done);
+      options.onProgress?.(p.done + (inBatch * p.step) / p.steps);
+    },
+  });
+  let batch: UInt8Batch;
+  try {
+    batch = await toUint8Batch(result.images, { range: RANGE });
+  } finally {
+    result.images.dispose();
+  }
+  return { batch: flags.rgb ? toRgb(batch) : batch, labels: run.withLabels ? result.labels : undefined };
+}
+
 export async function sampleCommand(argv: string[]): Promise<void> {
   const flags = await readFlags(argv);
+  if (flags.queue) {
+    // Imported on demand: runs without a queue never load the queue's client.
+    const { sampleOnQueue } = await import('./sample-queue.js');
+    return sampleOnQueue({ ...flags, queue: flags.queue });
+  }
   const { out, outArg, format, count } = flags;
 
   // Ctrl-C / SIGTERM: stop after the current step; a second one exits at once
@@ -369,30 +422,14 @@ export async function sampleCommand(argv: string[]): Promise<void> {
       if (controller.signal.aborted) break;
       const { first, n } = shardRange(plan, i);
       const madeBefore = progress.made;
-      let result;
+      let shard;
       try {
-        result = await sample({
-          ...run.base,
-          guidance: run.strategies,
-          count: n,
-          seed: (flags.seed + BigInt(first)) & MASK64,
-          signal: controller.signal,
-          onProgress: (p) => {
-            const inBatch = Math.min(flags.batchSize, n - p.done);
-            progress.update(madeBefore + p.done + (inBatch * p.step) / p.steps, i);
-          },
-        });
+        shard = await makeShard(run, flags, i, { signal: controller.signal, onProgress: (made) => progress.update(madeBefore + made, i) });
       } catch (error) {
         if (controller.signal.aborted) break;
         throw error;
       }
-      let batch: UInt8Batch;
-      try {
-        batch = await toUint8Batch(result.images, { range: RANGE });
-      } finally {
-        result.images.dispose();
-      }
-      await writeShard(flags, i, first, flags.rgb ? toRgb(batch) : batch, withLabels ? result.labels : undefined);
+      await writeShard(flags, i, first, shard.batch, shard.labels);
       progress.shardDone(i, first, n);
     }
     if (controller.signal.aborted) {
