@@ -1,6 +1,6 @@
 /**
  * One writer per output directory: an exclusive lock on `<dir>/.lock`,
- * taken with flock(2) through the addon (native/src/file_lock.h). Taking it
+ * taken with flock(2) through the addon (native/src/io/file_lock.h). Taking it
  * is atomic and the kernel drops it when its process ends, so neither a
  * rival starting at the same moment nor a lock left by a killed run can let
  * two processes write at once. The file holds the owner's pid for messages.

@@ -32,7 +32,7 @@ export interface CudaMemory {
   reserved: number;
 }
 
-/** The BLAS libtorch's matrix multiplies call in this process (native/src/blas_info.h). */
+/** The BLAS libtorch's matrix multiplies call in this process (native/src/runtime/blas_info.h). */
 export interface BlasInfo {
   /**
    * 'reference' is Netlib's single-threaded BLAS (Debian's libblas3): matrix
@@ -109,7 +109,7 @@ export interface NativeModel {
     signal?: AbortSignal,
   ): Promise<unknown>;
   readonly attentionSites: { id: number; path: string; kind: 'softmax' | 'sdpa' | 'mha' }[];
-  /** Every softmax and fused attention op the attention pass saw (native/src/attention_pass.h). */
+  /** Every softmax and fused attention op the attention pass saw (native/src/jit/attention_pass.h). */
   readonly attentionCandidates: { path: string; op: string; site: number | null; reason: string | null; attention: boolean }[];
   /** Module outputs the graph pass tagged; hasInput: the call has a tensor argument (skip needs one). */
   readonly moduleSites: { id: number; path: string; hasInput: boolean }[];
@@ -165,7 +165,7 @@ export interface NativeBinding {
   unlockFile(id: number): void;
 }
 
-/** c_in, c_noise, c_skip and c_out of one forward (RunOptions.preconditioning; native/src/preconditioning.h). */
+/** c_in, c_noise, c_skip and c_out of one forward (RunOptions.preconditioning; native/src/ops/preconditioning.h). */
 export interface Preconditioning {
   inputScale: number;
   time: number;

@@ -16,7 +16,7 @@ a ModuleList loop on an 8x16 grid:
 It is built here, not committed: SDPA exists from torch 2.0, and this script
 runs on whatever torch the test machine has. On torch 1.x (Debian's 1.13) it
 first registers a math version of the op under the same schema (as the addon
-does in libtorch 1.x, native/src/sdpa.h), so the same model scripts and runs.
+does in libtorch 1.x, native/src/ops/sdpa.h), so the same model scripts and runs.
 
 reference: rebuilds the model with MODEL.pt's weights and perturbs the chosen
 block's attention explicitly, with no SDPA call at all (softmax(q k^T * scale

@@ -1,0 +1,78 @@
+#include "common/errors.h"
+
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cctype>
+#include <new>
+
+#include "runtime/instance_data.h"
+
+namespace tg {
+
+namespace {
+
+bool Contains(const std::string& haystack, const char* needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+bool LooksLikeOutOfMemory(const std::string& message) {
+  return Contains(message, "out of memory") || Contains(message, "can't allocate memory") ||
+         Contains(message, "Tried to allocate");
+}
+
+}  // namespace
+
+ErrorInfo DescribeException(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    return {e.code(), e.what()};
+  } catch (const c10::OutOfMemoryError& e) {
+    return {code::kOutOfMemory, std::string("out of memory: ") + e.what_without_backtrace() +
+                                    " Fix: use a smaller batchSize, or free tensors with dispose()."};
+  } catch (const c10::Error& e) {
+    std::string message = e.what_without_backtrace();
+    if (LooksLikeOutOfMemory(message)) {
+      return {code::kOutOfMemory,
+              "out of memory: " + message + " Fix: use a smaller batchSize, or free tensors with dispose()."};
+    }
+    return {code::kTorch, message};
+  } catch (const std::bad_alloc&) {
+    return {code::kOutOfMemory, "out of memory (std::bad_alloc). Fix: use a smaller batchSize."};
+  } catch (const std::exception& e) {
+    return {code::kNative, e.what()};
+  } catch (...) {
+    return {code::kNative, "unknown native exception"};
+  }
+}
+
+bool LooksLikeShapeError(const std::string& message) {
+  // libtorch has no exception type for shape mismatches; these are the
+  // phrases its kernels use (conv, linear, matmul, cat, view, broadcasting).
+  static const char* const kPhrases[] = {
+      "size mismatch",  "shape",           "to have",        "must match the size",
+      "cannot be multiplied", "Expected size", "Sizes of tensors", "dimension",
+      "Expected 3D",    "Expected 4D",     "is invalid for input of size", "expected input",
+  };
+  return std::any_of(std::begin(kPhrases), std::end(kPhrases),
+                     [&](const char* phrase) { return Contains(message, phrase); });
+}
+
+void SetErrorClass(Napi::Env env, Napi::Function ctor) {
+  InstanceData& data = InstanceData::Get(env);
+  data.errorClass = Napi::Persistent(ctor);
+}
+
+Napi::Error MakeError(Napi::Env env, const ErrorInfo& info) {
+  InstanceData* data = InstanceData::Find(env);
+  if (data != nullptr && !data->errorClass.IsEmpty()) {
+    Napi::Value made = data->errorClass.New({Napi::String::New(env, info.code), Napi::String::New(env, info.message)});
+    return Napi::Error(env, made);
+  }
+  Napi::Error error = Napi::Error::New(env, info.message);
+  error.Set("code", Napi::String::New(env, info.code));
+  return error;
+}
+
+}  // namespace tg

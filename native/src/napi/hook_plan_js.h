@@ -1,0 +1,25 @@
+// A forward's hook plan from its JS form (src/model.ts builds it):
+//
+//   { batch, probe?, entries?: [{ site, start, length, action, sigma?, gridHeight?, gridWidth? }],
+//     modules?: [{ site, start, length, action: 'noise' | 'skip', scale?, seed? }] }
+//
+// Checked here, on the main thread, so a bad plan fails before the forward is
+// queued.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <vector>
+
+#include "jit/attention_pass.h"
+#include "jit/module_pass.h"
+#include "ops/hook_plan.h"
+
+namespace tg {
+
+// Null when `value` is not an object (a forward without a plan).
+std::shared_ptr<HookPlan> ParseHookPlan(const Napi::Value& value, const std::vector<AttentionSite>& attentionSites,
+                                        const std::vector<ModuleSite>& moduleSites);
+
+}  // namespace tg
