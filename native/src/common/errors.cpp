@@ -6,8 +6,6 @@
 #include <cctype>
 #include <new>
 
-#include "runtime/instance_data.h"
-
 namespace tg {
 
 namespace {
@@ -59,20 +57,19 @@ bool LooksLikeShapeError(const std::string& message) {
                      [&](const char* phrase) { return Contains(message, phrase); });
 }
 
-void SetErrorClass(Napi::Env env, Napi::Function ctor) {
-  InstanceData& data = InstanceData::Get(env);
-  data.errorClass = Napi::Persistent(ctor);
-}
-
-Napi::Error MakeError(Napi::Env env, const ErrorInfo& info) {
-  InstanceData* data = InstanceData::Find(env);
-  if (data != nullptr && !data->errorClass.IsEmpty()) {
-    Napi::Value made = data->errorClass.New({Napi::String::New(env, info.code), Napi::String::New(env, info.message)});
-    return Napi::Error(env, made);
+std::string ErrorSummary(const std::string& message) {
+  std::string summary;
+  size_t start = 0;
+  while (start < message.size()) {
+    size_t end = message.find('\n', start);
+    if (end == std::string::npos) end = message.size();
+    std::string line = message.substr(start, end - start);
+    size_t colon = line.find("Error: ");
+    if (colon != std::string::npos && colon < 40 && line.find(' ') > colon) summary = line.substr(colon + 7);
+    start = end + 1;
   }
-  Napi::Error error = Napi::Error::New(env, info.message);
-  error.Set("code", Napi::String::New(env, info.code));
-  return error;
+  if (summary.empty()) summary = message.substr(0, message.find('\n'));
+  return summary;
 }
 
 }  // namespace tg

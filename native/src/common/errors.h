@@ -1,10 +1,8 @@
-// Error handling for the addon: every failure becomes a TorchGuidanceError
-// (the class the TypeScript side registers at init) with a stable `code`.
-// Nothing thrown by libtorch may escape a Node-API callback: node-addon-api
-// only catches Napi::Error, anything else would terminate the process.
+// The addon's errors: a tg::Error carries one of the stable codes below, and
+// every failure, ours or libtorch's, is classified into a code and a message
+// (DescribeException) before it crosses to JS as a TorchGuidanceError
+// (runtime/js_errors.h). No Node-API here: every layer throws these.
 #pragma once
-
-#include <napi.h>
 
 #include <exception>
 #include <stdexcept>
@@ -63,23 +61,8 @@ ErrorInfo DescribeException(std::exception_ptr error);
 // True when a libtorch message reads as a size/shape mismatch of an input.
 bool LooksLikeShapeError(const std::string& message);
 
-// Registers the JS error class (called once per environment at init).
-void SetErrorClass(Napi::Env env, Napi::Function ctor);
-
-// Builds `new TorchGuidanceError(code, message)`; falls back to a plain Error
-// with a `code` property before init.
-Napi::Error MakeError(Napi::Env env, const ErrorInfo& info);
-
-// Runs `body` and turns any non-JS exception into a thrown TorchGuidanceError.
-template <typename Body>
-auto Guarded(Napi::Env env, Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throw MakeError(env, DescribeException(std::current_exception()));
-  }
-}
+// What went wrong, from a TorchScript error: the interpreter's messages carry
+// a traceback, and its last "SomethingError: ..." line is the cause.
+std::string ErrorSummary(const std::string& message);
 
 }  // namespace tg

@@ -12,7 +12,7 @@
 //    its elements (ERR_NOT_TORCHSCRIPT: truncated);
 //  * unless `trusted`: no class defines __setstate__ and no object of a
 //    native (torchbind) class is pickled, since either would run code during
-//    the load, before model_scan.h could look at it (ERR_UNTRUSTED_MODEL).
+//    the load, before jit/model_scan.h could look at it (ERR_UNTRUSTED_MODEL).
 #pragma once
 
 #include <cstdint>

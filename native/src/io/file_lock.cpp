@@ -13,7 +13,6 @@
 #include <string>
 
 #include "common/errors.h"
-#include "napi/js_convert.h"
 
 namespace tg {
 
@@ -55,68 +54,57 @@ int ReadPid(int fd) {
 
 }  // namespace
 
-Napi::Value TryLockFileJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return Guarded(env, [&]() -> Napi::Value {
-    const std::string path = ToString(info.Length() > 0 ? info[0] : env.Undefined(), "path");
-    // A rival may unlink the file between our open and our lock: retry a few times.
-    for (int attempt = 0; attempt < 16; ++attempt) {
-      int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-      if (fd < 0) Fail("opening the lock file", path, errno);
-      struct stat st {};
-      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw Error(code::kIo, "the lock file '" + path + "' is not a regular file. Fix: remove it.");
-      }
-      if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        const int error = errno;
-        if (error != EWOULDBLOCK) {
-          ::close(fd);
-          Fail("locking", path, error);
-        }
-        const int pid = ReadPid(fd);
-        ::close(fd);
-        Napi::Object held = Napi::Object::New(env);
-        held.Set("heldBy", pid);
-        return held;
-      }
-      if (!SameFile(fd, path)) {  // released (unlinked) and maybe re-created since we opened it
-        ::close(fd);
-        continue;
-      }
-      const std::string pid = std::to_string(::getpid()) + "\n";
-      if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-        const int error = errno;
-        ::unlink(path.c_str());
-        ::close(fd);
-        Fail("writing the lock file", path, error);
-      }
-      std::lock_guard<std::mutex> lock(g_mutex);
-      const int64_t id = g_nextId++;
-      g_locks.emplace(id, HeldLock{fd, path});
-      return Napi::Number::New(env, static_cast<double>(id));
+LockAttempt TryLockFile(const std::string& path) {
+  // A rival may unlink the file between our open and our lock: retry a few times.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    if (fd < 0) Fail("opening the lock file", path, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      throw Error(code::kIo, "the lock file '" + path + "' is not a regular file. Fix: remove it.");
     }
-    throw Error(code::kIo, "could not lock '" + path + "': it was replaced again and again. Fix: check what else writes there.");
-  });
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      if (error != EWOULDBLOCK) {
+        ::close(fd);
+        Fail("locking", path, error);
+      }
+      const int pid = ReadPid(fd);
+      ::close(fd);
+      return LockAttempt{0, pid};
+    }
+    if (!SameFile(fd, path)) {  // released (unlinked) and maybe re-created since we opened it
+      ::close(fd);
+      continue;
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      const int error = errno;
+      ::unlink(path.c_str());
+      ::close(fd);
+      Fail("writing the lock file", path, error);
+    }
+    std::lock_guard<std::mutex> lock(g_mutex);
+    const int64_t id = g_nextId++;
+    g_locks.emplace(id, HeldLock{fd, path});
+    return LockAttempt{id, 0};
+  }
+  throw Error(code::kIo, "could not lock '" + path + "': it was replaced again and again. Fix: check what else writes there.");
 }
 
-Napi::Value UnlockFileJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return Guarded(env, [&]() -> Napi::Value {
-    const int64_t id = ToInt64(info.Length() > 0 ? info[0] : env.Undefined(), "id");
-    HeldLock held{-1, ""};
-    {
-      std::lock_guard<std::mutex> lock(g_mutex);
-      auto found = g_locks.find(id);
-      if (found == g_locks.end()) return env.Undefined();
-      held = found->second;
-      g_locks.erase(found);
-    }
-    // Unlink while still holding the lock, then let go.
-    if (SameFile(held.fd, held.path)) ::unlink(held.path.c_str());
-    ::close(held.fd);
-    return env.Undefined();
-  });
+void UnlockFile(int64_t id) {
+  HeldLock held{-1, ""};
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto found = g_locks.find(id);
+    if (found == g_locks.end()) return;
+    held = found->second;
+    g_locks.erase(found);
+  }
+  // Unlink while still holding the lock, then let go.
+  if (SameFile(held.fd, held.path)) ::unlink(held.path.c_str());
+  ::close(held.fd);
 }
 
 }  // namespace tg

@@ -9,15 +9,24 @@
 // lock, that the path now names another file (or none) and tries again.
 #pragma once
 
-#include <napi.h>
+#include <cstdint>
+#include <string>
 
 namespace tg {
 
-// tryLockFile(path) -> number (the lock's id) | { heldBy: pid } (pid 0 when
-// not yet written). Throws ERR_IO when the file cannot be opened or locked.
-Napi::Value TryLockFileJs(const Napi::CallbackInfo& info);
+// The outcome of TryLockFile: `id` names a lock now held, or `id` is 0 and
+// `heldBy` is the pid written by the process that holds it (0 when not yet
+// written).
+struct LockAttempt {
+  int64_t id = 0;
+  int heldBy = 0;
+};
 
-// unlockFile(id): removes the lock file and releases the lock. Idempotent.
-Napi::Value UnlockFileJs(const Napi::CallbackInfo& info);
+// Takes the lock on `path` (created if missing) without waiting. Throws
+// ERR_IO when the file cannot be opened, locked or written.
+LockAttempt TryLockFile(const std::string& path);
+
+// Removes the lock file and releases the lock. Idempotent.
+void UnlockFile(int64_t id);
 
 }  // namespace tg

@@ -14,7 +14,7 @@
 //      (aten::_native_multi_head_attention), and wraps each:
 //      guidance::attn_logits before and guidance::attn_probs after a softmax,
 //      guidance::attn_sdpa and guidance::attn_mha after the fused ops
-//      (hook_ops.cpp, mha_hook.h).
+//      (ops/hook_ops.cpp, ops/mha_hook.h).
 // A site is named by the innermost module whose code holds both the softmax
 // and the product (`blocks.3.attn`, also when the softmax is an nn.Softmax
 // child or a free function), or that calls the fused op; `#1`, `#2` for

@@ -5,7 +5,7 @@
 // unoptimised graph (so the order and the set of nodes are exactly what the
 // attention pass walked), and before inlining a call to a submodule's forward
 // it wraps the call's result in `<ns>::module_out(out, input, id)`. That op
-// (module_hook_op.cpp) returns `out` unless the thread's plan asks to add
+// (ops/module_hook_op.cpp) returns `out` unless the thread's plan asks to add
 // noise to it (time-step guidance) or to replace it by `input`, the call's
 // first tensor argument (skip-layer guidance), for a batch slice.
 //

@@ -1,7 +1,7 @@
 // torch-guidance native addon: module registration.
 #include <napi.h>
 
-#include "io/file_lock.h"
+#include "napi/file_lock_js.h"
 #include "napi/model.h"
 #include "napi/runtime_js.h"
 #include "napi/tensor.h"

@@ -2,11 +2,11 @@
 // and setBlasThreads(setting) (src/blas.ts).
 #include <napi.h>
 
-#include "common/errors.h"
 #include "napi/js_convert.h"
 #include "napi/runtime_js.h"
 #include "runtime/blas_info.h"
 #include "runtime/blas_threads.h"
+#include "runtime/js_errors.h"
 
 namespace tg {
 

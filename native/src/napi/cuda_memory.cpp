@@ -9,9 +9,9 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "common/errors.h"
 #include "napi/runtime_js.h"
 #include "runtime/device.h"
+#include "runtime/js_errors.h"
 
 namespace tg {
 

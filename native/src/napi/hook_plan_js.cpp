@@ -124,4 +124,20 @@ std::shared_ptr<HookPlan> ParseHookPlan(const Napi::Value& value, const std::vec
   return plan;
 }
 
+std::optional<Preconditioning> ParsePreconditioning(const Napi::Value& plan) {
+  if (!plan.IsObject()) return std::nullopt;
+  Napi::Value value = plan.As<Napi::Object>().Get("preconditioning");
+  if (value.IsUndefined() || value.IsNull()) return std::nullopt;
+  if (!value.IsObject()) throw Error(code::kInvalidArgument, "preconditioning must be an object { inputScale, time, skip, out }.");
+  Napi::Object object = value.As<Napi::Object>();
+  auto number = [&](const char* key) {
+    Napi::Value field = object.Get(key);
+    if (!field.IsNumber() || !std::isfinite(field.As<Napi::Number>().DoubleValue())) {
+      throw Error(code::kInvalidArgument, std::string("preconditioning.") + key + " must be a finite number.");
+    }
+    return field.As<Napi::Number>().DoubleValue();
+  };
+  return Preconditioning{number("inputScale"), number("time"), number("skip"), number("out")};
+}
+
 }  // namespace tg

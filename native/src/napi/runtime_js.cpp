@@ -12,7 +12,6 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
-#include "common/errors.h"
 #include "napi/js_convert.h"
 #include "napi/model.h"
 #include "napi/tensor.h"
@@ -21,6 +20,7 @@
 #include "runtime/device.h"
 #include "runtime/executor.h"
 #include "runtime/inflight.h"
+#include "runtime/js_errors.h"
 #include "runtime/promise_worker.h"
 
 namespace tg {

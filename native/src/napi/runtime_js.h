@@ -25,8 +25,8 @@ int BlasSetting(const Napi::Value& value);
 Napi::Value BlasInfoJs(const Napi::CallbackInfo& info);
 // setBlasThreads(setting) -> runtimeInfo().blas after the change (blas_js.cpp).
 Napi::Value SetBlasThreadsJs(const Napi::CallbackInfo& info);
-// prepareExit(): see PrepareExit in inflight.h.
-// prepareExit(exitCode): see PrepareExit in inflight.h.
+// prepareExit(): see PrepareExit in runtime/inflight.h.
+// prepareExit(exitCode): see PrepareExit in runtime/inflight.h.
 Napi::Value PrepareExitJs(const Napi::CallbackInfo& info);
 
 }  // namespace tg

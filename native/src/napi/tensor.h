@@ -5,6 +5,10 @@
 // handle's reference at once (idempotent); the GC finalizer is only a
 // fallback. CPU bytes are reported to V8 as external memory so the GC sees
 // the pressure of handles that are never disposed.
+//
+// The handle, its factories, properties and copies to JS are in tensor.cpp;
+// arithmetic, reductions, layout and checks in tensor_math.cpp; filters in
+// tensor_filters_js.cpp.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -58,7 +62,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value StdPerSample(const Napi::CallbackInfo& info);
   Napi::Value NormPerSample(const Napi::CallbackInfo& info);
 
-  // Filters, thresholds and axis reductions (tensor_filters.cpp).
+  // Filters, thresholds and axis reductions (tensor_filters_js.cpp).
   Napi::Value GaussianBlur(const Napi::CallbackInfo& info);
   Napi::Value LowPass(const Napi::CallbackInfo& info);
   Napi::Value ResizeNearest(const Napi::CallbackInfo& info);
@@ -68,7 +72,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value MeanAxis(const Napi::CallbackInfo& info);
   Napi::Value SumPerSample(const Napi::CallbackInfo& info);
 
-  // allFinite() -> boolean: no NaN or infinity anywhere (tensor_checks.cpp).
+  // allFinite() -> boolean: no NaN or infinity anywhere (tensor_math.cpp).
   Napi::Value AllFinite(const Napi::CallbackInfo& info);
 
   // Layout.

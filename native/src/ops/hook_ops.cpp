@@ -1,7 +1,7 @@
 // The attention hook ops, registered as guidance::attn_logits and
 // guidance::attn_probs, and the registration of every hook op (with
 // guidance::module_out, module_hook_op.cpp). The attention pass
-// (attention_pass.cpp) inserts them around every softmax attention site; each
+// (jit/attention_pass.cpp) inserts them around every softmax attention site; each
 // reads the thread's HookPlan.
 //
 // Both take the site's tensor of shape [B * R, ..., Nq, Nk] (R rows per

@@ -1,5 +1,5 @@
 // guidance::module_out(x, input, site): the hook on a module's output that
-// the module pass (module_pass.h) inserts. Registered in hook_ops.cpp.
+// the module pass (jit/module_pass.h) inserts. Registered in hook_ops.cpp.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -7,22 +7,6 @@
 
 namespace tg {
 
-std::optional<Preconditioning> ParsePreconditioning(const Napi::Value& plan) {
-  if (!plan.IsObject()) return std::nullopt;
-  Napi::Value value = plan.As<Napi::Object>().Get("preconditioning");
-  if (value.IsUndefined() || value.IsNull()) return std::nullopt;
-  if (!value.IsObject()) throw Error(code::kInvalidArgument, "preconditioning must be an object { inputScale, time, skip, out }.");
-  Napi::Object object = value.As<Napi::Object>();
-  auto number = [&](const char* key) {
-    Napi::Value field = object.Get(key);
-    if (!field.IsNumber() || !std::isfinite(field.As<Napi::Number>().DoubleValue())) {
-      throw Error(code::kInvalidArgument, std::string("preconditioning.") + key + " must be a finite number.");
-    }
-    return field.As<Napi::Number>().DoubleValue();
-  };
-  return Preconditioning{number("inputScale"), number("time"), number("skip"), number("out")};
-}
-
 at::Tensor PrepareInputs(const Preconditioning& p, std::vector<c10::IValue>& inputs) {
   if (inputs.size() < 2 || !inputs[0].isTensor() || !inputs[1].isTensor()) {
     throw Error(code::kInputType, "preconditioning needs a method whose first two inputs are tensors (x and the time).");

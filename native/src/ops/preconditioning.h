@@ -13,23 +13,18 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/ivalue.h>
-#include <napi.h>
 
-#include <optional>
 #include <vector>
 
 namespace tg {
 
+// The four numbers of one forward (napi/hook_plan_js.h reads them from JS).
 struct Preconditioning {
   double inputScale = 1;  // c_in
   double time = 0;        // c_noise: the second input, filled per sample
   double skip = 0;        // c_skip
   double out = 1;         // c_out
 };
-
-// From the plan object's `preconditioning` field: { inputScale, time, skip,
-// out }, all finite numbers; nullopt when the field is absent.
-std::optional<Preconditioning> ParsePreconditioning(const Napi::Value& plan);
 
 // Before the forward, on the torch thread: returns x (the first input, as
 // given) and replaces inputs[0] by c_in · x and inputs[1] by a float tensor

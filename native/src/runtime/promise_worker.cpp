@@ -3,10 +3,10 @@
 #include <chrono>
 #include <memory>
 
-#include "common/errors.h"
 #include "runtime/executor.h"
 #include "runtime/inflight.h"
 #include "runtime/instance_data.h"
+#include "runtime/js_errors.h"
 
 namespace tg {
 

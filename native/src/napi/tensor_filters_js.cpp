@@ -1,39 +1,21 @@
-// Tensor ops for guidance strategies and samplers beyond plain arithmetic:
-// image filters (SAG's Gaussian blur, the FFT low-pass baseline), nearest
-// resizing (attention masks up to the sample size), thresholds, clamps and
-// axis reductions. Kept apart from tensor.cpp, which holds the handle itself.
-#include <cmath>
+// Tensor methods for guidance strategies and samplers beyond plain
+// arithmetic: image filters (SAG's Gaussian blur, the FFT low-pass baseline;
+// ops/tensor_filters.h), nearest resizing (attention masks up to the sample
+// size), thresholds, clamps and axis reductions.
 #include <optional>
 #include <vector>
 
-#include "common/errors.h"
 #include "napi/js_convert.h"
 #include "napi/tensor.h"
+#include "ops/tensor_filters.h"
+#include "runtime/js_errors.h"
 
 namespace tg {
 
 namespace {
 
-void RequireImageBatch(const at::Tensor& self, const char* op) {
-  if (self.dim() != 4) {
-    throw Error(code::kInvalidArgument, std::string(op) + " needs an image batch [N, C, H, W]; got shape " +
-                                            c10::str(self.sizes()) + ".");
-  }
-  if (!at::isFloatingType(self.scalar_type())) {
-    throw Error(code::kInvalidArgument, std::string(op) + " needs a floating tensor; got " +
-                                            std::string(c10::toString(self.scalar_type())) + ".");
-  }
-}
-
 Napi::Value Arg(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i ? info[i] : info.Env().Undefined();
-}
-
-// A normalised 1-D Gaussian of odd length `size`.
-at::Tensor GaussianKernel1d(int64_t size, double sigma, const at::TensorOptions& options) {
-  at::Tensor x = at::arange(size, options.dtype(at::kDouble)) - static_cast<double>(size - 1) / 2.0;
-  at::Tensor kernel = at::exp(-(x * x) / (2.0 * sigma * sigma));
-  return (kernel / kernel.sum()).to(options.dtype());
 }
 
 int64_t AxisArg(const Napi::CallbackInfo& info, const at::Tensor& self, const char* op) {
@@ -48,8 +30,7 @@ int64_t AxisArg(const Napi::CallbackInfo& info, const at::Tensor& self, const ch
 
 }  // namespace
 
-// Separable Gaussian blur over H and W with reflect padding (torchvision's
-// gaussian_blur, which SAG uses). `kernelSize` odd, at most the image side.
+// gaussianBlur(kernelSize, sigma) (ops/tensor_filters.h).
 Napi::Value TensorWrap::GaussianBlur(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guarded(env, [&]() -> Napi::Value {
@@ -57,46 +38,17 @@ Napi::Value TensorWrap::GaussianBlur(const Napi::CallbackInfo& info) {
     RequireImageBatch(self, "gaussianBlur");
     int64_t size = ToInt64(Arg(info, 0), "gaussianBlur: kernelSize");
     double sigma = ToDouble(Arg(info, 1), "gaussianBlur: sigma");
-    int64_t height = self.size(2), width = self.size(3);
-    if (size < 1 || size % 2 == 0 || size / 2 >= std::min(height, width)) {
-      throw Error(code::kInvalidArgument, "gaussianBlur: kernelSize must be odd and its half below the image side (" +
-                                              std::to_string(height) + "x" + std::to_string(width) + "); got " +
-                                              std::to_string(size) + ".");
-    }
-    if (!(sigma > 0) || !std::isfinite(sigma)) {
-      throw Error(code::kInvalidArgument, "gaussianBlur: sigma must be a positive finite number.");
-    }
-    int64_t channels = self.size(1);
-    at::Tensor kernel = GaussianKernel1d(size, sigma, self.options());
-    at::Tensor horizontal = kernel.view({1, 1, 1, size}).expand({channels, 1, 1, size});
-    at::Tensor vertical = kernel.view({1, 1, size, 1}).expand({channels, 1, size, 1});
-    int64_t pad = size / 2;
-    at::Tensor padded = at::reflection_pad2d(self, {pad, pad, pad, pad});
-    // `{}` (no bias) converts to c10::optional on libtorch 1.x and std::optional on 2.x.
-    at::Tensor out = at::conv2d(padded, horizontal, {}, at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, channels);
-    out = at::conv2d(out, vertical, {}, at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, channels);
-    return Wrap(env, out);
+    return Wrap(env, tg::GaussianBlur(self, size, sigma, "gaussianBlur"));
   });
 }
 
-// Keeps the spatial frequencies within `cutoff` (a fraction of Nyquist, 0..1]
-// of the centre, radially; the SAG paper's frequency-filter baseline.
+// lowPass(cutoff) (ops/tensor_filters.h).
 Napi::Value TensorWrap::LowPass(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guarded(env, [&]() -> Napi::Value {
     const at::Tensor& self = Checked(env);
     RequireImageBatch(self, "lowPass");
-    double cutoff = ToDouble(Arg(info, 0), "lowPass: cutoff");
-    if (!(cutoff > 0) || cutoff > 1) throw Error(code::kInvalidArgument, "lowPass: cutoff must be in (0, 1].");
-    at::Tensor x = self.to(at::kFloat);
-    at::Tensor spectrum = at::fft_fft2(x);
-    auto options = x.options();
-    at::Tensor fy = at::fft_fftfreq(self.size(2), 1.0, options) * 2.0;  // -1..1, 1 = Nyquist
-    at::Tensor fx = at::fft_fftfreq(self.size(3), 1.0, options) * 2.0;
-    at::Tensor radius = at::sqrt(fy.view({-1, 1}).pow(2) + fx.view({1, -1}).pow(2));
-    at::Tensor keep = (radius <= cutoff).to(at::kFloat);
-    at::Tensor out = at::real(at::fft_ifft2(spectrum * keep));
-    return Wrap(env, out.to(self.scalar_type()));
+    return Wrap(env, tg::LowPass(self, ToDouble(Arg(info, 0), "lowPass: cutoff"), "lowPass"));
   });
 }
 
