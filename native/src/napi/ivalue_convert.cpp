@@ -82,27 +82,6 @@ c10::IValue Convert(Napi::Env env, const Napi::Value& value, const c10::TypePtr&
   }
 }
 
-void Place(c10::IValue& value, const at::Device& device, at::ScalarType dtype) {
-  if (value.isTensor()) {
-    at::Tensor tensor = value.toTensor();
-    at::ScalarType target = at::isFloatingType(tensor.scalar_type()) ? dtype : tensor.scalar_type();
-    if (tensor.device() != device || tensor.scalar_type() != target) value = tensor.to(device, target);
-  } else if (value.isList()) {
-    c10::List<c10::IValue> list = value.toList();
-    for (size_t i = 0; i < list.size(); ++i) {
-      c10::IValue item = list.get(i);
-      Place(item, device, dtype);
-      list.set(i, item);
-    }
-  } else if (value.isTuple()) {
-    std::vector<c10::IValue> items = value.toTupleRef().elements().vec();
-    for (auto& item : items) Place(item, device, dtype);
-    value = c10::ivalue::Tuple::create(std::move(items));
-  }
-}
-
-}  // namespace
-
 std::string SignatureOf(const c10::FunctionSchema& schema) {
   std::string text = schema.name() + "(";
   const auto& args = schema.arguments();
@@ -141,10 +120,6 @@ std::vector<c10::IValue> InputsFromJs(Napi::Env env, const c10::FunctionSchema& 
     }
   }
   return stack;
-}
-
-void PlaceInputs(std::vector<c10::IValue>& inputs, const at::Device& device, at::ScalarType dtype) {
-  for (auto& input : inputs) Place(input, device, dtype);
 }
 
 Napi::Value OutputToJs(Napi::Env env, const c10::IValue& value) {

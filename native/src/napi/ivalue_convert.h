@@ -15,10 +15,6 @@ namespace tg {
 // Throws ERR_INPUT_COUNT / ERR_INPUT_TYPE naming the argument.
 std::vector<c10::IValue> InputsFromJs(Napi::Env env, const c10::FunctionSchema& schema, const Napi::Array& inputs);
 
-// Moves tensors (also inside lists and tuples) to `device`, and floating
-// tensors to `dtype`.
-void PlaceInputs(std::vector<c10::IValue>& inputs, const at::Device& device, at::ScalarType dtype);
-
 // Tensor -> Tensor handle, tuple/list -> array, dict -> object, scalars ->
 // numbers/booleans/strings, None -> null. Throws ERR_OUTPUT_TYPE otherwise.
 Napi::Value OutputToJs(Napi::Env env, const c10::IValue& value);

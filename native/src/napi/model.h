@@ -1,48 +1,20 @@
 // Model: a JS handle to a loaded, frozen TorchScript module.
 //
-// The module lives in a shared ModelState. The JS handle owns one reference,
-// every forward in flight owns another: dispose() (or a GC) during a forward
-// frees nothing until that forward is done.
+// The module lives in a shared ModelState (jit/model_state.h). The JS handle
+// owns one reference, every forward in flight owns another: dispose() (or a
+// GC) during a forward frees nothing until that forward is done. Loading is
+// jit/model_load.h, a forward jit/model_forward.h; this class checks JS
+// arguments and converts results (model.cpp, and model_call.cpp for call()).
 #pragma once
 
 #include <napi.h>
 #include <torch/script.h>
 
-#include <atomic>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <vector>
 
-#include "jit/attention_pass.h"
+#include "jit/model_state.h"
 
 namespace tg {
-
-struct ModelState {
-  torch::jit::Module module;
-  at::Device device = at::Device(at::kCPU);
-  at::ScalarType dtype = at::kFloat;
-  std::string path;
-  std::string card;  // the archive's model.json, empty when absent
-  bool hasCard = false;
-  bool frozen = false;
-  int64_t parameterCount = 0;
-  int64_t parameterBytes = 0;
-  std::atomic<int64_t> forwardCount{0};
-  std::vector<AttentionSite> sites;  // found by the attention pass, ids = indices
-  std::vector<ModuleSite> moduleSites;  // module outputs tagged by the same pass, ids = indices
-  std::vector<AttentionCandidate> attentionCandidates;  // every softmax / fused attention op the pass saw
-  std::string attentionPassError;    // why the pass was skipped, if it was
-  // A method of the frozen module holding forward without the hook ops
-  // (attention_pass.h, WithoutHookOps), which forwards with no plan run;
-  // empty when the model has no hook ops or could not be frozen.
-  std::string plainForward;
-  std::atomic<int64_t> plainForwardCount{0};  // forwards that ran it
-  // The graph the last forward executed after libtorch's optimisations
-  // (specialised, fused); kept as a pointer (cheap), printed on request.
-  std::mutex lastGraphMutex;
-  std::shared_ptr<torch::jit::Graph> lastGraph;
-};
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:

@@ -31,7 +31,7 @@ struct SiteShape {
   std::vector<int64_t> logits;  // the softmax input's shape
 };
 
-// Module outputs (module_pass.h): add seeded Gaussian noise (time-step
+// Module outputs (jit/module_pass.h): add seeded Gaussian noise (time-step
 // guidance) or replace the output by the module's input (skip-layer guidance).
 enum class ModuleAction { kNoise, kSkip };
 
@@ -62,7 +62,7 @@ struct HookPlan {
   std::map<int64_t, ModuleShape> moduleShapes;  // filled when probe
 
   // Whether any hook op has something to do in this forward; a plan that
-  // does not may run the graph without hook ops (model.h, plainForward).
+  // does not may run the graph without hook ops (jit/model_state.h, plainForward).
   bool Acts() const { return probe || !entries.empty() || !moduleEntries.empty(); }
 };
 

@@ -21,7 +21,7 @@ at::Tensor SliceNoise(const ModuleHookEntry& entry, const at::Tensor& slice) {
   shape.insert(shape.end(), slice.sizes().begin() + 1, slice.sizes().end());
   at::Tensor noise = SeededNoise(entry.seeds, entry.perSampleSeeds, shape).reshape(slice.sizes());
   if (slice.is_cuda()) {
-    // From pinned memory without blocking, as Tensor uploads do (tensor.cpp):
+    // From pinned memory without blocking, as Tensor uploads do (napi/tensor.cpp):
     // a pageable copy would make this thread wait for the GPU mid-forward.
     noise = noise.pin_memory().to(slice.device(), noise.scalar_type(), /*non_blocking=*/true);
   }
