@@ -4,7 +4,7 @@
 export { globToRegExp, type AttentionCandidate, type AttentionHook, type AttentionSite, type SiteSelector } from './attention.js';
 export type { Hook } from './hooks.js';
 export type { ModuleHook, ModuleSite } from './module-hooks.js';
-export { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from './errors.js';
+export { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from './core/errors.js';
 export {
   Model,
   disposeOutput,
@@ -44,9 +44,9 @@ export {
   type CudaMemory,
   type JobTimes,
   type RuntimeInfo,
-} from './runtime.js';
-export { REFERENCE_BLAS_WARNING } from './blas-warning.js';
-export { resourceLimits, setResourceLimits, type ResourceLimits } from './limits.js';
+} from './core/runtime.js';
+export { REFERENCE_BLAS_WARNING } from './core/blas-warning.js';
+export { resourceLimits, setResourceLimits, type ResourceLimits } from './core/limits.js';
 export {
   cat,
   full,
@@ -61,4 +61,4 @@ export {
   type Tensor,
   type TensorOptions,
   type TypedArrayFor,
-} from './tensor.js';
+} from './core/tensor.js';

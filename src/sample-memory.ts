@@ -13,7 +13,7 @@
  * Estimates bound requests that cannot succeed (a count of a billion, a
  * batch of millions); they do not promise that a smaller request fits.
  */
-import { config } from './config.js';
+import { config } from './core/config.js';
 import { autoChunks } from './batch-split.js';
 
 /** Sample-sized tensors a sampler step keeps alive besides the forwards: x, D, the previous D, noise, and temporaries. */

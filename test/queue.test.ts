@@ -20,7 +20,7 @@ import { Queue } from 'bullmq';
 
 import { sampleCommand } from '../src/cli/sample.js';
 import { readFlags } from '../src/cli/sample-flags.js';
-import { UsageError } from '../src/cli/usage-error.js';
+import { UsageError } from '../src/core/usage-error.js';
 import { workerCommand } from '../src/cli/worker.js';
 import {
   type QueuedRunEvent,

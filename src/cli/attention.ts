@@ -13,9 +13,9 @@ import { Denoiser } from '../guidance/denoiser.js';
 import { heatmap, labelledRows, overlay, toImages, writePng, type LabelledRow, type RasterImage } from '../image/index.js';
 import { loadModel } from '../model.js';
 import { sample } from '../sample.js';
-import { randn, tensor, type DeviceName, type Tensor } from '../tensor.js';
+import { randn, tensor, type DeviceName, type Tensor } from '../core/tensor.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 import { shippedModel } from './package-paths.js';
 
 export const attentionHelp = `Usage: torch-guidance attention [options]

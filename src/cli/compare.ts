@@ -12,13 +12,13 @@ import { parseArgs } from 'node:util';
 import { writeBytesAtomic } from '../io/atomic.js';
 import { labelledRows, toImages, writePng, type LabelledRow } from '../image/index.js';
 import { loadModel, type Model } from '../model.js';
-import { runtimeInfo } from '../runtime.js';
+import { runtimeInfo } from '../core/runtime.js';
 import { explain, sample } from '../sample.js';
-import type { DeviceName, Tensor } from '../tensor.js';
-import { classifierAgreement } from '../util/classifier-agreement.js';
+import type { DeviceName, Tensor } from '../core/tensor.js';
+import { classifierAgreement } from '../metrics/classifier-agreement.js';
 import { compareRows, describeSettings, type CompareModels } from './compare-rows.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 import { shippedModel } from './package-paths.js';
 
 export const compareHelp = `Usage: torch-guidance compare [options]

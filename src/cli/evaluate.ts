@@ -7,14 +7,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { ErrorCodes, isTorchGuidanceError } from '../errors.js';
+import { ErrorCodes, isTorchGuidanceError } from '../core/errors.js';
 import { readImageSet, type ImageSet, type ImageSetOptions } from '../io/image-sets.js';
 import { Classifier } from '../metrics/classifier.js';
 import { evaluateImages } from '../metrics/evaluate.js';
-import type { DeviceName } from '../tensor.js';
+import type { DeviceName } from '../core/tensor.js';
 import { intFlag } from './int-flag.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 import { shippedModel } from './package-paths.js';
 
 const FASHION_MNIST_TEST = join(process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist', 't10k-images-idx3-ubyte.gz');

@@ -16,14 +16,14 @@
  */
 import type { z } from 'zod';
 
-import { isTorchGuidanceError } from '../errors.js';
+import { isTorchGuidanceError } from '../core/errors.js';
 import { FACTORIES } from '../guidance/registry.js';
 import { windowSchema } from '../guidance/options.js';
 import type { Strategy } from '../guidance/types.js';
 import type { Model } from '../model.js';
 import { samplerSchema, type SamplerOptions } from '../samplers/samplers.js';
 import { sigmaScheduleSchema, type SigmaScheduleOptions } from '../samplers/sigma-schedules.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 
 type Shape = Record<string, z.ZodType>;
 

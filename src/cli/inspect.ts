@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 
 import { loadModel } from '../model.js';
-import { runtimeInfo, type BlasInfo, type RuntimeInfo } from '../runtime.js';
-import type { DeviceName } from '../tensor.js';
+import { runtimeInfo, type BlasInfo, type RuntimeInfo } from '../core/runtime.js';
+import type { DeviceName } from '../core/tensor.js';
 import { trustFlag, trustLevel } from './trust-flag.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 
 export const inspectHelp = `Usage: torch-guidance inspect <model.pt> [--device auto|cpu|cuda|cuda:N] [--json]
 

@@ -1,4 +1,4 @@
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 
 /** A whole-number flag value within [min, max], or a UsageError naming the flag and the range. */
 export function intFlag(flag: string, raw: string, min: number, max: number): number {

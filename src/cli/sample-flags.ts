@@ -13,11 +13,11 @@ import { tempTarget } from '../io/atomic.js';
 import { type OutputFormat, LOCK, MANIFEST, isDirectory, readManifest } from '../io/shards.js';
 import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem } from '../queue/connection.js';
 import type { SamplerOptions } from '../samplers/samplers.js';
-import type { DeviceName } from '../tensor.js';
+import type { DeviceName } from '../core/tensor.js';
 import { parseGuidanceSpec, parseSamplerFlags, parseScheduleFlag, strategyNames, type ParsedGuidance } from './guidance-flags.js';
 import { intFlag } from './int-flag.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 import { shippedModel } from './package-paths.js';
 
 /** Breaks `text` at spaces into lines of at most `width` characters. */

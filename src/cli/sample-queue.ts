@@ -5,7 +5,7 @@
  * merges it at the end (src/queue/coordinator.ts). Ctrl-C or SIGTERM stops
  * following the run, not the workers; the same command resumes.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { MERGED, PNG_DIR } from '../io/shards.js';
 import { coordinateRun } from '../queue/coordinator.js';
 import { formatDuration } from './progress.js';

@@ -9,15 +9,15 @@
  */
 import { join } from 'node:path';
 
-import { autoSplitThreads } from '../blas.js';
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
+import { autoSplitThreads } from '../core/blas.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
 import { Denoiser } from '../guidance/denoiser.js';
 import type { Strategy } from '../guidance/types.js';
 import { toUint8Batch, type UInt8Batch } from '../image/from-tensor.js';
 import { encodePng } from '../image/png.js';
 import { syncDir, writeBytesAtomic } from '../io/atomic.js';
 import { checkDiskSpace } from '../io/disk-space.js';
-import { makeDirectory } from '../io/io-error.js';
+import { makeDirectory } from '../core/io-error.js';
 import { writeNpz } from '../io/npz.js';
 import {
   type ImageGeometry,
@@ -41,14 +41,14 @@ import {
   writeManifest,
 } from '../io/shards.js';
 import { type Model, loadModel } from '../model.js';
-import { runtimeInfo } from '../runtime.js';
+import { runtimeInfo } from '../core/runtime.js';
 import { checkSampleMemory, explain, sample, type SampleOptions } from '../sample.js';
 import { samplerSchema } from '../samplers/samplers.js';
-import type { DeviceName } from '../tensor.js';
+import type { DeviceName } from '../core/tensor.js';
 import { buildStrategy } from './guidance-flags.js';
 import { Progress, formatDuration } from './progress.js';
 import { MASK64, readFlags, type Flags } from './sample-flags.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 
 /** The value range the shipped denoisers' images live in (decoded to 8 bits for the files). */
 const RANGE: [number, number] = [-1, 1];

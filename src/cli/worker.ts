@@ -7,12 +7,12 @@
  */
 import { parseArgs } from 'node:util';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem, redactedUrl } from '../queue/connection.js';
 import { runWorker } from '../queue/index.js';
 import type { WorkerEvent } from '../queue/worker-options.js';
 import { intFlag } from './int-flag.js';
-import { UsageError } from './usage-error.js';
+import { UsageError } from '../core/usage-error.js';
 
 export const workerHelp = `Usage: torch-guidance worker --queue redis://HOST:PORT/DB [options]
 

@@ -11,10 +11,10 @@
  * The maps are small (tokens², per sample), so the reduction runs in
  * JavaScript on a host copy; the mask goes back to x0's device.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { type Hook, planForward } from '../hooks.js';
 import { disposeOutput, type Model } from '../model.js';
-import { type Tensor, tensor } from '../tensor.js';
+import { type Tensor, tensor } from '../core/tensor.js';
 import type { SiteSelector } from '../attention.js';
 import type { MaskSource } from './types.js';
 

@@ -5,8 +5,8 @@
  * A mistake rejects with ERR_INVALID_OPTION naming the spec and the option.
  */
 import { buildStrategy, parseGuidanceSpec } from '../cli/guidance-flags.js';
-import { UsageError } from '../cli/usage-error.js';
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { UsageError } from '../core/usage-error.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { Model } from '../model.js';
 import type { Strategy } from './types.js';
 

@@ -12,7 +12,7 @@
 import type { AttentionSite, SiteSelector } from '../attention.js';
 import type { Model } from '../model.js';
 import type { ModuleSite } from '../module-hooks.js';
-import type { Tensor } from '../tensor.js';
+import type { Tensor } from '../core/tensor.js';
 
 /** An attention perturbation of one branch: PAG's identity, SEG's query blur, or no attention at all (skip). */
 export interface BranchAttention {

@@ -8,7 +8,7 @@
  *
  * This module does not import BullMQ: the `sample` command's flag checks use it.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 
 /** The queue name used when none is given. */
 export const DEFAULT_QUEUE_NAME = 'torch-guidance';

@@ -16,7 +16,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import type { Flags } from '../cli/sample-flags.js';
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { shardRange, writeManifest } from '../io/shards.js';
 import { closeWithin } from './close.js';
 import { checkReachable, connectionOptions, redactedUrl } from './connection.js';

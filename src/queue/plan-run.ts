@@ -12,7 +12,7 @@ import { bytesPerSample, deviceSettings, loadRun, openOutput } from '../cli/samp
 import type { Flags } from '../cli/sample-flags.js';
 import { type Manifest, PNG_DIR, shardPlan } from '../io/shards.js';
 import type { Model } from '../model.js';
-import { runtimeInfo } from '../runtime.js';
+import { runtimeInfo } from '../core/runtime.js';
 import { deviceKind } from './loaded-runs.js';
 import { portableArgv, runModels } from './run-spec.js';
 import { type RunDescriptor, runKeyOf, settingsFingerprint } from './shard-job.js';

@@ -4,7 +4,7 @@
  * Samplers only see sigmas; the denoiser maps sigma back to the model's time
  * input. Computed in float64, like the reference implementations.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { DenoiserCard } from '../model-card.js';
 
 export interface DiscreteSchedule {

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { NoiseSchedule } from './noise-schedule.js';
 
 /** A noise level: positive, and small enough that sigma² stays finite in float32 (1e6² = 1e12). */
