@@ -16,10 +16,10 @@
  * module noise with one seed for a whole slice (randn([length, ...], { seed })):
  * cutting that slice would draw other noise, so no cut falls inside one.
  */
-import type { NativePlanEntry } from './attention.js';
+import type { NativePlanEntry } from './hooks/attention.js';
 import { ErrorCodes, TorchGuidanceError } from './core/errors.js';
 import type { ForwardOutput } from './model.js';
-import type { NativeModuleEntry } from './module-hooks.js';
+import type { NativeModuleEntry } from './hooks/module-hooks.js';
 import { type Tensor, cat, isTensor } from './core/tensor.js';
 
 /**

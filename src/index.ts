@@ -1,9 +1,9 @@
 /**
  * torch-guidance: TorchScript diffusion models in Node.js, on libtorch.
  */
-export { globToRegExp, type AttentionCandidate, type AttentionHook, type AttentionSite, type SiteSelector } from './attention.js';
-export type { Hook } from './hooks.js';
-export type { ModuleHook, ModuleSite } from './module-hooks.js';
+export { globToRegExp, type AttentionCandidate, type AttentionHook, type AttentionSite, type SiteSelector } from './hooks/attention.js';
+export type { Hook } from './hooks/forward-plan.js';
+export type { ModuleHook, ModuleSite } from './hooks/module-hooks.js';
 export { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from './core/errors.js';
 export {
   Model,

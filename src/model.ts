@@ -7,11 +7,11 @@ import { resolve } from 'node:path';
 
 import { z } from 'zod';
 
-import { type AttentionCandidate, type AttentionSite, type NativePlanEntry, siteFromProbe } from './attention.js';
+import { type AttentionCandidate, type AttentionSite, type NativePlanEntry, siteFromProbe } from './hooks/attention.js';
 import { type Chunk, autoChunks, catCaptures, catOutputs, chunkBatch, entriesForChunk, modulesForChunk } from './batch-split.js';
 import { autoSplitThreads } from './core/blas.js';
-import { type Hook, planForward } from './hooks.js';
-import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from './module-hooks.js';
+import { type Hook, planForward } from './hooks/forward-plan.js';
+import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from './hooks/module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from './core/errors.js';
 import { resourceLimits } from './core/limits.js';
 import { checkModelCard, type ModelCard } from './model-card.js';

@@ -12,10 +12,10 @@
  * JavaScript on a host copy; the mask goes back to x0's device.
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import { type Hook, planForward } from '../hooks.js';
+import { type Hook, planForward } from '../hooks/forward-plan.js';
 import { disposeOutput, type Model } from '../model.js';
 import { type Tensor, tensor } from '../core/tensor.js';
-import type { SiteSelector } from '../attention.js';
+import type { SiteSelector } from '../hooks/attention.js';
 import type { MaskSource } from './types.js';
 
 /** The selector a mask source captures: its own, or the model's last self-attention site. */

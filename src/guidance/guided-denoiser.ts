@@ -8,7 +8,7 @@
  * Every intermediate tensor is disposed before predict() returns.
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import { type Hook, planForward } from '../hooks.js';
+import { type Hook, planForward } from '../hooks/forward-plan.js';
 import type { Model } from '../model.js';
 import { Streams, mixSeed, uniformFromSeed } from '../core/seeds.js';
 import { type Tensor, cat, isTensor, randn, tensor } from '../core/tensor.js';
