@@ -17,7 +17,7 @@ export {
   type Preconditioning,
   type RunOptions,
   type RunResult,
-} from './model.js';
+} from './model/model.js';
 export {
   checkModelCard,
   classifierCardSchema,
@@ -25,7 +25,7 @@ export {
   type ClassifierCard,
   type DenoiserCard,
   type ModelCard,
-} from './model-card.js';
+} from './model/model-card.js';
 export * from './guidance/index.js';
 export * from './image/index.js';
 export * from './metrics/index.js';
@@ -33,7 +33,7 @@ export { explain, sample, type SampleOptions, type SampleProgress, type SampleRe
 export * from './queue/index.js';
 export { samplerSchema, type SamplerName, type SamplerOptions } from './samplers/samplers.js';
 export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './samplers/sigma-schedules.js';
-export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './samplers/noise-schedule.js';
+export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './model/noise-schedule.js';
 export {
   cudaMemory,
   jobTimes,

@@ -11,7 +11,7 @@ import { GuidedDenoiser } from './guidance/guided-denoiser.js';
 import type { PlanSummary } from './guidance/planner.js';
 import type { Strategy } from './guidance/types.js';
 import { checkMemory, resourceLimits } from './core/limits.js';
-import { Model } from './model.js';
+import { Model } from './model/model.js';
 import { estimateSampleMemory } from './sample-memory.js';
 import { Streams, mixSeed, sampleSeed, sampleSeeds } from './core/seeds.js';
 import { FIRST_ORDER_SAMPLERS, type Sampler, evaluationSigmas, samplerSchema, runSampler } from './samplers/samplers.js';

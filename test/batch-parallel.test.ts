@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { AUTO_MAX_CHUNK, AUTO_MIN_CHUNK, autoChunks, chunkBatch, catOutputs, entriesForChunk, modulesForChunk } from '../src/batch-split.js';
+import { AUTO_MAX_CHUNK, AUTO_MIN_CHUNK, autoChunks, chunkBatch, catOutputs, entriesForChunk, modulesForChunk } from '../src/model/batch-split.js';
 import type { NativePlanEntry } from '../src/hooks/attention.js';
 import type { NativeModuleEntry } from '../src/hooks/module-hooks.js';
 import { autoSplitThreads } from '../src/core/blas.js';

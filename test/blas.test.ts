@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { autoChunks } from '../src/batch-split.js';
+import { autoChunks } from '../src/model/batch-split.js';
 import { splitThreads } from '../src/core/blas.js';
 import { config } from '../src/core/config.js';
 import { REFERENCE_BLAS_WARNING, runtimeInfo, setBlasThreads, type BlasInfo } from '../src/index.js';

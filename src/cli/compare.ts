@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 
 import { writeBytesAtomic } from '../io/atomic.js';
 import { labelledRows, toImages, writePng, type LabelledRow } from '../image/index.js';
-import { loadModel, type Model } from '../model.js';
+import { loadModel, type Model } from '../model/model.js';
 import { runtimeInfo } from '../core/runtime.js';
 import { explain, sample } from '../sample.js';
 import type { DeviceName, Tensor } from '../core/tensor.js';

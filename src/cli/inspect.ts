@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 
-import { loadModel } from '../model.js';
+import { loadModel } from '../model/model.js';
 import { runtimeInfo, type BlasInfo, type RuntimeInfo } from '../core/runtime.js';
 import type { DeviceName } from '../core/tensor.js';
 import { trustFlag, trustLevel } from './trust-flag.js';

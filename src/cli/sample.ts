@@ -40,7 +40,7 @@ import {
   takeLock,
   writeManifest,
 } from '../io/shards.js';
-import { type Model, loadModel } from '../model.js';
+import { type Model, loadModel } from '../model/model.js';
 import { runtimeInfo } from '../core/runtime.js';
 import { checkSampleMemory, explain, sample, type SampleOptions } from '../sample.js';
 import { samplerSchema } from '../samplers/samplers.js';

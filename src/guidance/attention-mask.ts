@@ -13,7 +13,7 @@
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { type Hook, planForward } from '../hooks/forward-plan.js';
-import { disposeOutput, type Model } from '../model.js';
+import { disposeOutput, type Model } from '../model/model.js';
 import { type Tensor, tensor } from '../core/tensor.js';
 import type { SiteSelector } from '../hooks/attention.js';
 import type { MaskSource } from './types.js';

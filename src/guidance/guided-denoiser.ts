@@ -9,7 +9,7 @@
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { type Hook, planForward } from '../hooks/forward-plan.js';
-import type { Model } from '../model.js';
+import type { Model } from '../model/model.js';
 import { Streams, mixSeed, uniformFromSeed } from '../core/seeds.js';
 import { type Tensor, cat, isTensor, randn, tensor } from '../core/tensor.js';
 import { branchKey, modelKey } from './branch.js';

@@ -23,7 +23,7 @@
 import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import { Model } from '../model.js';
+import { Model } from '../model/model.js';
 import { parseOptions } from '../core/options.js';
 import { FACTORIES, factoryNames } from './registry.js';
 import { isFactoryStrategy } from './strategies/define.js';

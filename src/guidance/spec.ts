@@ -7,7 +7,7 @@
 import { buildStrategy, parseGuidanceSpec } from '../cli/guidance-flags.js';
 import { UsageError } from '../core/usage-error.js';
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import type { Model } from '../model.js';
+import type { Model } from '../model/model.js';
 import type { Strategy } from './types.js';
 
 /** Options of guidanceFromSpec. */

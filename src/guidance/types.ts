@@ -10,7 +10,7 @@
  * batches branches that share a model and an input into one forward.
  */
 import type { AttentionSite, SiteSelector } from '../hooks/attention.js';
-import type { Model } from '../model.js';
+import type { Model } from '../model/model.js';
 import type { ModuleSite } from '../hooks/module-hooks.js';
 import type { Tensor } from '../core/tensor.js';
 

@@ -8,8 +8,8 @@
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
-import { type ClassifierCard } from '../model-card.js';
-import { loadModel, type LoadModelOptions, type Model } from '../model.js';
+import { type ClassifierCard } from '../model/model-card.js';
+import { loadModel, type LoadModelOptions, type Model } from '../model/model.js';
 import { tensor, type Tensor } from '../core/tensor.js';
 
 /** A classifier's view of `count` images: logits [count, classes] and features [count, featureDim]. */

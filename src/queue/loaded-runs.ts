@@ -20,7 +20,7 @@ import { readFlags, type Flags } from '../cli/sample-flags.js';
 import { UsageError } from '../core/usage-error.js';
 import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from '../core/errors.js';
 import { type Manifest, settingsDiff, shardPlan } from '../io/shards.js';
-import type { Model } from '../model.js';
+import type { Model } from '../model/model.js';
 import type { DeviceName } from '../core/tensor.js';
 import { workerArgv } from './run-spec.js';
 import type { RunModel, ShardJobData } from './shard-job.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { bytesPerSample, deviceSettings, loadRun, openOutput } from '../cli/sample.js';
 import type { Flags } from '../cli/sample-flags.js';
 import { type Manifest, PNG_DIR, shardPlan } from '../io/shards.js';
-import type { Model } from '../model.js';
+import type { Model } from '../model/model.js';
 import { runtimeInfo } from '../core/runtime.js';
 import { deviceKind } from './loaded-runs.js';
 import { portableArgv, runModels } from './run-spec.js';

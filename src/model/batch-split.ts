@@ -16,11 +16,11 @@
  * module noise with one seed for a whole slice (randn([length, ...], { seed })):
  * cutting that slice would draw other noise, so no cut falls inside one.
  */
-import type { NativePlanEntry } from './hooks/attention.js';
-import { ErrorCodes, TorchGuidanceError } from './core/errors.js';
+import type { NativePlanEntry } from '../hooks/attention.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { ForwardOutput } from './model.js';
-import type { NativeModuleEntry } from './hooks/module-hooks.js';
-import { type Tensor, cat, isTensor } from './core/tensor.js';
+import type { NativeModuleEntry } from '../hooks/module-hooks.js';
+import { type Tensor, cat, isTensor } from '../core/tensor.js';
 
 /**
  * parallel 'auto' makes no chunk smaller than this: at batch 2 the split lost

@@ -5,7 +5,7 @@
  * input. Computed in float64, like the reference implementations.
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import type { DenoiserCard } from '../model-card.js';
+import type { DenoiserCard } from './model-card.js';
 
 export interface DiscreteSchedule {
   kind: 'discrete';
