@@ -29,10 +29,10 @@ export {
 export * from './guidance/index.js';
 export * from './image/index.js';
 export * from './metrics/index.js';
-export { explain, sample, type SampleOptions, type SampleProgress, type SampleResult } from './sample.js';
+export { explain, sample, type SampleOptions, type SampleProgress, type SampleResult } from './sampling/sample.js';
 export * from './queue/index.js';
-export { samplerSchema, type SamplerName, type SamplerOptions } from './samplers/samplers.js';
-export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './samplers/sigma-schedules.js';
+export { samplerSchema, type SamplerName, type SamplerOptions } from './sampling/samplers/samplers.js';
+export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './sampling/samplers/sigma-schedules.js';
 export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './model/noise-schedule.js';
 export {
   cudaMemory,

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { Denoiser } from '../guidance/denoiser.js';
 import { heatmap, labelledRows, overlay, toImages, writePng, type LabelledRow, type RasterImage } from '../image/index.js';
 import { loadModel } from '../model/model.js';
-import { sample } from '../sample.js';
+import { sample } from '../sampling/sample.js';
 import { randn, tensor, type DeviceName, type Tensor } from '../core/tensor.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from '../core/usage-error.js';

@@ -13,7 +13,7 @@ import { writeBytesAtomic } from '../io/atomic.js';
 import { labelledRows, toImages, writePng, type LabelledRow } from '../image/index.js';
 import { loadModel, type Model } from '../model/model.js';
 import { runtimeInfo } from '../core/runtime.js';
-import { explain, sample } from '../sample.js';
+import { explain, sample } from '../sampling/sample.js';
 import type { DeviceName, Tensor } from '../core/tensor.js';
 import { classifierAgreement } from '../metrics/classifier-agreement.js';
 import { compareRows, describeSettings, type CompareModels } from './compare-rows.js';

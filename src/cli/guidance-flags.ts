@@ -21,8 +21,8 @@ import { FACTORIES } from '../guidance/registry.js';
 import { windowSchema } from '../guidance/options.js';
 import type { Strategy } from '../guidance/types.js';
 import type { Model } from '../model/model.js';
-import { samplerSchema, type SamplerOptions } from '../samplers/samplers.js';
-import { sigmaScheduleSchema, type SigmaScheduleOptions } from '../samplers/sigma-schedules.js';
+import { samplerSchema, type SamplerOptions } from '../sampling/samplers/samplers.js';
+import { sigmaScheduleSchema, type SigmaScheduleOptions } from '../sampling/samplers/sigma-schedules.js';
 import { UsageError } from '../core/usage-error.js';
 
 type Shape = Record<string, z.ZodType>;

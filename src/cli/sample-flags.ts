@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { tempTarget } from '../io/atomic.js';
 import { type OutputFormat, LOCK, MANIFEST, isDirectory, readManifest } from '../io/shards.js';
 import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem } from '../queue/connection.js';
-import type { SamplerOptions } from '../samplers/samplers.js';
+import type { SamplerOptions } from '../sampling/samplers/samplers.js';
 import type { DeviceName } from '../core/tensor.js';
 import { parseGuidanceSpec, parseSamplerFlags, parseScheduleFlag, strategyNames, type ParsedGuidance } from './guidance-flags.js';
 import { intFlag } from './int-flag.js';

@@ -42,8 +42,8 @@ import {
 } from '../io/shards.js';
 import { type Model, loadModel } from '../model/model.js';
 import { runtimeInfo } from '../core/runtime.js';
-import { checkSampleMemory, explain, sample, type SampleOptions } from '../sample.js';
-import { samplerSchema } from '../samplers/samplers.js';
+import { checkSampleMemory, explain, sample, type SampleOptions } from '../sampling/sample.js';
+import { samplerSchema } from '../sampling/samplers/samplers.js';
 import type { DeviceName } from '../core/tensor.js';
 import { buildStrategy } from './guidance-flags.js';
 import { Progress, formatDuration } from './progress.js';
