@@ -19,7 +19,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { buildStrategy, parseGuidanceSpec } from '../src/cli/guidance-flags.js';
+import { buildStrategy, parseGuidanceSpec } from '../src/guidance/spec.js';
 import { config } from '../src/core/config.js';
 import { sampleCommand } from '../src/cli/sample.js';
 import { UsageError } from '../src/core/usage-error.js';

@@ -14,7 +14,8 @@ import { type OutputFormat, LOCK, MANIFEST, isDirectory, readManifest } from '..
 import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem } from '../queue/connection.js';
 import type { SamplerOptions } from '../sampling/samplers/samplers.js';
 import type { DeviceName } from '../core/tensor.js';
-import { parseGuidanceSpec, parseSamplerFlags, parseScheduleFlag, strategyNames, type ParsedGuidance } from './guidance-flags.js';
+import { parseGuidanceSpec, strategyNames, type ParsedGuidance } from '../guidance/spec.js';
+import { parseSamplerSpec, parseScheduleSpec } from '../sampling/sampler-spec.js';
 import { intFlag } from './int-flag.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from '../core/usage-error.js';
@@ -245,7 +246,7 @@ export async function readFlags(argv: string[]): Promise<Flags> {
   if (queueProblem) throw new UsageError(`--queue ${values.queue}: ${queueProblem}`);
   const nameProblem = queueNameProblem(values['queue-name']);
   if (nameProblem) throw new UsageError(`--queue-name ${values['queue-name']}: ${nameProblem}`);
-  const sampler = parseSamplerFlags(values.sampler, steps, parseScheduleFlag(values.schedule));
+  const sampler = parseSamplerSpec(values.sampler, steps, parseScheduleSpec(values.schedule));
   const specs = values.guidance.map(parseGuidanceSpec);
   if (values.guide !== undefined && !specs.some((s) => s.name === 'autoguidance' || (s.name === 'sims' && values.sims === undefined))) {
     throw new UsageError(`--guide ${values.guide}: no --guidance autoguidance or sims uses it`);

@@ -45,7 +45,7 @@ import { runtimeInfo } from '../core/runtime.js';
 import { checkSampleMemory, explain, sample, type SampleOptions } from '../sampling/sample.js';
 import { samplerSchema } from '../sampling/samplers/samplers.js';
 import type { DeviceName } from '../core/tensor.js';
-import { buildStrategy } from './guidance-flags.js';
+import { buildStrategy } from '../guidance/spec.js';
 import { Progress, formatDuration } from './progress.js';
 import { MASK64, readFlags, type Flags } from './sample-flags.js';
 import { UsageError } from '../core/usage-error.js';
