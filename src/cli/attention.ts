@@ -16,7 +16,7 @@ import { sample } from '../sampling/sample.js';
 import { randn, tensor, type DeviceName, type Tensor } from '../core/tensor.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from '../core/usage-error.js';
-import { shippedModel } from './package-paths.js';
+import { shippedModel } from '../runs/package-paths.js';
 
 export const attentionHelp = `Usage: torch-guidance attention [options]
 

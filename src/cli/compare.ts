@@ -19,7 +19,7 @@ import { classifierAgreement } from '../metrics/classifier-agreement.js';
 import { compareRows, describeSettings, type CompareModels } from './compare-rows.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from '../core/usage-error.js';
-import { shippedModel } from './package-paths.js';
+import { shippedModel } from '../runs/package-paths.js';
 
 export const compareHelp = `Usage: torch-guidance compare [options]
 

@@ -12,10 +12,10 @@ import { readImageSet, type ImageSet, type ImageSetOptions } from '../io/image-s
 import { Classifier } from '../metrics/classifier.js';
 import { evaluateImages } from '../metrics/evaluate.js';
 import type { DeviceName } from '../core/tensor.js';
-import { intFlag } from './int-flag.js';
+import { intFlag } from '../runs/flags.js';
 import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
 import { UsageError } from '../core/usage-error.js';
-import { shippedModel } from './package-paths.js';
+import { shippedModel } from '../runs/package-paths.js';
 
 const FASHION_MNIST_TEST = join(process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist', 't10k-images-idx3-ubyte.gz');
 

@@ -16,9 +16,8 @@ import { attentionCommand, attentionHelp } from './attention.js';
 import { compareCommand, compareHelp } from './compare.js';
 import { evaluateCommand, evaluateHelp } from './evaluate.js';
 import { inspectCommand, inspectHelp } from './inspect.js';
-import { packageRoot } from './package-paths.js';
-import { sampleHelp } from './sample-flags.js';
-import { sampleCommand } from './sample.js';
+import { packageRoot } from '../runs/package-paths.js';
+import { sampleCommand, sampleHelp } from './sample.js';
 import { UsageError } from '../core/usage-error.js';
 import { workerCommand, workerHelp } from './worker.js';
 

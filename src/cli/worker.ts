@@ -8,10 +8,11 @@
 import { parseArgs } from 'node:util';
 
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem, redactedUrl } from '../queue/connection.js';
+import { redactedUrl } from '../queue/connection.js';
+import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem } from '../runs/queue-address.js';
 import { runWorker } from '../queue/index.js';
 import type { WorkerEvent } from '../queue/worker-options.js';
-import { intFlag } from './int-flag.js';
+import { intFlag } from '../runs/flags.js';
 import { UsageError } from '../core/usage-error.js';
 
 export const workerHelp = `Usage: torch-guidance worker --queue redis://HOST:PORT/DB [options]

@@ -15,7 +15,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import type { Flags } from '../cli/sample-flags.js';
+import type { Flags } from '../runs/run-flags.js';
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { shardRange, writeManifest } from '../io/shards.js';
 import { closeWithin } from './close.js';

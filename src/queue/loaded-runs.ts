@@ -15,8 +15,8 @@
 import { access, constants } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
-import { deviceSettings, loadRun, type Run } from '../cli/sample.js';
-import { readFlags, type Flags } from '../cli/sample-flags.js';
+import { deviceSettings, loadRun, type Run } from '../runs/load-run.js';
+import { readFlags, type Flags } from '../runs/run-flags.js';
 import { UsageError } from '../core/usage-error.js';
 import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from '../core/errors.js';
 import { type Manifest, settingsDiff, shardPlan } from '../io/shards.js';

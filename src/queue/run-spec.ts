@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 
-import type { Flags } from '../cli/sample-flags.js';
+import type { Flags } from '../runs/run-flags.js';
 import { parseOptions } from '../core/options.js';
 import type { RunModel } from './shard-job.js';
 

@@ -6,7 +6,7 @@
  * queue, and the workers go on).
  */
 import { UsageError } from '../core/usage-error.js';
-import { readFlags } from '../cli/sample-flags.js';
+import { readFlags } from '../runs/run-flags.js';
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { parseOptions } from '../core/options.js';
 import { checkReachable } from './connection.js';
