@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadModel, randn, runtimeInfo, tensor, type Tensor } from '../src/index.js';
-import { AUTO_MAX_CHUNK, autoChunks } from '../src/batch-split.js';
+import { AUTO_MAX_CHUNK, autoChunks } from '../src/model/batch-split.js';
 import { blasFor, flag, machineFor, median, quantile } from './cli.js';
 
 const root = join(import.meta.dirname, '..');

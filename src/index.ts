@@ -1,10 +1,10 @@
 /**
  * torch-guidance: TorchScript diffusion models in Node.js, on libtorch.
  */
-export { globToRegExp, type AttentionCandidate, type AttentionHook, type AttentionSite, type SiteSelector } from './attention.js';
-export type { Hook } from './hooks.js';
-export type { ModuleHook, ModuleSite } from './module-hooks.js';
-export { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from './errors.js';
+export { globToRegExp, type AttentionCandidate, type AttentionHook, type AttentionSite, type SiteSelector } from './hooks/attention.js';
+export type { Hook } from './hooks/forward-plan.js';
+export type { ModuleHook, ModuleSite } from './hooks/module-hooks.js';
+export { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from './core/errors.js';
 export {
   Model,
   disposeOutput,
@@ -17,7 +17,7 @@ export {
   type Preconditioning,
   type RunOptions,
   type RunResult,
-} from './model.js';
+} from './model/model.js';
 export {
   checkModelCard,
   classifierCardSchema,
@@ -25,15 +25,15 @@ export {
   type ClassifierCard,
   type DenoiserCard,
   type ModelCard,
-} from './model-card.js';
+} from './model/model-card.js';
 export * from './guidance/index.js';
 export * from './image/index.js';
 export * from './metrics/index.js';
-export { explain, sample, type SampleOptions, type SampleProgress, type SampleResult } from './sample.js';
+export { explain, sample, type SampleOptions, type SampleProgress, type SampleResult } from './sampling/sample.js';
 export * from './queue/index.js';
-export { samplerSchema, type SamplerName, type SamplerOptions } from './samplers/samplers.js';
-export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './samplers/sigma-schedules.js';
-export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './samplers/noise-schedule.js';
+export { samplerSchema, type SamplerName, type SamplerOptions } from './sampling/samplers/samplers.js';
+export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './sampling/samplers/sigma-schedules.js';
+export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './model/noise-schedule.js';
 export {
   cudaMemory,
   jobTimes,
@@ -44,9 +44,9 @@ export {
   type CudaMemory,
   type JobTimes,
   type RuntimeInfo,
-} from './runtime.js';
-export { REFERENCE_BLAS_WARNING } from './blas-warning.js';
-export { resourceLimits, setResourceLimits, type ResourceLimits } from './limits.js';
+} from './core/runtime.js';
+export { REFERENCE_BLAS_WARNING } from './core/blas-warning.js';
+export { resourceLimits, setResourceLimits, type ResourceLimits } from './core/limits.js';
 export {
   cat,
   full,
@@ -61,4 +61,4 @@ export {
   type Tensor,
   type TensorOptions,
   type TypedArrayFor,
-} from './tensor.js';
+} from './core/tensor.js';

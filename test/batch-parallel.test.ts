@@ -8,10 +8,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { AUTO_MAX_CHUNK, AUTO_MIN_CHUNK, autoChunks, chunkBatch, catOutputs, entriesForChunk, modulesForChunk } from '../src/batch-split.js';
-import type { NativePlanEntry } from '../src/attention.js';
-import type { NativeModuleEntry } from '../src/module-hooks.js';
-import { autoSplitThreads } from '../src/blas.js';
+import { AUTO_MAX_CHUNK, AUTO_MIN_CHUNK, autoChunks, chunkBatch, catOutputs, entriesForChunk, modulesForChunk } from '../src/model/batch-split.js';
+import type { NativePlanEntry } from '../src/hooks/attention.js';
+import type { NativeModuleEntry } from '../src/hooks/module-hooks.js';
+import { autoSplitThreads } from '../src/core/blas.js';
 import { ErrorCodes, type Hook, cfg, liveHandles, loadModel, type Model, pag, sample, type SampleOptions, type Tensor, tensor } from '../src/index.js';
 import { randomDenoiserInputs } from './helpers/denoiser-inputs.js';
 import { expectCode } from './helpers/errors.js';

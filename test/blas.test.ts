@@ -3,8 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { autoChunks, splitThreads } from '../src/batch-split.js';
-import { config } from '../src/config.js';
+import { autoChunks } from '../src/model/batch-split.js';
+import { splitThreads } from '../src/core/blas.js';
+import { config } from '../src/core/config.js';
 import { REFERENCE_BLAS_WARNING, runtimeInfo, setBlasThreads, type BlasInfo } from '../src/index.js';
 import { fastBlasProblem, mappedFiles, referenceBlasDir, resolvedDependency } from './helpers/blas.js';
 import { repoRoot } from './helpers/python.js';

@@ -41,7 +41,7 @@ describe('CLI compare', () => {
 
   it('refuses bad flags with exit 2, naming the flag, and writes nothing', () => {
     for (const [args, pattern] of [
-      [['--steps', '0'], /--steps must be a positive integer/],
+      [['--steps', '0'], /--steps 0: must be a whole number from 1 to 10,000/],
       [['--only', 'cfg,nonsense'], /--only: no row named 'nonsense'/],
       [['--bogus'], /bogus/],
     ] as const) {

@@ -19,10 +19,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { buildStrategy, parseGuidanceSpec } from '../src/cli/guidance-flags.js';
-import { config } from '../src/config.js';
+import { buildStrategy, parseGuidanceSpec } from '../src/guidance/spec.js';
+import { config } from '../src/core/config.js';
 import { sampleCommand } from '../src/cli/sample.js';
-import { UsageError } from '../src/cli/usage-error.js';
+import { UsageError } from '../src/core/usage-error.js';
 import { type Strategy, apg, cfg, cfgpp, decodePng, pag, rescale, runtimeInfo, sag, seg } from '../src/index.js';
 import { writeNpz } from '../src/io/npz.js';
 import { python, repoRoot } from './helpers/python.js';

@@ -40,7 +40,7 @@ import {
 } from '../src/index.js';
 import { Denoiser } from '../src/guidance/denoiser.js';
 import { GuidedDenoiser } from '../src/guidance/guided-denoiser.js';
-import { Streams, mixSeed, uniformFromSeed } from '../src/samplers/seeds.js';
+import { Streams, mixSeed, uniformFromSeed } from '../src/core/seeds.js';
 import {
   type Cond,
   H,

@@ -19,8 +19,8 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 
 import { sampleCommand } from '../src/cli/sample.js';
-import { readFlags } from '../src/cli/sample-flags.js';
-import { UsageError } from '../src/cli/usage-error.js';
+import { readFlags } from '../src/runs/run-flags.js';
+import { UsageError } from '../src/core/usage-error.js';
 import { workerCommand } from '../src/cli/worker.js';
 import {
   type QueuedRunEvent,

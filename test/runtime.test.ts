@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { buildInfoPath, loadBinary } from '../scripts/binary-candidates.mjs';
-import { config } from '../src/config.js';
+import { config } from '../src/core/config.js';
 import { cudaMemory, jobTimes, liveHandles, loadModel, randn, runtimeInfo, tensor, type Model, type Tensor } from '../src/index.js';
 import { pythonTorchVersion, repoRoot } from './helpers/python.js';
 

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
 import { type Model, cfg, loadModel, sample, type SamplerOptions } from '../src/index.js';
-import { Streams, mixSeed, sampleSeeds } from '../src/samplers/seeds.js';
+import { Streams, mixSeed, sampleSeeds } from '../src/core/seeds.js';
 import { repoRoot, runReference } from './helpers/python.js';
 import { freshRandom, relativeError } from './helpers/random.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 
 import { cat, ErrorCodes, full, isTensor, liveHandles, randn, tensor, type AnyTypedArray, type Dtype } from '../src/index.js';
-import { native } from '../src/native/binding.js';
+import { native } from '../src/core/native/binding.js';
 import { expectCode } from './helpers/errors.js';
 import { freshRandom, randomFloat32, relativeError } from './helpers/random.js';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 
 import { isTorchGuidanceError } from '../src/index.js';
-import { runWorkerTask } from '../src/util/worker-task.js';
+import { runWorkerTask } from '../src/core/worker-task.js';
 
 const entry = new URL('./helpers/failing-worker.ts', import.meta.url);
 const workerHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort' || r === 'Worker');

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import * as guidance from '../guidance/index.js';
 import { FACTORIES } from '../guidance/registry.js';
 import type { Strategy } from '../guidance/types.js';
-import type { Model } from '../model.js';
+import type { Model } from '../model/model.js';
 
 export interface CompareModels {
   main: Model;

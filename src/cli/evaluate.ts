@@ -5,20 +5,20 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
-import { ErrorCodes, isTorchGuidanceError } from '../errors.js';
+import { ErrorCodes, isTorchGuidanceError } from '../core/errors.js';
 import { readImageSet, type ImageSet, type ImageSetOptions } from '../io/image-sets.js';
 import { Classifier } from '../metrics/classifier.js';
 import { evaluateImages } from '../metrics/evaluate.js';
-import type { DeviceName } from '../tensor.js';
-import { intFlag } from './int-flag.js';
-import { trustFlag, trustHelp, trustLevel } from './trust-flag.js';
-import { UsageError } from './usage-error.js';
-import { shippedModel } from './package-paths.js';
+import { deviceFlag, intFlag, jsonFlag, modelFlags, parseFlags, trustFlag } from '../runs/flags.js';
+import { UsageError } from '../core/usage-error.js';
 
 const FASHION_MNIST_TEST = join(process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist', 't10k-images-idx3-ubyte.gz');
 
+/** The column where the help's option texts start. */
+const COLUMN = 22;
+
+/** The command's --help text. */
 export const evaluateHelp = `Usage: torch-guidance evaluate <samples> [options]
 
 Scores samples against real images with an evaluation classifier: the Fréchet
@@ -32,18 +32,16 @@ sampled for, the share the classifier puts in that class.
            arr_0 and optional int64 labels under arr_1, or an IDX image file
 
 Options:
-  --classifier PATH   evaluation classifier: a card of kind 'classifier' and a
-                      features() method (default: the package's
-                      models/fashion-classifier.pt)
+${modelFlags.help('classifier', COLUMN, "evaluation classifier: a card of kind 'classifier' and a features() method (default: the package's models/fashion-classifier.pt)")}
   --reference PATH    the real images, in any form <samples> takes (default:
                       the Fashion-MNIST test split, ${FASHION_MNIST_TEST};
                       apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)
   --k K               neighbours of the k-NN manifolds (default 3)
   --manifold-size M   most images of each set in precision/recall, evenly
                       spaced through it (default 2000; its cost is quadratic)
-  --device NAME       the classifier's device: auto (default), cpu, cuda, cuda:N
-  --json              print one JSON object instead of text
-${trustHelp(22)}
+${deviceFlag.help(COLUMN, "the classifier's device: auto (default), cpu, cuda, cuda:N")}
+${jsonFlag.help(COLUMN)}
+${trustFlag.help(COLUMN)}
 
 FD depends on the number of samples: compare runs of equal size.
 
@@ -61,21 +59,23 @@ async function imagesFrom(flag: string, path: string, size: NonNullable<ImageSet
   }
 }
 
+/** Runs `torch-guidance evaluate` with `argv`. */
 export async function evaluateCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      classifier: { type: 'string', default: shippedModel('fashion-classifier.pt') },
+  const { values, positionals } = parseFlags(
+    argv,
+    {
+      classifier: modelFlags.option.classifier,
       reference: { type: 'string' },
       k: { type: 'string', default: '3' },
       'manifold-size': { type: 'string', default: '2000' },
-      device: { type: 'string', default: 'auto' },
-      json: { type: 'boolean', default: false },
-      ...trustFlag,
-    },
-  });
-  if (positionals.length !== 1) throw new UsageError('give exactly one set of samples (a run directory, an .npz or an IDX file).');
+      ...deviceFlag.option,
+      ...jsonFlag.option,
+      ...trustFlag.option,
+    } as const,
+    { count: 1, what: 'give exactly one set of samples (a run directory, an .npz or an IDX file).' },
+  );
+  const classifierPath = modelFlags.path('classifier', values.classifier);
+  const device = deviceFlag.read(values.device);
   const k = intFlag('--k', values.k, 1, 1000);
   const manifoldSize = intFlag('--manifold-size', values['manifold-size'], 1, 1_000_000);
   if (manifoldSize <= k) throw new UsageError(`--manifold-size ${manifoldSize}: needs more than --k ${k} images`);
@@ -85,10 +85,10 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
   }
   const started = performance.now();
   // The classifier first: its input size bounds what the image files may declare before they are read.
-  if (!existsSync(values.classifier)) throw new UsageError(`--classifier ${values.classifier}: no such file`);
-  using classifier = await Classifier.load(values.classifier, { device: values.device as DeviceName, trust: trustLevel(values.trust) });
+  if (!existsSync(classifierPath)) throw new UsageError(`--classifier ${classifierPath}: no such file`);
+  using classifier = await Classifier.load(classifierPath, { device, trust: trustFlag.read(values.trust) });
   const [channels, height, width] = classifier.card.sampleShape as [number, number, number];
-  const size = { channels, height, width, takenBy: values.classifier };
+  const size = { channels, height, width, takenBy: classifierPath };
   const samples = await imagesFrom('<samples>', positionals[0]!, size);
   const reference = await imagesFrom('--reference', referencePath, size);
   for (const [flag, set] of [['<samples>', samples], ['--reference', reference]] as const) {
@@ -100,7 +100,7 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
   if (values.json) {
     console.log(
       JSON.stringify(
-        { samples: samples.source, reference: reference.source, classifier: values.classifier, device: classifier.model.device, ...result, seconds },
+        { samples: samples.source, reference: reference.source, classifier: classifierPath, device: classifier.model.device, ...result, seconds },
         null,
         2,
       ),
@@ -112,7 +112,7 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
     [
       `samples     ${samples.source}: ${shape(samples)}${labelled ? `, ${labelled} labelled` : ', no labels'}`,
       `reference   ${reference.source}: ${shape(reference)}`,
-      `classifier  ${values.classifier} (${result.featureDim}-d features, ${classifier.model.device})`,
+      `classifier  ${classifierPath} (${result.featureDim}-d features, ${classifier.model.device})`,
       `FD          ${result.fd.toFixed(3)}`,
       `accuracy    ${result.accuracy === null ? '— (the samples carry no labels)' : result.accuracy.toFixed(4)}`,
       `precision   ${result.precision.toFixed(4)}   (k-NN manifolds: k ${result.k}, ${result.manifoldSize} images of each set)`,

@@ -1,11 +1,16 @@
-import { parseArgs } from 'node:util';
+/**
+ * `torch-guidance inspect`: what a model file holds and how this process
+ * runs it (the runtime, the model's methods, attention and module sites, and
+ * its card).
+ */
+import { loadModel } from '../model/model.js';
+import { runtimeInfo, type BlasInfo, type RuntimeInfo } from '../core/runtime.js';
+import { deviceFlag, jsonFlag, parseFlags, trustFlag } from '../runs/flags.js';
 
-import { loadModel } from '../model.js';
-import { runtimeInfo, type BlasInfo, type RuntimeInfo } from '../runtime.js';
-import type { DeviceName } from '../tensor.js';
-import { trustFlag, trustLevel } from './trust-flag.js';
-import { UsageError } from './usage-error.js';
+/** The column where the help's option texts start. */
+const COLUMN = 17;
 
+/** The command's --help text. */
 export const inspectHelp = `Usage: torch-guidance inspect <model.pt> [--device auto|cpu|cuda|cuda:N] [--json]
 
 Prints the runtime (libtorch version, CUDA devices, threads, the BLAS libtorch
@@ -15,10 +20,9 @@ sites (path, kind, self/cross, tokens, query grid), every softmax or fused
 attention op the attention pass left alone and why, and its card.
 
 Options:
-  --device   where to load the model (default auto)
-  --json     print one JSON object instead of text
-  --trust    run the file's code unscanned (only for files you trust): without
-             it a model whose code reaches outside the model is refused
+${deviceFlag.help(COLUMN, 'where to load the model: auto (default), cpu, cuda, cuda:N')}
+${jsonFlag.help(COLUMN)}
+${trustFlag.help(COLUMN)}
 
 Example:
   torch-guidance inspect models/fixtures/tiny-unet.pt`;
@@ -57,15 +61,14 @@ function formatRuntime(info: RuntimeInfo): string {
   ].join('\n');
 }
 
+/** Runs `torch-guidance inspect` with `argv`. */
 export async function inspectCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { device: { type: 'string', default: 'auto' }, json: { type: 'boolean', default: false }, ...trustFlag },
+  const { values, positionals } = parseFlags(argv, { ...deviceFlag.option, ...jsonFlag.option, ...trustFlag.option } as const, {
+    count: 1,
+    what: 'give exactly one model path.',
   });
-  if (positionals.length !== 1) throw new UsageError('give exactly one model path.');
   const info = runtimeInfo();
-  using model = await loadModel(positionals[0]!, { device: values.device as DeviceName, trust: trustLevel(values.trust) });
+  using model = await loadModel(positionals[0]!, { device: deviceFlag.read(values.device), trust: trustFlag.read(values.trust) });
   const description = model.describe();
   const sites = model.attentionSites;
   const modules = model.moduleSites;
@@ -95,7 +98,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     // What the pass saw and left alone: a selector reaching the `attention` ones fails (ERR_UNHOOKED_ATTENTION).
     `  not hooked   ${unhooked.length === 0 ? 'none (every softmax and fused attention op is a site)' : `${unhooked.length} op(s)`}`,
     ...unhooked.map((c) => `    ${c.op} in ${c.path || '(top level)'}${c.attention ? ' [attention]' : ''}: ${c.reason}`),
-    // The blocks TSG can add noise to and skip-layer guidance can skip (src/module-hooks.ts).
+    // The blocks TSG can add noise to and skip-layer guidance can skip (src/hooks/module-hooks.ts).
     `  modules      ${modules.length === 0 ? 'no hookable module outputs' : `${modules.length} hookable output(s)`}`,
     ...modules.map(
       (m) =>

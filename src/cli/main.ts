@@ -10,16 +10,15 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
-import { ioError, isSystemError } from '../io/io-error.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
+import { ioError, isSystemError } from '../core/io-error.js';
 import { attentionCommand, attentionHelp } from './attention.js';
 import { compareCommand, compareHelp } from './compare.js';
 import { evaluateCommand, evaluateHelp } from './evaluate.js';
 import { inspectCommand, inspectHelp } from './inspect.js';
-import { packageRoot } from './package-paths.js';
-import { sampleHelp } from './sample-flags.js';
-import { sampleCommand } from './sample.js';
-import { UsageError } from './usage-error.js';
+import { packageRoot } from '../runs/package-paths.js';
+import { sampleCommand, sampleHelp } from './sample.js';
+import { UsageError } from '../core/usage-error.js';
 import { workerCommand, workerHelp } from './worker.js';
 
 const EXIT_USAGE = 2;

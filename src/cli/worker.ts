@@ -5,15 +5,19 @@
  * --grace seconds to finish and are then handed back to the queue; a second
  * signal hands them back at once.
  */
-import { parseArgs } from 'node:util';
-
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem, redactedUrl } from '../queue/connection.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { redactedUrl } from '../queue/connection.js';
 import { runWorker } from '../queue/index.js';
-import type { WorkerEvent } from '../queue/worker-options.js';
-import { intFlag } from './int-flag.js';
-import { UsageError } from './usage-error.js';
+import type { SamplingWorkerOptions, WorkerEvent } from '../queue/worker-options.js';
+import type { SamplingWorker } from '../queue/worker.js';
+import { deviceFlag, intFlag, parseFlags, queueFlags } from '../runs/flags.js';
+import { UsageError } from '../core/usage-error.js';
+import { EXIT_INTERRUPTED, withSignals } from './signals.js';
 
+/** The column where the help's option texts start. */
+const COLUMN = 25;
+
+/** The command's --help text. */
 export const workerHelp = `Usage: torch-guidance worker --queue redis://HOST:PORT/DB [options]
 
 Samples shards of the runs a coordinator ('torch-guidance sample --queue')
@@ -26,12 +30,10 @@ sample with other settings (device kind, TORCH_GUIDANCE_JOB_THREADS): the
 shard goes back to the queue for other workers, and the coordinator shows why.
 
 Options:
-  --queue URL            the queue's Redis, redis://HOST:PORT/DB (required)
-  --queue-name NAME      the queue's name (default ${DEFAULT_QUEUE_NAME})
+${queueFlags.help(COLUMN, "the queue's Redis, redis://HOST:PORT/DB (required)")}
   --concurrency N        shards sampled at once (default 1); they share the
                          models and the torch threads
-  --device NAME          auto (default: each run's device kind), cpu, cuda,
-                         cuda:N
+${deviceFlag.help(COLUMN, "auto (default: each run's device kind), cpu, cuda, cuda:N")}
   --models DIR           look for the run's model files here by file name
                          first (for machines that keep models elsewhere)
   --grace SECONDS        on SIGTERM, how long shards in progress may take to
@@ -86,37 +88,31 @@ export function describeWorkerEvent(event: WorkerEvent): string | undefined {
   }
 }
 
-export async function workerCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      queue: { type: 'string' },
-      'queue-name': { type: 'string', default: DEFAULT_QUEUE_NAME },
-      concurrency: { type: 'string', default: '1' },
-      device: { type: 'string', default: 'auto' },
-      models: { type: 'string' },
-      grace: { type: 'string', default: '20' },
-      'lock-duration': { type: 'string', default: '30' },
-      'stalled-interval': { type: 'string', default: '30' },
-      'refusal-backoff': { type: 'string', default: '10' },
-      id: { type: 'string' },
-    },
-  });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (options start with --)`);
+/** The checked options of runWorker() that the command line sets. */
+type WorkerFlags = Omit<SamplingWorkerOptions, 'signal' | 'onEvent'> & { url: string };
+
+function readWorkerFlags(argv: string[]): WorkerFlags {
+  const { values } = parseFlags(argv, {
+    ...queueFlags.option,
+    concurrency: { type: 'string', default: '1' },
+    ...deviceFlag.option,
+    models: { type: 'string' },
+    grace: { type: 'string', default: '20' },
+    'lock-duration': { type: 'string', default: '30' },
+    'stalled-interval': { type: 'string', default: '30' },
+    'refusal-backoff': { type: 'string', default: '10' },
+    id: { type: 'string' },
+  } as const);
   if (values.queue === undefined) throw new UsageError('--queue: give the queue\'s Redis, e.g. --queue redis://127.0.0.1:6379/0');
-  const urlProblem = queueUrlProblem(values.queue);
-  if (urlProblem) throw new UsageError(`--queue ${values.queue}: ${urlProblem}`);
-  const nameProblem = queueNameProblem(values['queue-name']);
-  if (nameProblem) throw new UsageError(`--queue-name ${values['queue-name']}: ${nameProblem}`);
-  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(values.device)) throw new UsageError(`--device ${values.device}: must be auto, cpu, cuda or cuda:N`);
+  const queue = queueFlags.read(values.queue, values['queue-name'])!;
+  const device = deviceFlag.read(values.device);
   if (values.models !== undefined && values.models.trim() === '') throw new UsageError('--models: give a folder');
   if (values.id !== undefined && (values.id.trim() === '' || values.id.length > 200)) throw new UsageError('--id: give a name of 1 to 200 characters');
-  const options = {
-    url: values.queue,
-    name: values['queue-name'],
+  return {
+    url: queue.url,
+    name: queue.name,
     concurrency: intFlag('--concurrency', values.concurrency, 1, 64),
-    device: values.device,
+    device,
     ...(values.models !== undefined ? { models: values.models } : {}),
     graceMs: seconds('--grace', values.grace, 0),
     lockDurationMs: seconds('--lock-duration', values['lock-duration'], 1),
@@ -124,11 +120,17 @@ export async function workerCommand(argv: string[]): Promise<void> {
     refusalBackoffMs: seconds('--refusal-backoff', values['refusal-backoff'], 0),
     ...(values.id !== undefined ? { id: values.id } : {}),
   };
+}
 
-  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  // Connection errors repeat while Redis is away; one line per distinct message per minute is enough.
+/** A timestamped line on stderr. */
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+/** Logs each worker event as one line; connection errors repeat while Redis is away, so each message once a minute. */
+function eventLogger(): (event: WorkerEvent) => void {
   const lastErrors = new Map<string, number>();
-  const onEvent = (event: WorkerEvent) => {
+  return (event) => {
     if (event.type === 'error') {
       const now = Date.now();
       if (now - (lastErrors.get(event.message) ?? -Infinity) < 60_000) return;
@@ -137,9 +139,15 @@ export async function workerCommand(argv: string[]): Promise<void> {
     const line = describeWorkerEvent(event);
     if (line) log(line);
   };
+}
+
+/** Runs `torch-guidance worker` with `argv` until a signal stops it. */
+export async function workerCommand(argv: string[]): Promise<void> {
+  const options = readWorkerFlags(argv);
   const controller = new AbortController();
   let signals = 0;
-  let worker: Awaited<ReturnType<typeof runWorker>> | undefined;
+  let worker: SamplingWorker | undefined;
+  // First signal: no new shards, the running ones get --grace; second: hand them back now; third: exit.
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
@@ -149,19 +157,17 @@ export async function workerCommand(argv: string[]): Promise<void> {
       log(`${signal}: handing the shards in progress back`);
       void worker.stop({ graceMs: 0 });
     } else {
-      process.exit(130);
+      process.exit(EXIT_INTERRUPTED);
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
+  await withSignals(onSignal, async () => {
     try {
-      worker = await runWorker({ ...options, signal: controller.signal, onEvent });
+      worker = await runWorker({ ...options, signal: controller.signal, onEvent: eventLogger() });
     } catch (error) {
       if (controller.signal.aborted) return;
       throw error;
     }
-    log(`queue ${redactedUrl(values.queue)}; waiting for shards`);
+    log(`queue ${redactedUrl(options.url)}; waiting for shards`);
     const summary = await worker.closed;
     log(
       `stopped: ${summary.written} shard(s) written, ${summary.present} found complete, ${summary.handedBack} handed back, ` +
@@ -170,8 +176,5 @@ export async function workerCommand(argv: string[]): Promise<void> {
     // When Redis is gone at the stop, BullMQ's lock timer can outlive the dropped connections; a
     // stopped worker process ends anyway (the timer is unref'd: it fires only if something lingers).
     setTimeout(() => process.exit(process.exitCode ?? 0), 5000).unref();
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  });
 }

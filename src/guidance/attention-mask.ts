@@ -11,11 +11,11 @@
  * The maps are small (tokens², per sample), so the reduction runs in
  * JavaScript on a host copy; the mask goes back to x0's device.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { type Hook, planForward } from '../hooks.js';
-import { disposeOutput, type Model } from '../model.js';
-import { type Tensor, tensor } from '../tensor.js';
-import type { SiteSelector } from '../attention.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { type Hook, planForward } from '../hooks/forward-plan.js';
+import { disposeOutput, type Model } from '../model/model.js';
+import { type Tensor, tensor } from '../core/tensor.js';
+import type { SiteSelector } from '../hooks/attention.js';
 import type { MaskSource } from './types.js';
 
 /** The selector a mask source captures: its own, or the model's last self-attention site. */

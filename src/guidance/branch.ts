@@ -3,7 +3,7 @@
  * and run once. Keys are strings so the planner can use Maps; a model is
  * keyed by a per-instance number.
  */
-import type { Model } from '../model.js';
+import type { Model } from '../model/model.js';
 import type { Branch, BranchAttention, BranchModule, Degradation } from './types.js';
 
 const modelIds = new WeakMap<Model, number>();

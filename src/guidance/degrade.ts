@@ -14,9 +14,9 @@
  *   random-reset  blur random patches covering `fraction` of the area
  *   square-reset  blur one centred square covering `fraction` of the area
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { type Tensor, tensor } from '../tensor.js';
-import { mixSeed, uniformFromSeed } from '../samplers/seeds.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { type Tensor, tensor } from '../core/tensor.js';
+import { mixSeed, uniformFromSeed } from '../core/seeds.js';
 import type { Degradation } from './types.js';
 
 export interface DegradeInputs {

@@ -14,11 +14,11 @@
  * (noise-schedule.ts). The scalings are scalars: every sample of a forward
  * shares sigma.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import type { DenoiserCard } from '../model-card.js';
-import type { Model, Preconditioning } from '../model.js';
-import { type NoiseSchedule, noiseScheduleFromCard, sigmaToTimestep } from '../samplers/noise-schedule.js';
-import { full, type Tensor } from '../tensor.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import type { DenoiserCard } from '../model/model-card.js';
+import type { Model, Preconditioning } from '../model/model.js';
+import { type NoiseSchedule, noiseScheduleFromCard, sigmaToTimestep } from '../model/noise-schedule.js';
+import { full, type Tensor } from '../core/tensor.js';
 
 /** The preconditioning of one noise level: D = cSkip·x + cOut·F(cIn·x, cNoise). */
 export interface Scalings {

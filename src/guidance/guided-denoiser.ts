@@ -7,11 +7,11 @@
  * ICG draws per evaluation) and the per-run state of non-linear terms.
  * Every intermediate tensor is disposed before predict() returns.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { type Hook, planForward } from '../hooks.js';
-import type { Model } from '../model.js';
-import { Streams, mixSeed, uniformFromSeed } from '../samplers/seeds.js';
-import { type Tensor, cat, isTensor, randn, tensor } from '../tensor.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { type Hook, planForward } from '../hooks/forward-plan.js';
+import type { Model } from '../model/model.js';
+import { Streams, mixSeed, uniformFromSeed } from '../core/seeds.js';
+import { type Tensor, cat, isTensor, randn, tensor } from '../core/tensor.js';
 import { branchKey, modelKey } from './branch.js';
 import { checkMaskSource, modelAttentionMask } from './attention-mask.js';
 import { degradedInput } from './degrade.js';

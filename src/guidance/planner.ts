@@ -14,7 +14,7 @@
  *
  * Pure: explain() shows the same plan the sampler executes.
  */
-import type { SiteSelector } from '../attention.js';
+import type { SiteSelector } from '../hooks/attention.js';
 import { branchKey, branchLabel, inputKey, modelKey } from './branch.js';
 import type { Branch, Degradation, StepInfo, Strategy, StrategyContext, Term } from './types.js';
 

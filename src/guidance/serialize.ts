@@ -22,9 +22,9 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { Model } from '../model.js';
-import { parseOptions } from '../util/options.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { Model } from '../model/model.js';
+import { parseOptions } from '../core/options.js';
 import { FACTORIES, factoryNames } from './registry.js';
 import { isFactoryStrategy } from './strategies/define.js';
 import type { Strategy } from './types.js';

@@ -9,10 +9,10 @@
  * its options into Terms; the planner computes each distinct branch once and
  * batches branches that share a model and an input into one forward.
  */
-import type { AttentionSite, SiteSelector } from '../attention.js';
-import type { Model } from '../model.js';
-import type { ModuleSite } from '../module-hooks.js';
-import type { Tensor } from '../tensor.js';
+import type { AttentionSite, SiteSelector } from '../hooks/attention.js';
+import type { Model } from '../model/model.js';
+import type { ModuleSite } from '../hooks/module-hooks.js';
+import type { Tensor } from '../core/tensor.js';
 
 /** An attention perturbation of one branch: PAG's identity, SEG's query blur, or no attention at all (skip). */
 export interface BranchAttention {

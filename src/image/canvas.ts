@@ -3,7 +3,7 @@
  * rectangles, nearest-neighbour image blits and, through font.ts, text.
  * Everything clips to the canvas, so layout code never has to.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { checkRaster, type RasterImage } from './png.js';
 
 /** An RGB colour, each component 0..255. */

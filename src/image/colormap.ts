@@ -3,7 +3,7 @@
  * error) into pictures: a perceptually uniform colormap, so equal steps in
  * value look like equal steps in colour, and an overlay onto the sample.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { checkRaster, type RasterImage } from './png.js';
 
 type Stop = readonly [number, number, number];

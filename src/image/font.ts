@@ -6,7 +6,7 @@
  * advance 6 pixels (one blank column) and lines 10 (one blank row); `scale`
  * multiplies everything by an integer.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { BLACK, type Canvas, type Color } from './canvas.js';
 
 /** Width of one glyph of the built-in bitmap font, in unscaled pixels. */

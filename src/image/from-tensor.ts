@@ -3,8 +3,8 @@
  * the bridge between sample() and the PNG, grid and .npz writers. The one
  * copy to the host happens here, when the caller asks for pixels.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import type { Tensor } from '../tensor.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
 import type { RasterImage } from './png.js';
 
 /** Options of {@link toImages} and {@link toUint8Batch}. */

@@ -3,7 +3,7 @@
  * images each introduced by a readable label (a guidance strategy and its
  * settings), the picture a guidance comparison is read from.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { BLACK, Canvas, WHITE, type Color } from './canvas.js';
 import { drawText, fitText, measureText } from './font.js';
 import { checkRaster, type RasterImage } from './png.js';

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { deflateSync, inflateSync } from 'node:zlib';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { ioError } from '../io/io-error.js';
-import { checkMemory } from '../limits.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { ioError } from '../core/io-error.js';
+import { checkMemory } from '../core/limits.js';
 
 /** 8-bit pixels, row-major HWC: `data[(y * width + x) * channels + c]`. */
 export interface RasterImage {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-import { ioError } from './io-error.js';
+import { ioError } from '../core/io-error.js';
 
 /** `name.tmp-<pid>-<12 hex>`: the pattern writePng (src/image/png.ts) uses too. */
 const TEMP_SUFFIX = /\.tmp-\d+-[0-9a-f]{12}$/;

@@ -4,9 +4,9 @@
  */
 import { statfs } from 'node:fs/promises';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { formatBytes } from '../limits.js';
-import { ioError } from './io-error.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { formatBytes } from '../core/limits.js';
+import { ioError } from '../core/io-error.js';
 
 /** Throws ERR_IO when `bytes` more will not fit on the file system holding `dir`; `what` names the write, `fix` what to change. */
 export async function checkDiskSpace(dir: string, bytes: number, what: string, fix: string): Promise<void> {

@@ -13,8 +13,8 @@
 import { createReadStream } from 'node:fs';
 import { createGunzip, gunzipSync } from 'node:zlib';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { RAISE_LIMIT, checkMemory, formatBytes, resourceLimits } from '../limits.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { RAISE_LIMIT, checkMemory, formatBytes, resourceLimits } from '../core/limits.js';
 
 export interface IdxArray {
   shape: number[];

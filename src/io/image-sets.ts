@@ -12,12 +12,12 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
 import { decodePng } from '../image/png.js';
-import { checkMemory } from '../limits.js';
+import { checkMemory } from '../core/limits.js';
 import { readIdx } from './idx.js';
-import { ioError, isSystemError } from './io-error.js';
+import { ioError, isSystemError } from '../core/io-error.js';
 import { NpzFormatError, readNpzData, readNpzEntries, type NpzEntry } from './npz.js';
 import { MERGED, PNG_DIR, isDirectory } from './shards.js';
 

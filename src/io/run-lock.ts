@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 
-import { native } from '../native/binding.js';
+import { native } from '../core/native/binding.js';
 
 export const LOCK = '.lock';
 

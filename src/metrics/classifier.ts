@@ -6,11 +6,11 @@
  * It scores 8-bit images, the form samples are saved and compared in, so a
  * sample scores the same from memory as from its PNG or .npz.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
-import { type ClassifierCard } from '../model-card.js';
-import { loadModel, type LoadModelOptions, type Model } from '../model.js';
-import { tensor, type Tensor } from '../tensor.js';
+import { type ClassifierCard } from '../model/model-card.js';
+import { loadModel, type LoadModelOptions, type Model } from '../model/model.js';
+import { tensor, type Tensor } from '../core/tensor.js';
 
 /** A classifier's view of `count` images: logits [count, classes] and features [count, featureDim]. */
 export interface ClassifierScores {

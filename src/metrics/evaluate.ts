@@ -9,7 +9,7 @@
  * statistics run in a worker thread (./feature-metrics.ts), so an
  * application can score tens of thousands of samples while it serves.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
 import type { Classifier } from './classifier.js';
 import { featureMetrics, resolveMetricOptions, type FeatureMetrics } from './feature-metrics.js';

@@ -1,8 +1,8 @@
 /** Worker-thread entry of `featureMetrics` (./feature-metrics.ts): one request, one reply, then it exits. */
 import { parentPort } from 'node:worker_threads';
 
-import { isTorchGuidanceError } from '../errors.js';
-import type { WorkerReply } from '../util/worker-task.js';
+import { isTorchGuidanceError } from '../core/errors.js';
+import type { WorkerReply } from '../core/worker-task.js';
 import { featureMetricsSync, type FeatureMetrics, type FeatureMetricsRequest } from './feature-metrics.js';
 
 parentPort!.once('message', (request: FeatureMetricsRequest) => {

@@ -7,8 +7,8 @@
  * `featureMetricsSync` is the same computation on the calling thread, for the
  * worker itself and for batch scripts.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { runWorkerTask, siblingModule } from '../util/worker-task.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { runWorkerTask, siblingModule } from '../core/worker-task.js';
 import { featureSet, frechetDistance, gaussianStats, precisionRecall, selectRows } from './statistics.js';
 
 /** `count` feature vectors of `dim` values, row-major (what `Classifier.score` returns as `features`). */

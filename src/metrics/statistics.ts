@@ -13,7 +13,7 @@
  * [count, dim].
  */
 
-import { classifierAgreement } from '../util/classifier-agreement.js';
+import { classifierAgreement } from './classifier-agreement.js';
 
 /** A feature set: `count` rows of `dim` values, row-major. */
 export interface FeatureSet {

@@ -15,18 +15,18 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import type { Flags } from '../cli/sample-flags.js';
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { shardRange, writeManifest } from '../io/shards.js';
+import type { Flags } from '../runs/run-flags.js';
+import { writeManifest } from '../io/shards.js';
 import { closeWithin } from './close.js';
 import { checkReachable, connectionOptions, redactedUrl } from './connection.js';
-import { planRun } from './plan-run.js';
+import { RunFollower } from './follow-run.js';
+import { type PlannedRun, planRun } from './plan-run.js';
 import { type Refusal, Refusals } from './refusals.js';
-import { type RunEvent, RunEvents } from './run-events.js';
+import { RunEvents } from './run-events.js';
 import { RunJobs } from './run-jobs.js';
 import { type RunProgress, RunTracker } from './run-tracker.js';
-import { shardResultSchema } from './shard-job.js';
 
+/** How coordinateRun() reaches the queue and follows the run. */
 export interface CoordinatorOptions {
   /** The queue's Redis, redis://HOST:PORT/DB. */
   url: string;
@@ -44,6 +44,7 @@ export interface CoordinatorOptions {
   attempts?: number;
   /** First retry delay after a failed attempt (ms; doubles each time). */
   backoffMs?: number;
+  /** Called with each event of the run as it happens. */
   onEvent?: (event: QueuedRunEvent) => void;
 }
 
@@ -88,25 +89,56 @@ export interface QueuedRunResult {
   seconds: number;
 }
 
-/** `work`, or the signal's reason as soon as it fires (a call stuck on an absent Redis does not hold a stop up). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  work.catch(() => undefined);
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
+/**
+ * Adds a job for every shard that is neither complete in storage nor queued.
+ * Jobs first, storage second (see RunJobs.ensure): a shard gets a new job
+ * only when it truly has none. Returns the tracker of the run's shards.
+ */
+async function addMissingJobs(planned: PlannedRun, jobs: RunJobs): Promise<{ tracker: RunTracker; kept: number; counts: JobCounts }> {
+  const { layout, storage } = planned;
+  const everyShard = Array.from({ length: layout.plan.shards }, (_, i) => i);
+  const states = await jobs.states(everyShard);
+  const complete: number[] = [];
+  for (const i of everyShard) {
+    if ((await storage.shardState(layout, i)).status === 'complete') complete.push(i);
+  }
+  const tracker = new RunTracker(layout.plan, complete);
+  const remaining = tracker.remaining();
+  const counts = await jobs.ensure(remaining, remaining.map((i) => states[i]!));
+  return { tracker, kept: complete.length, counts };
+}
+
+/** Jobs added now, jobs already in the queue, failed jobs retried. */
+type JobCounts = Awaited<ReturnType<RunJobs['ensure']>>;
+
+/**
+ * Once every shard is in: removes the temporaries of dead or late writers,
+ * merges samples.npz where the format has it (when shards were made now or
+ * the merged file is not right) and marks the manifest complete. Returns
+ * whether it merged.
+ */
+async function finishRun(planned: PlannedRun, tracker: RunTracker, out: string, emit: (event: QueuedRunEvent) => void): Promise<boolean> {
+  const { layout, storage } = planned;
+  await storage.removeTemporaries();
+  let merged = false;
+  if (layout.format !== 'png' && (tracker.snapshot().made > 0 || (await storage.mergedProblem(layout)) !== undefined)) {
+    emit({ type: 'merging', progress: tracker.snapshot() });
+    await storage.merge(layout);
+    merged = true;
+  }
+  if (!planned.manifest.completedAt) {
+    planned.manifest.completedAt = new Date().toISOString();
+    await writeManifest(out, planned.manifest);
+  }
+  return merged;
 }
 
 /** Plans the run, adds its missing jobs and, with `wait`, follows it to the merge. */
 export async function coordinateRun(flags: Flags, options: CoordinatorOptions): Promise<QueuedRunResult> {
   const { signal } = options;
-  const pollMs = options.pollMs ?? 2000;
   await checkReachable(options.url, { timeoutMs: options.connectTimeoutMs ?? 5000, signal });
   const planned = await planRun(flags, signal);
   const { descriptor, layout, storage } = planned;
-  const { runKey } = descriptor;
   const connection = connectionOptions(options.url);
   const emit = (event: QueuedRunEvent) => options.onEvent?.(event);
   let queue: Queue | undefined;
@@ -117,24 +149,13 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
     queue.on('error', () => undefined); // connection trouble shows as a run that stops moving; ioredis reconnects
     redis = new Redis(connection);
     redis.on('error', () => undefined);
-    const refusals = new Refusals(redis, options.name);
     const jobs = new RunJobs(queue, descriptor, layout.plan, { attempts: options.attempts ?? 3, backoffMs: options.backoffMs ?? 10_000 });
     // Listening before the scan, so no event between the two is lost (the poll would catch it anyway).
-    if (options.wait) events = await RunEvents.open(options.name, connection, runKey);
-
-    // Jobs first, storage second (see RunJobs.ensure): a shard gets a new job only when it truly has none.
-    const everyShard = Array.from({ length: layout.plan.shards }, (_, i) => i);
-    const states = await jobs.states(everyShard);
-    const complete: number[] = [];
-    for (const i of everyShard) {
-      if ((await storage.shardState(layout, i)).status === 'complete') complete.push(i);
-    }
-    const tracker = new RunTracker(layout.plan, complete);
-    const remaining = tracker.remaining();
-    const counts = await jobs.ensure(remaining, remaining.map((i) => states[i]!));
+    if (options.wait) events = await RunEvents.open(options.name, connection, descriptor.runKey);
+    const { tracker, kept, counts } = await addMissingJobs(planned, jobs);
     emit({
       type: 'planned',
-      runKey,
+      runKey: descriptor.runKey,
       out: storage.location,
       queue: `${redactedUrl(options.url)} (${options.name})`,
       device: descriptor.device,
@@ -147,10 +168,10 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
       const progress = tracker.snapshot();
       return {
         out: storage.location,
-        runKey,
+        runKey: descriptor.runKey,
         shards: layout.plan.shards,
         count: layout.plan.count,
-        kept: complete.length,
+        kept,
         added: counts.added + counts.retried,
         complete: tracker.complete,
         merged,
@@ -159,109 +180,9 @@ export async function coordinateRun(flags: Flags, options: CoordinatorOptions): 
       };
     };
     if (!events) return result(false);
-
-    /** A job ended: the shard counts once it is complete in storage; otherwise it needs a job again. */
-    const markDone = async (i: number, worker?: string) => {
-      if (tracker.isDone(i)) return;
-      if ((await storage.shardState(layout, i)).status !== 'complete') {
-        await jobs.ensure([i], await jobs.states([i]));
-        return;
-      }
-      tracker.done(i);
-      const { first, n } = shardRange(layout.plan, i);
-      emit({ type: 'shard-done', shard: i, first, count: n, ...(worker ? { worker } : {}), progress: tracker.snapshot() });
-    };
-    const markFailed = async (i: number) => {
-      const reason = await jobs.failure(i);
-      if (reason === undefined || tracker.isFailed(i)) return;
-      tracker.failed(i, reason);
-      emit({ type: 'shard-failed', shard: i, reason, progress: tracker.snapshot() });
-    };
-    /** Events seen per shard: a poll's answer older than a shard's latest event does not override it. */
-    const seen = new Map<number, number>();
-    const handle = async ({ kind, shard: i, payload }: RunEvent) => {
-      seen.set(i, (seen.get(i) ?? 0) + 1);
-      switch (kind) {
-        case 'active':
-          tracker.running(i);
-          break;
-        case 'progress': {
-          const made = (payload.data as { made?: unknown } | undefined)?.made;
-          if (typeof made === 'number') tracker.progress(i, made);
-          break;
-        }
-        case 'completed': {
-          const parsed = shardResultSchema.safeParse(payload.returnvalue);
-          await markDone(i, parsed.success ? parsed.data.worker : undefined);
-          break;
-        }
-        case 'failed':
-          tracker.waiting(i);
-          await markFailed(i);
-          break;
-        default: // waiting (handed back, refused, retried), delayed (backoff), stalled (its worker died)
-          tracker.waiting(i);
-      }
-    };
-    const shown = new Set<string>();
-    const poll = async () => {
-      const left = tracker.remaining();
-      const before = new Map(seen);
-      for (const [k, state] of (await jobs.states(left)).entries()) {
-        const i = left[k]!;
-        if (state === 'unknown' || state === 'completed') await markDone(i);
-        else if (state === 'failed') await markFailed(i);
-        else if (seen.get(i) !== before.get(i)) continue;
-        else if (state === 'active') tracker.running(i);
-        else tracker.waiting(i);
-      }
-      tracker.workers = await queue!.getWorkersCount().catch(() => tracker.workers);
-      tracker.refusals = await refusals.read(runKey).catch(() => tracker.refusals);
-      for (const refusal of tracker.refusals) {
-        const key = `${refusal.worker}\0${refusal.code}\0${refusal.message}`;
-        if (shown.has(key)) continue;
-        shown.add(key);
-        emit({ type: 'refused', refusal, progress: tracker.snapshot() });
-      }
-      emit({ type: 'update', progress: tracker.snapshot() });
-    };
-
-    let nextPoll = 0;
-    while (!tracker.complete) {
-      if (signal.aborted) throw signal.reason;
-      for (let event = events.take(); event; event = events.take()) await untilAborted(handle(event), signal);
-      if (performance.now() >= nextPoll) {
-        await untilAborted(poll(), signal);
-        // A poll asks for every remaining shard's state: spaced out by 1 ms per shard, so a run of
-        // many shards keeps Redis below about a thousand such calls per second (events come in between).
-        nextPoll = performance.now() + pollMs + tracker.remaining().length;
-      }
-      if (tracker.complete) break;
-      if (tracker.stuck) {
-        const { failures } = tracker.snapshot();
-        throw new TorchGuidanceError(
-          ErrorCodes.SHARDS_FAILED,
-          `${failures.length} shard(s) of ${flags.out} failed on every attempt:\n` +
-            failures.map((f) => `  shard ${f.shard + 1}: ${f.reason}`).join('\n') +
-            "\nFix the cause (the workers' logs say more) and rerun the same command: it retries them.",
-        );
-      }
-      await events.wait(nextPoll - performance.now(), signal);
-    }
-
-    // Every shard is in, so what temporaries are left belong to dead or late writers.
-    await storage.removeTemporaries();
-    let merged = false;
-    if (layout.format !== 'png' && (tracker.snapshot().made > 0 || (await storage.mergedProblem(layout)) !== undefined)) {
-      emit({ type: 'merging', progress: tracker.snapshot() });
-      await storage.merge(layout);
-      merged = true;
-    }
-    if (!planned.manifest.completedAt) {
-      planned.manifest.completedAt = new Date().toISOString();
-      await writeManifest(flags.out, planned.manifest);
-    }
-    return result(merged);
+    const follower = new RunFollower({ planned, jobs, tracker, refusals: new Refusals(redis, options.name), queue, emit });
+    await follower.follow(events, signal, options.pollMs ?? 2000, flags.out);
+    return result(await finishRun(planned, tracker, flags.out, emit));
   } finally {
     await Promise.all([closeWithin(events?.connection), closeWithin(queue), closeWithin(redis)]);
     await planned.release();

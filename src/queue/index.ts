@@ -12,7 +12,7 @@ import type { SamplingQueueOptions } from './queue-options.js';
 import type { SamplingWorker } from './worker.js';
 import type { SamplingWorkerOptions } from './worker-options.js';
 
-export { DEFAULT_QUEUE_NAME } from './connection.js';
+export { DEFAULT_QUEUE_NAME } from '../runs/queue-address.js';
 export type { QueuedRunEvent, QueuedRunResult } from './coordinator.js';
 export { samplingQueueOptionsSchema, type SamplingQueueOptions } from './queue-options.js';
 export type { Refusal } from './refusals.js';

@@ -15,13 +15,13 @@
 import { access, constants } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
-import { deviceSettings, loadRun, type Run } from '../cli/sample.js';
-import { readFlags, type Flags } from '../cli/sample-flags.js';
-import { UsageError } from '../cli/usage-error.js';
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from '../errors.js';
+import { deviceSettings, loadRun, type Run } from '../runs/load-run.js';
+import { readFlags, type Flags } from '../runs/run-flags.js';
+import { UsageError } from '../core/usage-error.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError, type ErrorCode } from '../core/errors.js';
 import { type Manifest, settingsDiff, shardPlan } from '../io/shards.js';
-import type { Model } from '../model.js';
-import type { DeviceName } from '../tensor.js';
+import type { Model } from '../model/model.js';
+import type { DeviceName } from '../core/tensor.js';
 import { workerArgv } from './run-spec.js';
 import type { RunModel, ShardJobData } from './shard-job.js';
 import { type RunStorage, type ShardLayout, openRunStorage } from './storage.js';

@@ -8,11 +8,12 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { bytesPerSample, deviceSettings, loadRun, openOutput } from '../cli/sample.js';
-import type { Flags } from '../cli/sample-flags.js';
+import { deviceSettings, loadRun } from '../runs/load-run.js';
+import { bytesPerSample, openOutput } from '../runs/run-output.js';
+import type { Flags } from '../runs/run-flags.js';
 import { type Manifest, PNG_DIR, shardPlan } from '../io/shards.js';
-import type { Model } from '../model.js';
-import { runtimeInfo } from '../runtime.js';
+import type { Model } from '../model/model.js';
+import { runtimeInfo } from '../core/runtime.js';
 import { deviceKind } from './loaded-runs.js';
 import { portableArgv, runModels } from './run-spec.js';
 import { type RunDescriptor, runKeyOf, settingsFingerprint } from './shard-job.js';

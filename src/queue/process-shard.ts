@@ -5,8 +5,8 @@
  * the same code as `torch-guidance sample`, and store it atomically. A shard
  * already complete in storage is not sampled again.
  */
-import { makeShard } from '../cli/sample.js';
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
+import { makeShard } from '../runs/shard-files.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
 import { shardRange } from '../io/shards.js';
 import type { LoadedRuns } from './loaded-runs.js';
 import { type ShardJobData, type ShardResult, settingsFingerprint } from './shard-job.js';

@@ -8,8 +8,8 @@
  */
 import { z } from 'zod';
 
-import type { Flags } from '../cli/sample-flags.js';
-import { parseOptions } from '../util/options.js';
+import type { Flags } from '../runs/run-flags.js';
+import { parseOptions } from '../core/options.js';
 import type { RunModel } from './shard-job.js';
 
 /** The flags of `flags` that decide a run's bytes, except the model files, --out, --device and --queue. */

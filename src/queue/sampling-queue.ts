@@ -5,10 +5,10 @@
  * it settles; dispose() stops the calls still waiting (their jobs stay in the
  * queue, and the workers go on).
  */
-import { UsageError } from '../cli/usage-error.js';
-import { readFlags } from '../cli/sample-flags.js';
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import { parseOptions } from '../util/options.js';
+import { UsageError } from '../core/usage-error.js';
+import { readFlags } from '../runs/run-flags.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import { parseOptions } from '../core/options.js';
 import { checkReachable } from './connection.js';
 import { type QueuedRunEvent, type QueuedRunResult, coordinateRun } from './coordinator.js';
 import { type SamplingQueueOptions, samplingQueueOptionsSchema } from './queue-options.js';

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 
 /** The BullMQ job name of a shard. */
 export const SHARD_JOB = 'shard';

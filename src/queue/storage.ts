@@ -15,8 +15,8 @@
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 
-import { writeShard } from '../cli/sample.js';
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { writeShard } from '../runs/shard-files.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
 import {
   type ImageGeometry,

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem } from './connection.js';
+import { DEFAULT_QUEUE_NAME, queueNameProblem, queueUrlProblem } from '../runs/queue-address.js';
 import type { ShardResult } from './shard-job.js';
 
 /** Options of runWorker(). Times are in milliseconds. */

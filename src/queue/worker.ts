@@ -28,10 +28,10 @@ import { hostname } from 'node:os';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
-import { runtimeInfo } from '../runtime.js';
-import type { DeviceName } from '../tensor.js';
-import { parseOptions } from '../util/options.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
+import { runtimeInfo } from '../core/runtime.js';
+import type { DeviceName } from '../core/tensor.js';
+import { parseOptions } from '../core/options.js';
 import { closeWithin } from './close.js';
 import { checkReachable, connectionOptions } from './connection.js';
 import { LoadedRuns } from './loaded-runs.js';

@@ -3,7 +3,7 @@
 // files mapped (test/blas.test.ts runs it forced onto the reference BLAS).
 import { Worker } from 'node:worker_threads';
 
-import { config } from '../../src/config.js';
+import { config } from '../../src/core/config.js';
 import { runtimeInfo } from '../../src/index.js';
 import { fastBlasProblem, mappedFiles } from '../helpers/blas.js';
 

@@ -16,7 +16,7 @@
  */
 import { z } from 'zod';
 
-import type { Tensor } from '../../tensor.js';
+import type { Tensor } from '../../core/tensor.js';
 import { bounded, guidanceScale, scheduledSchema, stepFraction } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { apgMomentum, apgUpdate } from './apg.js';

@@ -16,8 +16,8 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
-import type { Tensor } from '../../tensor.js';
+import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
+import type { Tensor } from '../../core/tensor.js';
 import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';

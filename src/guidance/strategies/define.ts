@@ -1,8 +1,8 @@
 /** Shared plumbing of the strategy factories: validate options, name the strategy, record its settings, apply its schedule. */
 import type { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
-import { parseOptions } from '../../util/options.js';
+import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
+import { parseOptions } from '../../core/options.js';
 import { isActive, scheduleOf } from '../options.js';
 import type { Strategy, StrategyContext } from '../types.js';
 

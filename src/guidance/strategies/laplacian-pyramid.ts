@@ -14,8 +14,8 @@
  * padding to a power of two); the split into bands differs a little, the
  * method does not.
  */
-import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
-import type { Tensor } from '../../tensor.js';
+import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
+import type { Tensor } from '../../core/tensor.js';
 
 export const PYRAMID_KERNEL = 5;
 export const PYRAMID_SIGMA = 1;

@@ -18,9 +18,9 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
-import type { SiteSelector } from '../../attention.js';
-import { selectSites, selectorSchema, selectorText } from '../../site-selectors.js';
+import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
+import type { SiteSelector } from '../../hooks/attention.js';
+import { selectSites, selectorSchema, selectorText } from '../../hooks/site-selectors.js';
 import type { Branch, BranchAttention, BranchModule, StrategyContext } from '../types.js';
 import { sitesSchema } from './selectors.js';
 

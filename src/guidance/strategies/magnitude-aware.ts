@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 
-import type { Tensor } from '../../tensor.js';
+import type { Tensor } from '../../core/tensor.js';
 import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy, TermContext } from '../types.js';
 import { defineStrategy, requireConditional } from './define.js';

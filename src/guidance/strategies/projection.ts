@@ -4,7 +4,7 @@
  * dot products over `axes` (default every axis but the batch axis; APG's
  * `normDim` picks others, e.g. per channel).
  */
-import type { Tensor } from '../../tensor.js';
+import type { Tensor } from '../../core/tensor.js';
 
 /** Sum over `axes` (0-based axes of the full tensor, batch excluded), kept as size-1 axes. */
 export function sumOver(t: Tensor, axes?: readonly number[]): Tensor {

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 
-import type { Tensor } from '../../tensor.js';
+import type { Tensor } from '../../core/tensor.js';
 import type { Strategy } from '../types.js';
 import { scheduledSchema } from '../options.js';
 import { defineStrategy } from './define.js';

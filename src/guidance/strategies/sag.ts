@@ -20,7 +20,7 @@
  */
 import { z } from 'zod';
 
-import { selectorSchema } from '../../site-selectors.js';
+import { selectorSchema } from '../../hooks/site-selectors.js';
 import { bounded, finite, guidanceScale, scheduledSchema } from '../options.js';
 import type { Branch, Degradation, MaskSource, Strategy } from '../types.js';
 import { defineStrategy, hasCfg } from './define.js';

@@ -6,7 +6,7 @@
  * and the 16 squarings grow the round-off to about 1e-11 relative: far below
  * float32. Meant for the few scalars a guider needs per step, not for images.
  */
-import type { Tensor } from '../../tensor.js';
+import type { Tensor } from '../../core/tensor.js';
 
 const SQUARINGS = 16;
 const TERMS = 10;

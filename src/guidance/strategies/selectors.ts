@@ -1,7 +1,7 @@
 /** The site selector option shared by attention strategies (see SiteSelector in src/attention.ts). */
 import { z } from 'zod';
 
-import type { SiteSelector } from '../../attention.js';
+import type { SiteSelector } from '../../hooks/attention.js';
 
 const one = z.union([z.string().min(1), z.instanceof(RegExp), z.number().int().nonnegative()]);
 

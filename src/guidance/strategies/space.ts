@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 
-import type { Tensor } from '../../tensor.js';
+import type { Tensor } from '../../core/tensor.js';
 
 /** The zod schema of {@link Space}. */
 export const spaceSchema = z.enum(['x0', 'eps']);

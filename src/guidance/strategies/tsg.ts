@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../../errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
 import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';

@@ -9,8 +9,8 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import type { NoiseSchedule } from './noise-schedule.js';
+import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
+import type { NoiseSchedule } from '../../model/noise-schedule.js';
 
 /** A noise level: positive, and small enough that sigma² stays finite in float32 (1e6² = 1e12). */
 const sigma = z.number().positive().max(1e6, 'must be at most 1e6 (larger sigmas overflow float32)');

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 
-import { type BuildInfo, loadBinary } from '../../scripts/binary-candidates.mjs';
+import { type BuildInfo, loadBinary } from '../../../scripts/binary-candidates.mjs';
 import { warnOnReferenceBlas } from '../blas-warning.js';
 import { type Config, config } from '../config.js';
 import { ErrorCodes, TorchGuidanceError } from '../errors.js';
@@ -192,7 +192,7 @@ function blasSetting(setting: Config['blasThreads']): number {
   return setting === 'keep' ? -1 : setting === 'auto' ? 0 : setting;
 }
 
-const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildInfo } {
   let found;

@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 import { native } from './native/binding.js';
 import type { AnyTypedArray, DeviceName, NativeTensor } from './native/tensor-types.js';
-import { parseOptions } from './util/options.js';
+import { parseOptions } from './options.js';
 
 export type { AnyTypedArray, DeviceName, Dtype, ResolvedDevice, TypedArrayFor } from './native/tensor-types.js';
 /**

@@ -13,8 +13,8 @@
  * Estimates bound requests that cannot succeed (a count of a billion, a
  * batch of millions); they do not promise that a smaller request fits.
  */
-import { config } from './config.js';
-import { autoChunks } from './batch-split.js';
+import { config } from '../core/config.js';
+import { autoChunks } from '../model/batch-split.js';
 
 /** Sample-sized tensors a sampler step keeps alive besides the forwards: x, D, the previous D, noise, and temporaries. */
 const SAMPLER_TENSORS = 8;

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-import { abortError, ErrorCodes, TorchGuidanceError, type ErrorCode } from '../errors.js';
+import { abortError, ErrorCodes, TorchGuidanceError, type ErrorCode } from './errors.js';
 
 /** What a worker entry posts back: a result, or an error to rethrow on the caller's side. */
 export type WorkerReply<T> = { ok: true; value: T } | { ok: false; code: ErrorCode | null; message: string };

@@ -21,8 +21,8 @@
  */
 import { z } from 'zod';
 
-import type { GuidedPrediction } from '../guidance/types.js';
-import type { Tensor } from '../tensor.js';
+import type { GuidedPrediction } from '../../guidance/types.js';
+import type { Tensor } from '../../core/tensor.js';
 import {
   dpm2AncestralSigmas,
   dpm2AncestralStep,

@@ -16,11 +16,11 @@
  * module noise with one seed for a whole slice (randn([length, ...], { seed })):
  * cutting that slice would draw other noise, so no cut falls inside one.
  */
-import type { NativePlanEntry } from './attention.js';
-import { ErrorCodes, TorchGuidanceError } from './errors.js';
+import type { NativePlanEntry } from '../hooks/attention.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { ForwardOutput } from './model.js';
-import type { NativeModuleEntry } from './module-hooks.js';
-import { type Tensor, cat, isTensor } from './tensor.js';
+import type { NativeModuleEntry } from '../hooks/module-hooks.js';
+import { type Tensor, cat, isTensor } from '../core/tensor.js';
 
 /**
  * parallel 'auto' makes no chunk smaller than this: at batch 2 the split lost
@@ -54,32 +54,6 @@ export function autoChunks(rows: number, threads: number): number {
   if (threads < 2) return 1;
   const rounds = Math.ceil(rows / (threads * AUTO_MAX_CHUNK));
   return Math.max(1, Math.min(threads * rounds, Math.floor(rows / AUTO_MIN_CHUNK)));
-}
-
-/**
- * How many torch threads parallel 'auto' spreads a forward over, given the
- * BLAS: `jobThreads`, unless the chunks' matrix multiplies would then ask for
- * more threads than one job may use (`budget`, the intra-op count).
- *
- * Why: each chunk runs as its own job, and a BLAS with a thread pool of its
- * own (OpenBLAS built with pthreads) gives every calling job its thread count.
- * Under the default 'auto' BLAS control that count is the budget divided by
- * the torch threads (native/src/blas_threads.h), so the split never passes the
- * budget. Where the count is set otherwise ('fixed' by setBlasThreads or
- * TORCH_GUIDANCE_BLAS_THREADS, 'external' by OPENBLAS_NUM_THREADS), K chunks
- * run K times that many BLAS threads, so only floor(budget / threads) chunks
- * run at once: pinning the BLAS at every core means one forward at a time. A single-threaded BLAS (the reference one) or one that shares torch's
- * own OpenMP threads ('intra-op': MKL, OpenMP OpenBLAS) adds no threads of its
- * own, and the split is the only way a single-threaded BLAS's work reaches a
- * second core.
- */
-export function splitThreads(
-  jobThreads: number,
-  blas: { control: string; threads: number | null },
-  budget: number,
-): number {
-  const pinned = (blas.control === 'fixed' || blas.control === 'external') && blas.threads !== null && blas.threads > 1;
-  return pinned ? Math.max(1, Math.min(jobThreads, Math.floor(budget / blas.threads!))) : jobThreads;
 }
 
 /** A chunk of the batch: samples [start, end). */

@@ -7,21 +7,21 @@ import { resolve } from 'node:path';
 
 import { z } from 'zod';
 
-import { type AttentionCandidate, type AttentionSite, type NativePlanEntry, siteFromProbe } from './attention.js';
+import { type AttentionCandidate, type AttentionSite, type NativePlanEntry, siteFromProbe } from '../hooks/attention.js';
 import { type Chunk, autoChunks, catCaptures, catOutputs, chunkBatch, entriesForChunk, modulesForChunk } from './batch-split.js';
-import { autoSplitThreads } from './blas.js';
-import { type Hook, planForward } from './hooks.js';
-import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from './module-hooks.js';
-import { ErrorCodes, TorchGuidanceError, abortError } from './errors.js';
-import { resourceLimits } from './limits.js';
+import { autoSplitThreads } from '../core/blas.js';
+import { type Hook, planForward } from '../hooks/forward-plan.js';
+import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from '../hooks/module-hooks.js';
+import { ErrorCodes, TorchGuidanceError, abortError } from '../core/errors.js';
+import { resourceLimits } from '../core/limits.js';
 import { checkModelCard, type ModelCard } from './model-card.js';
-import { native, type MethodDescription, type NativeModel, type NativeModelDescription, type Preconditioning } from './native/binding.js';
-import type { Dtype, ResolvedDevice, Tensor } from './tensor.js';
-import { isTensor, randn, tensor } from './tensor.js';
-import { deviceSchema } from './tensor.js';
-import { parseOptions } from './util/options.js';
+import { native, type MethodDescription, type NativeModel, type NativeModelDescription, type Preconditioning } from '../core/native/binding.js';
+import type { Dtype, ResolvedDevice, Tensor } from '../core/tensor.js';
+import { isTensor, randn, tensor } from '../core/tensor.js';
+import { deviceSchema } from '../core/tensor.js';
+import { parseOptions } from '../core/options.js';
 
-export type { Preconditioning } from './native/binding.js';
+export type { Preconditioning } from '../core/native/binding.js';
 
 const loadOptionsSchema = z
   .object({

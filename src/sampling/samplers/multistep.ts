@@ -16,7 +16,7 @@
  * has the law of k-diffusion's BrownianTreeNoiseSampler. The last step (to
  * σ = 0) returns D.
  */
-import type { Tensor } from '../tensor.js';
+import type { Tensor } from '../../core/tensor.js';
 import { lmsCoefficients } from './lms-coefficients.js';
 import type { SamplerIO } from './samplers.js';
 import { combine, denoisedOnly, derivative } from './step-math.js';

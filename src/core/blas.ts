@@ -1,10 +1,9 @@
 /**
  * The BLAS thread count from JS: setBlasThreads(), and how many chunks
- * `parallel: 'auto'` may run at once given the BLAS (splitThreads in
- * src/batch-split.ts). The count itself is kept natively, for the whole
- * process (native/src/blas_threads.h), so worker threads see one setting.
+ * `parallel: 'auto'` may run at once given the BLAS (splitThreads). The
+ * count itself is kept natively, for the whole process
+ * (native/src/blas_threads.h), so worker threads see one setting.
  */
-import { splitThreads } from './batch-split.js';
 import { config } from './config.js';
 import { ErrorCodes, TorchGuidanceError } from './errors.js';
 import { type BlasInfo, native } from './native/binding.js';
@@ -41,4 +40,30 @@ export function setBlasThreads(threads: number | 'auto'): BlasInfo {
 /** Torch threads `parallel: 'auto'` spreads a CPU forward over, given the BLAS's thread setting now. */
 export function autoSplitThreads(): number {
   return splitThreads(config.jobThreads, blasInfo(), config.intraOpThreads);
+}
+
+/**
+ * How many torch threads parallel 'auto' spreads a forward over, given the
+ * BLAS: `jobThreads`, unless the chunks' matrix multiplies would then ask for
+ * more threads than one job may use (`budget`, the intra-op count).
+ *
+ * Why: each chunk runs as its own job, and a BLAS with a thread pool of its
+ * own (OpenBLAS built with pthreads) gives every calling job its thread count.
+ * Under the default 'auto' BLAS control that count is the budget divided by
+ * the torch threads (native/src/blas_threads.h), so the split never passes the
+ * budget. Where the count is set otherwise ('fixed' by setBlasThreads or
+ * TORCH_GUIDANCE_BLAS_THREADS, 'external' by OPENBLAS_NUM_THREADS), K chunks
+ * run K times that many BLAS threads, so only floor(budget / threads) chunks
+ * run at once: pinning the BLAS at every core means one forward at a time. A single-threaded BLAS (the reference one) or one that shares torch's
+ * own OpenMP threads ('intra-op': MKL, OpenMP OpenBLAS) adds no threads of its
+ * own, and the split is the only way a single-threaded BLAS's work reaches a
+ * second core.
+ */
+export function splitThreads(
+  jobThreads: number,
+  blas: { control: string; threads: number | null },
+  budget: number,
+): number {
+  const pinned = (blas.control === 'fixed' || blas.control === 'external') && blas.threads !== null && blas.threads > 1;
+  return pinned ? Math.max(1, Math.min(jobThreads, Math.floor(budget / blas.threads!))) : jobThreads;
 }

@@ -20,7 +20,7 @@
  * path, overlapping intervals), without its torchsde tree and its batch-wide
  * entropy: each sample's path comes from its own seed.
  */
-import type { Tensor } from '../tensor.js';
+import type { Tensor } from '../../core/tensor.js';
 import type { SamplerIO } from './samplers.js';
 import { type Churn, ancestralStep, churned, churnedSigma, combine, denoisedOnly, derivative } from './step-math.js';
 

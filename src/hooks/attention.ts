@@ -15,9 +15,9 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from './errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { type SiteSelector, selectSites, selectorSchema, selectorText } from './site-selectors.js';
-import { parseOptions } from './util/options.js';
+import { parseOptions } from '../core/options.js';
 
 export { globToRegExp, type SiteSelector } from './site-selectors.js';
 

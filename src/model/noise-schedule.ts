@@ -4,8 +4,8 @@
  * Samplers only see sigmas; the denoiser maps sigma back to the model's time
  * input. Computed in float64, like the reference implementations.
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import type { DenoiserCard } from '../model-card.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
+import type { DenoiserCard } from './model-card.js';
 
 export interface DiscreteSchedule {
   kind: 'discrete';

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError } from './errors.js';
 
 /**
  * Validates `value` against `schema`; a failure becomes ERR_INVALID_OPTION

@@ -8,7 +8,7 @@
 import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../errors.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from './errors.js';
 
 /** errno code -> the cause in words and the fix. */
 const CAUSES: Record<string, [string, string]> = {

@@ -3,9 +3,9 @@
  * split of a step, the churn of EDM's stochastic samplers, and the rule that
  * only first-order samplers may re-noise with another branch (CFG++).
  */
-import { ErrorCodes, TorchGuidanceError } from '../errors.js';
-import type { GuidedPrediction } from '../guidance/types.js';
-import type { Tensor } from '../tensor.js';
+import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
+import type { GuidedPrediction } from '../../guidance/types.js';
+import type { Tensor } from '../../core/tensor.js';
 
 /** d = (x − D)/σ, the probability-flow ODE's derivative dx/dσ. */
 export function derivative(x: Tensor, denoised: Tensor, sigma: number): Tensor {

@@ -11,7 +11,7 @@
  * caller adds it (`x = x + attn(norm(x))`).
  */
 import { type AttentionCandidate, type AttentionHook, type AttentionSite, type NativePlanEntry, planHooks } from './attention.js';
-import { ErrorCodes, TorchGuidanceError } from './errors.js';
+import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { type ModuleHook, type ModuleSite, type NativeModuleEntry, checkSkippable, planModuleHooks } from './module-hooks.js';
 
 /** A hook of one forward: on attention sites (`sites`) or on module outputs (`modules`). */

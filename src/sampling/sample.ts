@@ -5,19 +5,19 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from './errors.js';
-import { Denoiser } from './guidance/denoiser.js';
-import { GuidedDenoiser } from './guidance/guided-denoiser.js';
-import type { PlanSummary } from './guidance/planner.js';
-import type { Strategy } from './guidance/types.js';
-import { checkMemory, resourceLimits } from './limits.js';
-import { Model } from './model.js';
+import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
+import { Denoiser } from '../guidance/denoiser.js';
+import { GuidedDenoiser } from '../guidance/guided-denoiser.js';
+import type { PlanSummary } from '../guidance/planner.js';
+import type { Strategy } from '../guidance/types.js';
+import { checkMemory, resourceLimits } from '../core/limits.js';
+import { Model } from '../model/model.js';
 import { estimateSampleMemory } from './sample-memory.js';
-import { Streams, mixSeed, sampleSeed, sampleSeeds } from './samplers/seeds.js';
+import { Streams, mixSeed, sampleSeed, sampleSeeds } from '../core/seeds.js';
 import { FIRST_ORDER_SAMPLERS, type Sampler, evaluationSigmas, samplerSchema, runSampler } from './samplers/samplers.js';
 import { sigmasFor } from './samplers/sigma-schedules.js';
-import { type Tensor, cat, isTensor, randn, tensor } from './tensor.js';
-import { parseOptions } from './util/options.js';
+import { type Tensor, cat, isTensor, randn, tensor } from '../core/tensor.js';
+import { parseOptions } from '../core/options.js';
 
 /** What `onProgress` gets after every sampler step. */
 export interface SampleProgress {
