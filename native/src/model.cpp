@@ -11,6 +11,7 @@
 #include "autocast.h"
 #include "dtype.h"
 #include "errors.h"
+#include "extra_records.h"
 #include "hook_plan.h"
 #include "hook_plan_js.h"
 #include "instance_data.h"
@@ -28,6 +29,8 @@ namespace {
 std::atomic<int64_t> g_liveModels{0};
 
 constexpr const char* kCardFile = "model.json";
+// A version 2 card's null conditions (model-card.ts, namedInputSchema).
+constexpr const char* kNullsFolder = "nulls/";
 
 // How far a load may trust the file, and the memory it may take.
 struct LoadLimits {
@@ -103,6 +106,7 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
   std::shared_ptr<ArchiveFile> file = ArchiveFile::Open(path);
   CheckArchive(file, limits.maxBytes, limits.trusted);
   torch::jit::ExtraFilesMap extra{{kCardFile, ""}};
+  for (const std::string& name : ExtraRecordNames(*file, kNullsFolder)) extra[name] = "";
   try {
     state.module = torch::jit::load(file, device, extra);
   } catch (const Error&) {
@@ -122,6 +126,9 @@ void LoadInto(ModelState& state, const std::string& path, at::Device device, at:
   state.dtype = dtype;
   state.card = extra[kCardFile];
   state.hasCard = !state.card.empty();
+  for (auto& [name, bytes] : extra) {
+    if (name != kCardFile) state.extraRecords[name] = std::move(bytes);
+  }
 
   state.module.eval();
   if (dtype != at::kFloat) state.module.to(dtype);
@@ -190,6 +197,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                         InstanceAccessor<&ModelWrap::AttentionSites>("attentionSites"),
                                         InstanceAccessor<&ModelWrap::ModuleSites>("moduleSites"),
                                         InstanceAccessor<&ModelWrap::AttentionCandidates>("attentionCandidates"),
+                                        InstanceMethod<&ModelWrap::ExtraRecord>("extraRecord"),
                                         InstanceAccessor<&ModelWrap::Device>("device"),
                                         InstanceAccessor<&ModelWrap::Dtype>("dtype"),
                                         InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
@@ -454,6 +462,16 @@ Napi::Value ModelWrap::AttentionSites(const Napi::CallbackInfo& info) {
       sites.Set(static_cast<uint32_t>(i), site);
     }
     return sites;
+  });
+}
+
+Napi::Value ModelWrap::ExtraRecord(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const auto& records = Checked()->extraRecords;
+    auto found = records.find(ToString(info.Length() > 0 ? info[0] : env.Undefined(), "name"));
+    if (found == records.end()) return env.Null();
+    return Napi::Buffer<char>::Copy(env, found->second.data(), found->second.size());
   });
 }
 

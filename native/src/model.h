@@ -9,6 +9,7 @@
 #include <torch/script.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +25,7 @@ struct ModelState {
   at::ScalarType dtype = at::kFloat;
   std::string path;
   std::string card;  // the archive's model.json, empty when absent
+  std::map<std::string, std::string> extraRecords;  // extra/nulls/* records, by name relative to extra/
   bool hasCard = false;
   bool frozen = false;
   int64_t parameterCount = 0;
@@ -65,6 +67,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value AttentionSites(const Napi::CallbackInfo& info);
   Napi::Value ModuleSites(const Napi::CallbackInfo& info);
   Napi::Value AttentionCandidates(const Napi::CallbackInfo& info);
+  // extraRecord(name) -> Buffer | null: a record under the archive's extra/nulls/.
+  Napi::Value ExtraRecord(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value ForwardCount(const Napi::CallbackInfo& info);

@@ -114,7 +114,7 @@ export async function attentionCommand(argv: string[]): Promise<void> {
     const conditions =
       nullLabel === undefined ? undefined : tensor(BigInt64Array.from(labels.map((l) => BigInt(l ?? nullLabel))), [n], { device: model.device });
     if (conditions) owned.push(conditions);
-    const { inputs, owned: inputTensors } = denoiser.inputs(x, sigma, conditions);
+    const { inputs, owned: inputTensors } = denoiser.inputs(x, sigma, conditions && [conditions]);
     owned.push(...inputTensors);
     const run = await model.run<Tensor>({ inputs, hooks: [{ sites: sites.map((s) => s.path), action: 'capture', start: 0, length: n }] });
     owned.push(run.output, ...run.captures.values());
