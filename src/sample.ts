@@ -6,7 +6,7 @@
 import { z } from 'zod';
 
 import { decode } from './decode.js';
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from './errors.js';
+import { ErrorCodes, TorchGuidanceError, abortError, isTorchGuidanceError } from './errors.js';
 import { Denoiser } from './guidance/denoiser.js';
 import { GuidedDenoiser } from './guidance/guided-denoiser.js';
 import type { PlanSummary } from './guidance/planner.js';
@@ -410,7 +410,8 @@ export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batch
  * step. Every sample depends only on its own seed, not on its batch. Rejects
  * with a TorchGuidanceError for bad options, for a run over the memory limit
  * (before allocating; src/limits.ts), and for NaN or infinity during sampling
- * (ERR_NON_FINITE, unless checkFinite is false); with `signal.reason` when the
+ * (ERR_NON_FINITE, unless checkFinite is false); with ERR_ABORTED (its cause the
+ * signal's reason, as Node's own APIs reject) when the
  * signal fires, at once, even while a forward runs.
  */
 export async function sample(raw: SampleOptions): Promise<SampleResult> {
@@ -427,7 +428,7 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
   const labels: (number | null)[] = [];
   let forwards = 0;
   const checkAbort = () => {
-    if (signal?.aborted) throw signal.reason;
+    if (signal?.aborted) throw abortError(signal);
   };
   try {
     for (let b = 0; b < batches; b++) {
@@ -499,8 +500,9 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
     timings.totalMs = performance.now() - started;
     return { images, ...kept, labels, seeds: sampleSeeds(options.seed, 0, count), forwards, timings };
   } catch (error) {
-    // A forward cut short by the signal rejects with ERR_ABORTED; sample() keeps its contract of rejecting with the reason.
-    if (signal?.aborted && isTorchGuidanceError(error, ErrorCodes.ABORTED)) throw signal.reason;
+    // Whatever was running when the signal fired (a forward cut short, the
+    // sampler between steps) ends as ERR_ABORTED with the reason as its cause.
+    if (signal?.aborted && !isTorchGuidanceError(error, ErrorCodes.ABORTED)) throw abortError(signal);
     throw error;
   } finally {
     for (const r of [...results, ...latents]) r.dispose();
