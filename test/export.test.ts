@@ -11,6 +11,8 @@ import { freshRandom } from './helpers/random.js';
 // models/architectures (narrow configurations): each export is loaded back
 // with torch.jit.load and compared with the eager module on fresh inputs at
 // two batch sizes (test/reference/export_roundtrip.py).
+const MID = 'mid_block.attentions.0.transformer_blocks.0.attn1';
+
 interface Exported {
   card: Record<string, unknown> & { conditioning?: { kind: string; inputs?: Record<string, { shape: number[]; null: unknown }> } };
   errors: number[];
@@ -55,6 +57,8 @@ describe('the exporter (scripts/export) round-trips the architectures', function
       inputs: { encoder_hidden_states: { shape: [77, 768], dtype: 'float32', null: { file: 'nulls/encoder_hidden_states.f32' } } },
     });
     assert.deepEqual(sd.decoder, { file: 'vae-narrow-traced.pt', scalingFactor: 0.18215 });
+    assert.deepEqual(sd.guidanceSites, { pag: [MID], seg: [MID], sag: [MID] });
+    assert.equal(sd.timeEmbedding, 'time_embedding');
     // The empty-prompt embedding is stored whole, as float32.
     assert.deepEqual(report['sd15-narrow-traced']!.nulls, { 'nulls/encoder_hidden_states.f32': 77 * 768 * 4 });
 
@@ -63,6 +67,7 @@ describe('the exporter (scripts/export) round-trips the architectures', function
     assert.deepEqual(Object.values(xl.inputs!).map((i) => i.null), ['zeros', 'zeros', 'same']);
     assert.deepEqual(report['dit-narrow-scripted']!.card.conditioning, { kind: 'class', numClasses: 10, nullLabel: 10 });
     assert.equal(report['vae-narrow-traced']!.card.kind, 'decoder');
+    assert.deepEqual(report['vae-narrow-traced']!.card.outputShape, [3, 128, 128]);
   });
 
   it('refuses an export that disagrees with the eager module, and says why', () => {

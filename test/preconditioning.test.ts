@@ -31,6 +31,7 @@ function drawConditions(denoiser: Denoiser, batch: number, rng: Rng): Tensor | u
     const labels = Array.from({ length: batch }, () => BigInt(uniformInt(rng, 0, conditioning.numClasses)));
     return tensor(BigInt64Array.from(labels), [batch]);
   }
+  if (conditioning.kind === 'named') throw new Error('named conditions are drawn elsewhere');
   const shape = [batch, ...conditioning.shape];
   return tensor(randomFloat32(shape.reduce((a, b) => a * b, 1), rng), shape);
 }
@@ -43,7 +44,7 @@ function drawX(denoiser: Denoiser, batch: number, sigma: number, rng: Rng): Tens
 
 /** D the way a loop in JS computes it: scale, run, scale. */
 async function denoisedInJs(denoiser: Denoiser, x: Tensor, sigma: number, conditions: Tensor | undefined): Promise<Float32Array> {
-  const { inputs, owned } = denoiser.inputs(x, sigma, conditions);
+  const { inputs, owned } = denoiser.inputs(x, sigma, conditions && [conditions]);
   try {
     using output = (await denoiser.model.run<Tensor>({ inputs })).output;
     using denoised = denoiser.denoised(x, output, sigma);
@@ -54,7 +55,7 @@ async function denoisedInJs(denoiser: Denoiser, x: Tensor, sigma: number, condit
 }
 
 async function denoisedOnThread(denoiser: Denoiser, x: Tensor, sigma: number, conditions: Tensor | undefined, parallel = 1): Promise<Float32Array> {
-  const inputs = denoiser.preconditionedInputs(x, conditions);
+  const inputs = denoiser.preconditionedInputs(x, conditions && [conditions]);
   using denoised = (await denoiser.model.run<Tensor>({ inputs, parallel, preconditioning: denoiser.preconditioning(sigma) })).output;
   return (await denoised.toArray()) as Float32Array;
 }
@@ -82,7 +83,7 @@ describe('Model.run preconditioning', () => {
           const firstDiff = actual.findIndex((v, i) => !Object.is(v, expected[i]));
           assert.equal(firstDiff, -1, `${name}, sigma ${sigma}, batch ${batch}: element ${firstDiff} ${actual[firstDiff]} vs ${expected[firstDiff]} (seed ${rng.seed})`);
           // And both are D = c_skip·x + c_out·F, the formula in float64 over the raw output F.
-          const { inputs, owned } = denoiser.inputs(x, sigma, conditions);
+          const { inputs, owned } = denoiser.inputs(x, sigma, conditions && [conditions]);
           using raw = (await denoiser.model.run<Tensor>({ inputs })).output;
           owned.forEach((t) => t.dispose());
           const f = (await raw.toArray()) as Float32Array;

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 
 import {
   ErrorCodes,
+  isTorchGuidanceError,
   type ErrorCode,
   type Model,
   type SampleOptions,
@@ -155,7 +156,7 @@ describe('sample()', () => {
       seed: uniformInt(rng, 0, 1e9),
     });
 
-    it('aborting mid-run (from onProgress) rejects with exactly signal.reason and frees every tensor', async () => {
+    it('aborting mid-run (from onProgress) rejects with ERR_ABORTED, the reason as its cause, and frees every tensor', async () => {
       const rng = freshRandom();
       const steps = 4;
       const abortAt = { batch: uniformInt(rng, 0, 1), step: uniformInt(rng, 1, steps - 1) };
@@ -181,7 +182,8 @@ describe('sample()', () => {
       } catch (error) {
         caught = error;
       }
-      assert.equal(caught, reason, `rejects with signal.reason itself (${ctx}), got ${String(caught)}`);
+      assert.ok(isTorchGuidanceError(caught, ErrorCodes.ABORTED), `rejects with ERR_ABORTED (${ctx}), got ${String(caught)}`);
+      assert.equal((caught as Error).cause, reason, `the reason is the cause (${ctx})`);
       assert.equal(liveHandles().tensors, tensorsBefore, `tensors leaked (${ctx})`);
       // Stopped at the next model call: no evaluation after the abort.
       const evaluations = abortAt.batch * steps + abortAt.step;
@@ -189,7 +191,7 @@ describe('sample()', () => {
       assert.equal(model.forwardCount - forwardsBefore, evaluations * perEvaluation, `forwards after the abort (${ctx})`);
     });
 
-    it('abort() without a reason rejects with the AbortError that signal.reason holds', async () => {
+    it('abort() without a reason rejects with ERR_ABORTED, the AbortError that signal.reason holds as its cause', async () => {
       const rng = freshRandom();
       const controller = new AbortController();
       const tensorsBefore = liveHandles().tensors;
@@ -200,8 +202,9 @@ describe('sample()', () => {
         caught = error;
       }
       assert.ok(controller.signal.reason !== undefined, 'the signal has a reason');
-      assert.equal(caught, controller.signal.reason, `seed ${rng.seed}`);
-      assert.equal((caught as Error).name, 'AbortError');
+      assert.ok(isTorchGuidanceError(caught, ErrorCodes.ABORTED), `seed ${rng.seed}: got ${String(caught)}`);
+      assert.equal((caught as Error).cause, controller.signal.reason, `seed ${rng.seed}`);
+      assert.equal(((caught as Error).cause as Error).name, 'AbortError');
       assert.equal(liveHandles().tensors, tensorsBefore, `tensors leaked (seed ${rng.seed})`);
     });
 
@@ -213,7 +216,7 @@ describe('sample()', () => {
       let progress = 0;
       await assert.rejects(
         sample({ ...options(rng, 3), signal: AbortSignal.abort(reason), onProgress: () => progress++ }),
-        (error) => error === reason,
+        (error) => isTorchGuidanceError(error, ErrorCodes.ABORTED) && (error as Error).cause === reason,
       );
       assert.equal(model.forwardCount, forwardsBefore, 'no forward ran');
       assert.equal(progress, 0);

@@ -261,10 +261,13 @@ def export_decoder(module: nn.Module, path: str, *, latent_shape: Sequence[int],
     def inputs_for(batch: int) -> List[torch.Tensor]:
         return [torch.randn(batch, *latent_shape, generator=generator)]
 
-    exported = _convert(module, inputs_for(1), mode)
+    example = inputs_for(1)
+    with torch.no_grad():
+        output_shape = list(_first_tensor(module(*example)).shape[1:])
+    exported = _convert(module, example, mode)
     checks = _check(module, exported, inputs_for, check_batches, tolerance)
     card = {"cardVersion": 2, "kind": "decoder", "name": name, "version": version,
-            "latentShape": [int(s) for s in latent_shape],
+            "latentShape": [int(s) for s in latent_shape], "outputShape": [int(s) for s in output_shape],
             "notes": f"Exported by torch_guidance_export ({mode}); check: " +
                      ", ".join(f"batch {c['batch']} rel. error {c['relativeError']:.2g}" for c in checks)}
     _save(exported, path, card, {})

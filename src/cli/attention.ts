@@ -138,7 +138,7 @@ async function captureAt(model: Model, images: Tensor, flags: AttentionFlags, si
   const conditions =
     nullLabel === undefined ? undefined : tensor(BigInt64Array.from(flags.labels.map((l) => BigInt(l ?? nullLabel))), [n], { device: model.device });
   if (conditions) owned.push(conditions);
-  const { inputs, owned: inputTensors } = Denoiser.of(model).inputs(x, flags.sigma, conditions);
+  const { inputs, owned: inputTensors } = Denoiser.of(model).inputs(x, flags.sigma, conditions && [conditions]);
   owned.push(...inputTensors);
   const run = await model.run<Tensor>({ inputs, hooks: [{ sites: sites.map((s) => s.path), action: 'capture', start: 0, length: n }] });
   owned.push(run.output, ...run.captures.values());

@@ -122,5 +122,7 @@ export function isTorchGuidanceError(error: unknown, code?: ErrorCode): error is
 }
 
 export function abortError(signal: AbortSignal): TorchGuidanceError {
+  // A reason that already is an abort of ours (the CLI's "interrupted by SIGINT") is passed on as it is.
+  if (isTorchGuidanceError(signal.reason, ErrorCodes.ABORTED)) return signal.reason;
   return new TorchGuidanceError(ErrorCodes.ABORTED, 'the operation was aborted', { cause: signal.reason });
 }

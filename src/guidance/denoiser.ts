@@ -96,15 +96,19 @@ export class Denoiser {
     return { inputScale: cIn, time: cNoise, skip: cSkip, out: cOut };
   }
 
-  /** Model.run's inputs under preconditioning: x (already repeated per branch) and its conditions, no time. */
-  preconditionedInputs(x: Tensor, conditions: Tensor | undefined): Tensor[] {
+  /**
+   * Model.run's inputs under preconditioning: x (already repeated per branch)
+   * and its condition inputs in forward order (one for class and tensor
+   * conditioning, one per named input), no time.
+   */
+  preconditionedInputs(x: Tensor, conditions: readonly Tensor[] | undefined): Tensor[] {
     if (this.conditioning.kind === 'none') return [x];
     if (!conditions) throw new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, 'a conditional model needs conditions.');
-    return [x, conditions];
+    return [x, ...conditions];
   }
 
-  /** The forward's inputs for a batch x (already repeated per branch) and its conditions. */
-  inputs(x: Tensor, sigma: number, conditions: Tensor | undefined): { inputs: (Tensor | number)[]; owned: Tensor[] } {
+  /** The forward's inputs for a batch x (already repeated per branch) and its condition inputs. */
+  inputs(x: Tensor, sigma: number, conditions: readonly Tensor[] | undefined): { inputs: (Tensor | number)[]; owned: Tensor[] } {
     const { cIn, cNoise } = this.scalings(sigma);
     const batch = x.shape[0]!;
     const scaled = x.mul(cIn);
@@ -113,7 +117,7 @@ export class Denoiser {
     const inputs: Tensor[] = [scaled, time];
     if (this.conditioning.kind !== 'none') {
       if (!conditions) throw new TorchGuidanceError(ErrorCodes.INVALID_ARGUMENT, 'a conditional model needs conditions.');
-      inputs.push(conditions);
+      inputs.push(...conditions);
     }
     return { inputs, owned: [scaled, time] };
   }

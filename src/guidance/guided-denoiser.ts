@@ -19,11 +19,16 @@ import { Denoiser } from './denoiser.js';
 import { type PlanInputs, type PlanSummary, type StepPlan, planStep, summarise } from './planner.js';
 import type { Branch, GuidedPrediction, StepInfo, Strategy, StrategyContext, Term } from './types.js';
 
+/**
+ * A batch's condition inputs, in forward order: one for class (int64 labels
+ * [N]) and tensor ([N, ...]) conditioning, one per input for named
+ * conditioning; undefined for unconditional models.
+ */
 export interface Conditions {
-  /** The requested condition per sample: int64 labels [N] or a tensor [N, ...]; undefined for unconditional models. */
-  given?: Tensor;
+  /** The requested condition per sample. */
+  given?: readonly Tensor[];
   /** The null condition per sample. */
-  null?: Tensor;
+  null?: readonly Tensor[];
 }
 
 export interface GuidedDenoiserOptions {
@@ -62,7 +67,7 @@ export class GuidedDenoiser {
   readonly #denoisers = new Map<string, Denoiser>();
   readonly #state = new Map<Term, Map<string, unknown>>();
   /** Joined given/null conditions per branch layout, kept for the run (#batchConditions). */
-  readonly #joinedConditions = new Map<string, Tensor>();
+  readonly #joinedConditions = new Map<string, readonly Tensor[]>();
   #evaluation = 0;
   /** Forwards issued and time spent, for timings and tests. */
   readonly times: PhaseTimes = { forwardMs: 0, mixMs: 0 };
@@ -83,6 +88,7 @@ export class GuidedDenoiser {
       attentionSites: options.main.model.attentionSites,
       moduleSites: options.main.model.moduleSites,
       ...(options.main.card.timeEmbedding === undefined ? {} : { timeEmbedding: options.main.card.timeEmbedding }),
+      ...(options.main.card.guidanceSites === undefined ? {} : { guidanceSites: options.main.card.guidanceSites }),
     };
     const terms = options.strategies.flatMap((strategy) => {
       const own = strategy.terms(context);
@@ -182,7 +188,7 @@ export class GuidedDenoiser {
 
   /** Frees per-run state (APG's momentum, the joined conditions). */
   dispose(): void {
-    for (const joined of this.#joinedConditions.values()) joined.dispose();
+    for (const joined of this.#joinedConditions.values()) for (const t of joined) t.dispose();
     this.#joinedConditions.clear();
     for (const state of this.#state.values()) {
       for (const value of state.values()) if (isTensor(value)) value.dispose();
@@ -433,7 +439,7 @@ export class GuidedDenoiser {
   }
 
   /** The conditions of a batched forward, one slice per branch (the one place that repeats side inputs). */
-  #batchConditions(branches: Branch[], evaluation: number, owned: Tensor[]): Tensor | undefined {
+  #batchConditions(branches: Branch[], evaluation: number, owned: Tensor[]): readonly Tensor[] | undefined {
     if (this.main.conditioning.kind === 'none') return undefined;
     // Given and null conditions are the same at every step: join them once
     // per run (one op less per forward); random ones (ICG) are fresh per step.
@@ -443,33 +449,40 @@ export class GuidedDenoiser {
     if (cached) return cached;
     const parts = branches.map((b) => this.#condition(b.condition, evaluation, owned));
     if (parts.length === 1) return parts[0];
-    const joined = cat(parts);
+    // Input by input: each forward input is the branches' slices joined.
+    const joined = parts[0]!.map((_, input) => cat(parts.map((p) => p[input]!)));
     if (fixed) this.#joinedConditions.set(key, joined);
-    else owned.push(joined);
+    else owned.push(...joined);
     return joined;
   }
 
-  #condition(kind: Branch['condition'], evaluation: number, owned: Tensor[]): Tensor {
+  #condition(kind: Branch['condition'], evaluation: number, owned: Tensor[]): readonly Tensor[] {
     const resolved = this.#inputs.unconditional && kind === 'given' ? 'null' : kind;
     if (resolved === 'given') return this.#conditions.given!;
     if (resolved === 'null') return this.#conditions.null!;
     const conditioning = this.main.conditioning;
     const device = this.main.model.device;
     const streams = this.#seeds.map((s) => mixSeed(s, Streams.randomCondition + BigInt(evaluation)));
-    let random: Tensor;
     if (conditioning.kind === 'class') {
       const labels = streams.map((s) => BigInt(Math.floor(uniformFromSeed(s, 0) * conditioning.numClasses)));
-      random = tensor(BigInt64Array.from(labels), [labels.length], { device });
-    } else {
-      // A Gaussian vector per sample with the requested condition's per-sample mean and std (ICG for tensor conditions).
-      const given = this.#conditions.given!;
-      using noise = randn(given.shape, { seed: streams, device });
+      const random = tensor(BigInt64Array.from(labels), [labels.length], { device });
+      owned.push(random);
+      return [random];
+    }
+    // A Gaussian per sample and input with the requested condition's
+    // per-sample mean and std (ICG for tensor conditions); inputs the null
+    // branch shares with the given one (a card's 'same': SDXL's size ids) and
+    // integer inputs keep the given value.
+    const kept = conditioning.kind === 'named' ? Object.values(conditioning.inputs).map((i) => i.null === 'same' || i.dtype.startsWith('int')) : [false];
+    return this.#conditions.given!.map((given, input) => {
+      if (kept[input]) return given;
+      using noise = randn(given.shape, { seed: streams.map((s) => mixSeed(s, BigInt(input))), device });
       using std = given.stdPerSample(true);
       using mean = given.meanPerSample(true);
       using scaled = noise.mul(std);
-      random = scaled.add(mean);
-    }
-    owned.push(random);
-    return random;
+      const random = scaled.add(mean);
+      owned.push(random);
+      return random;
+    });
   }
 }

@@ -132,9 +132,11 @@ export interface StrategyContext {
   /** Every strategy of this guidance list (SAG picks its branch by whether CFG is present). */
   strategies: readonly Strategy[];
   /** The main model's conditioning kind. */
-  conditioning: 'none' | 'class' | 'tensor';
+  conditioning: 'none' | 'class' | 'tensor' | 'named';
   /** The main model card's module path of the time embedding, if it names one. */
   timeEmbedding?: string;
+  /** The main model card's default sites per strategy (a version 2 card's guidanceSites). */
+  guidanceSites?: Readonly<Record<string, string | readonly string[]>>;
   /** One sample's shape, without the batch axis (the main model card's sampleShape). */
   sampleShape: readonly number[];
   /** The main model's attention and module sites (layer-skip options resolve their blocks against them). */

@@ -53,6 +53,23 @@ export const edmScheduleSchema = z
   .strict()
   .refine((s) => s.sigmaMin < s.sigmaMax, { message: 'sigmaMin must be below sigmaMax', path: ['sigmaMin'] });
 
+/**
+ * One named condition input: its shape (no batch axis), dtype, and its null:
+ * 'zeros', 'same' (the unconditional branch gets the given value: SDXL's size
+ * ids), or a float32 record in the archive (`{ file: 'nulls/x.f32' }`, the
+ * empty prompt's embedding).
+ */
+export const namedInputSchema = z
+  .object({
+    shape: shapeSchema,
+    dtype: z.enum(['float32', 'float16', 'bfloat16', 'int64', 'int32']).default('float32'),
+    null: z.union([
+      z.enum(['zeros', 'same']),
+      z.object({ file: z.string().regex(/^nulls\/[A-Za-z0-9_.-]+$/, "must be a record under 'nulls/'") }).strict(),
+    ]),
+  })
+  .strict();
+
 export const conditioningSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('none') }).strict(),
   z
@@ -64,7 +81,45 @@ export const conditioningSchema = z.discriminatedUnion('kind', [
     })
     .strict(),
   z.object({ kind: z.literal('tensor'), shape: shapeSchema }).strict(),
+  z
+    .object({
+      kind: z.literal('named'),
+      /**
+       * The forward's condition inputs after (x, t), in forward order, by
+       * argument name: each with one sample's shape and what the
+       * unconditional branch gets.
+       */
+      inputs: z
+        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a forward argument name'), namedInputSchema)
+        .refine((inputs) => Object.keys(inputs).length > 0 && Object.keys(inputs).length <= 16, {
+          message: 'must name 1 to 16 inputs',
+        }),
+    })
+    .strict(),
 ]);
+
+/** A decoder beside the denoiser (a latent model): its file and the latents' scaling. */
+export const decoderRefSchema = z
+  .object({
+    /** The decoder's TorchScript file, relative to the denoiser's file. */
+    file: z
+      .string()
+      .min(1)
+      .refine((f) => !f.startsWith('/') && !f.split(/[\\/]/).includes('..'), 'must be a path inside the model\'s folder'),
+    /** z = latents / scalingFactor + shiftFactor goes to the decoder (SD 1.x: 0.18215; SDXL: 0.13025). */
+    scalingFactor: z.number().positive().max(1e6),
+    shiftFactor: z.number().min(-1e6).max(1e6).default(0),
+  })
+  .strict();
+
+/**
+ * Default attention or module sites per strategy (`pag`, `seg`, `sag`,
+ * `slg`, ...), for strategies given without `sites`/`blocks`: the sites that
+ * suit this architecture instead of the generic `**.mid.*`.
+ */
+export const guidanceSitesSchema = z
+  .record(z.string().min(1), z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]))
+  .refine((sites) => Object.keys(sites).length <= 64, { message: 'at most 64 strategies' });
 
 /** The zod schema of a denoiser's card (`model.json` in the archive); see docs/model-cards.md. */
 export const denoiserCardSchema = z
@@ -79,13 +134,38 @@ export const denoiserCardSchema = z
     conditioning: conditioningSchema,
     /** The module path of the time embedding (time-step guidance perturbs its output). */
     timeEmbedding: z.string().min(1).optional(),
+    /** 2: the fields below may be present (version 1 cards have none of them). */
+    cardVersion: z.union([z.literal(1), z.literal(2)]).default(1),
+    /** A latent model's decoder (version 2). */
+    decoder: decoderRefSchema.optional(),
+    /** Default sites per strategy (version 2). */
+    guidanceSites: guidanceSitesSchema.optional(),
     notes: z.string().optional(),
   })
   .strict()
   .refine((card) => (card.prediction === 'edm') === (card.schedule.kind === 'edm'), {
     message: "prediction 'edm' goes with schedule.kind 'edm', and only with it",
     path: ['prediction'],
+  })
+  .refine((card) => card.cardVersion === 2 || (card.decoder === undefined && card.guidanceSites === undefined && card.conditioning.kind !== 'named'), {
+    message: "decoder, guidanceSites and conditioning.kind 'named' need cardVersion: 2",
+    path: ['cardVersion'],
   });
+
+/** The zod schema of a latent decoder's card (`kind: 'decoder'`): forward(z) -> image. */
+export const decoderCardSchema = z
+  .object({
+    cardVersion: z.literal(2),
+    kind: z.literal('decoder'),
+    name: z.string().min(1),
+    version: z.string().min(1),
+    /** One latent's shape, without the batch axis (the denoiser's sampleShape). */
+    latentShape: shapeSchema,
+    /** One decoded image's shape, e.g. [3, 512, 512]. */
+    outputShape: shapeSchema.optional(),
+    notes: z.string().optional(),
+  })
+  .strict();
 
 /** The zod schema of an evaluation classifier's card (`kind: 'classifier'`). */
 export const classifierCardSchema = z
@@ -106,16 +186,22 @@ export const classifierCardSchema = z
 export type DenoiserCard = z.output<typeof denoiserCardSchema>;
 /** An evaluation classifier's card: class count and feature width. */
 export type ClassifierCard = z.output<typeof classifierCardSchema>;
-/** Either kind of card. */
-export type ModelCard = DenoiserCard | ClassifierCard;
+/** A latent decoder's card. */
+export type DecoderCard = z.output<typeof decoderCardSchema>;
+/** Any kind of card. */
+export type ModelCard = DenoiserCard | ClassifierCard | DecoderCard;
+/** One named condition input of a version 2 card. */
+export type NamedInput = z.output<typeof namedInputSchema>;
 
 /**
- * Checks a parsed card: a classifier card when `kind` says so, else a
- * denoiser card. Returns the problems, each naming its field, or the card.
+ * Checks a parsed card: a classifier or decoder card when `kind` says so,
+ * else a denoiser card (version 1, or 2 with named conditions, a decoder and
+ * default sites). Returns the problems, each naming its field, or the card.
  */
 export function checkModelCard(value: unknown): { card: ModelCard } | { problems: string[] } {
-  const isClassifier = typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'classifier';
-  const result = (isClassifier ? classifierCardSchema : denoiserCardSchema).safeParse(value);
+  const kind = typeof value === 'object' && value !== null ? (value as { kind?: unknown }).kind : undefined;
+  const schema = kind === 'classifier' ? classifierCardSchema : kind === 'decoder' ? decoderCardSchema : denoiserCardSchema;
+  const result = schema.safeParse(value);
   if (result.success) return { card: result.data };
   return {
     problems: result.error.issues.map((issue) => {

@@ -14,7 +14,10 @@ import { type Hook, planForward } from '../hooks/forward-plan.js';
 import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from '../hooks/module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from '../core/errors.js';
 import { resourceLimits } from '../core/limits.js';
+import { loadDecoderFor } from './decode.js';
 import { checkModelCard, type ModelCard } from './model-card.js';
+import { nullConditionsOf } from './model-conditions.js';
+import { type ProbeShapes, probeDivisors, probeInputs, scaleProbe } from './model-probe.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription, type Preconditioning } from '../core/native/binding.js';
 import type { Dtype, ResolvedDevice, Tensor } from '../core/tensor.js';
 import { isTensor, randn, tensor } from '../core/tensor.js';
@@ -125,6 +128,12 @@ export class Model implements Disposable, AsyncDisposable {
   #disposed = false;
   #sites: AttentionSite[];
   #moduleSites: ModuleSite[];
+  /** A version 2 card's null conditions stored in the archive, by input name (model-conditions.ts). */
+  #nulls = new Map<string, Tensor>();
+  /** How this model was loaded (its decoder loads the same way). */
+  #loaded: { path: string; options: LoadModelOptions } = { path: '', options: {} };
+  /** The decoder the card names, loaded on first use (decode.ts). */
+  #decoder: Promise<Model> | undefined;
   /** The archive's model.json, checked against the card schema; null when it has none. */
   readonly card: ModelCard | null;
 
@@ -180,45 +189,71 @@ export class Model implements Disposable, AsyncDisposable {
       throw abortError(signal);
     }
     const model = new Model(handle, card);
-    const probeInputs = model.#probeInputsFromCard();
-    if (probeInputs) {
-      try {
-        await model.probe(...probeInputs);
-      } catch {
-        // A card that does not describe the inputs leaves the sites unprobed;
-        // model.probe() with real inputs fills them in.
-      } finally {
-        for (const input of probeInputs) if (isTensor(input)) input.dispose();
-      }
+    model.#loaded = { path: absolute, options: { device, dtype, attentionHooks: false, trust } };
+    try {
+      await model.#probeFromCard();
+      model.#nulls = nullConditionsOf(handle, card, absolute, device);
+    } catch (error) {
+      model.dispose();
+      throw error;
     }
     return model;
   }
 
-  /** One-sample inputs built from the card: x ~ N(0, 1) of sampleShape, t, and the null label. */
-  #probeInputsFromCard(): ForwardInput[] | undefined {
+  /**
+   * Probes the sites with inputs built from the card (see model-probe.ts): at
+   * a reduced size when the sites scale with it, else at full size. A card
+   * that does not describe the inputs, or a probe that fails, leaves the
+   * sites unprobed; model.probe() with real inputs fills them in.
+   */
+  async #probeFromCard(): Promise<void> {
     const card = this.card;
-    if ((this.#sites.length === 0 && this.#moduleSites.length === 0) || !card) return undefined;
+    if ((this.#sites.length === 0 && this.#moduleSites.length === 0) || !card || !('sampleShape' in card)) return;
     const signature = this.methods.find((m) => m.name === 'forward');
-    if (!signature) return undefined;
+    if (!signature) return;
     // One sample's activations are some multiple of the sample; a card whose
-    // sample alone is a sizeable share of the memory limit is not probed
-    // (its sites stay unprobed; model.probe() with real inputs fills them in).
-    const sampleBytes = (card.sampleShape as number[]).reduce((a, b) => a * b, 1) * 4;
-    if (sampleBytes * PROBE_ACTIVATION_FACTOR > resourceLimits().memoryBytes) return undefined;
-    const inputs: ForwardInput[] = [randn([1, ...(card.sampleShape as number[])], { seed: 0 })];
-    if (signature.inputs.length > 1) inputs.push(tensor(new Float32Array([500]), [1]));
-    if (signature.inputs.length > 2 && 'conditioning' in card) {
-      const conditioning = card.conditioning;
-      if (conditioning.kind === 'class') inputs.push(tensor(new BigInt64Array([BigInt(conditioning.nullLabel)]), [1]));
-      if (conditioning.kind === 'tensor') {
-        const shape = [1, ...conditioning.shape];
-        inputs.push(tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
-      }
+    // sample alone is a sizeable share of the memory limit is not probed.
+    const sampleBytes = card.sampleShape.reduce((a, b) => a * b, 1) * 4;
+    if (sampleBytes * PROBE_ACTIVATION_FACTOR > resourceLimits().memoryBytes) return;
+    const spatial = card.sampleShape.length >= 3 ? ([card.sampleShape.at(-2)!, card.sampleShape.at(-1)!] as const) : undefined;
+    const at = (divisor: number) => this.#probeShapesFromCard(card, signature.inputs.length, divisor);
+    for (const k of probeDivisors(card.sampleShape)) {
+      const small = await at(k);
+      const larger = small && (await at(k / 2));
+      const scaled = small && larger && scaleProbe(small, larger, k);
+      if (scaled) return this.#applyProbe({ sites: scaled, modules: larger!.modules }, spatial);
     }
-    if (inputs.length === signature.inputs.length) return inputs;
-    // Not enough known inputs: free what was made (the caller only frees returned inputs).
-    for (const input of inputs) if (isTensor(input)) input.dispose();
-    return undefined;
+    const full = await at(1);
+    if (full) this.#applyProbe(full, spatial);
+  }
+
+  async #probeShapesFromCard(card: { sampleShape: readonly number[] }, inputCount: number, divisor: number): Promise<ProbeShapes | undefined> {
+    const inputs = probeInputs(card as Parameters<typeof probeInputs>[0], inputCount, divisor);
+    if (!inputs) return undefined;
+    try {
+      return await this.#probeShapes(inputs);
+    } catch {
+      return undefined;
+    } finally {
+      for (const input of inputs) input.dispose();
+    }
+  }
+
+  async #probeShapes(inputs: readonly ForwardInput[]): Promise<ProbeShapes> {
+    const x = inputs[0];
+    const batch = isTensor(x) ? x.shape[0]! : 1;
+    const result = (await this.#native.call('forward', inputs as unknown[], { batch, probe: true })) as NativeHookResult;
+    disposeOutput(result.output);
+    return {
+      sites: new Map(result.shapes),
+      modules: new Map(result.moduleShapes.map(([id, output, input]) => [id, { output, input }])),
+    };
+  }
+
+  #applyProbe(shapes: ProbeShapes, spatial: readonly [number, number] | undefined): void {
+    this.#sites = this.#sites.map((site) => siteFromProbe(site, shapes.sites.get(site.id), spatial));
+    const natives = new Map(this.#native.moduleSites.map((site) => [site.id, site]));
+    this.#moduleSites = this.#moduleSites.map((site) => moduleSiteFromProbe(natives.get(site.id)!, shapes.modules.get(site.id)));
   }
 
   /**
@@ -241,6 +276,16 @@ export class Model implements Disposable, AsyncDisposable {
   }
 
   /**
+   * The null conditions a version 2 card stores in the archive ([1, ...shape]
+   * each, on the model's device), by condition input name; what the
+   * unconditional branch gets for inputs whose card null is a record.
+   */
+  get nullConditions(): ReadonlyMap<string, Tensor> {
+    this.#checkLive();
+    return this.#nulls;
+  }
+
+  /**
    * The module outputs a forward can hook (noise, skip): the card's time
    * embedding and the model's own blocks, with whether each can be skipped.
    * Probed at load from the model card; see probe().
@@ -258,15 +303,8 @@ export class Model implements Disposable, AsyncDisposable {
   async probe(...inputs: ForwardInput[]): Promise<readonly AttentionSite[]> {
     this.#checkLive();
     const x = inputs[0];
-    const batch = isTensor(x) ? x.shape[0]! : 1;
     const spatial = isTensor(x) && x.shape.length >= 4 ? ([x.shape.at(-2)!, x.shape.at(-1)!] as const) : undefined;
-    const result = (await this.#native.call('forward', inputs as unknown[], { batch, probe: true })) as NativeHookResult;
-    disposeOutput(result.output);
-    const shapes = new Map(result.shapes);
-    this.#sites = this.#sites.map((site) => siteFromProbe(site, shapes.get(site.id), spatial));
-    const moduleShapes = new Map(result.moduleShapes.map(([id, output, input]) => [id, { output, input }]));
-    const natives = new Map(this.#native.moduleSites.map((site) => [site.id, site]));
-    this.#moduleSites = this.#moduleSites.map((site) => moduleSiteFromProbe(natives.get(site.id)!, moduleShapes.get(site.id)));
+    this.#applyProbe(await this.#probeShapes(inputs), spatial);
     return this.#sites;
   }
 
@@ -304,7 +342,7 @@ export class Model implements Disposable, AsyncDisposable {
       };
     } finally {
       this.#pending--;
-      if (this.#disposed && this.#pending === 0) this.#native.dispose();
+      if (this.#disposed && this.#pending === 0) this.#release();
     }
   }
 
@@ -374,7 +412,7 @@ export class Model implements Disposable, AsyncDisposable {
       return (await this.#native.call(method, inputs as unknown[], undefined, options.signal)) as ForwardOutput;
     } finally {
       this.#pending--;
-      if (this.#disposed && this.#pending === 0) this.#native.dispose();
+      if (this.#disposed && this.#pending === 0) this.#release();
     }
   }
 
@@ -430,7 +468,35 @@ export class Model implements Disposable, AsyncDisposable {
   /** Frees the model; calls already made finish first. Idempotent. */
   dispose(): void {
     this.#disposed = true;
-    if (this.#pending === 0) this.#native.dispose();
+    if (this.#pending === 0) this.#release();
+  }
+
+  /** Frees the native model, the null conditions and the decoder, once no call holds them. */
+  #release(): void {
+    for (const t of this.#nulls.values()) t.dispose();
+    this.#nulls.clear();
+    this.#decoder?.then((d) => d.dispose(), () => {});
+    this.#native.dispose();
+  }
+
+  /**
+   * The decoder of a latent model: the TorchScript file its card names
+   * (`decoder.file`, next to this model's file), loaded on first use with
+   * this model's device, dtype and trust, and kept until this model is
+   * disposed. Null when the card names none.
+   */
+  async loadDecoder(): Promise<Model | null> {
+    this.#checkLive();
+    const card = this.card;
+    if (!card || !('decoder' in card) || !card.decoder) return null;
+    const ref = card.decoder;
+    this.#decoder ??= loadDecoderFor(this.#loaded.path, ref, this.#loaded.options, (path, options) => Model.load(path, options));
+    try {
+      return await this.#decoder;
+    } catch (error) {
+      this.#decoder = undefined;
+      throw error;
+    }
   }
 
   #checkLive(): void {

@@ -5,13 +5,16 @@
  */
 import { z } from 'zod';
 
-import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
+import { ErrorCodes, TorchGuidanceError, abortError, isTorchGuidanceError } from '../core/errors.js';
 import { Denoiser } from '../guidance/denoiser.js';
 import { GuidedDenoiser } from '../guidance/guided-denoiser.js';
 import type { PlanSummary } from '../guidance/planner.js';
 import type { Strategy } from '../guidance/types.js';
 import { checkMemory, resourceLimits } from '../core/limits.js';
+import { decode } from '../model/decode.js';
+import type { DenoiserCard } from '../model/model-card.js';
 import { Model } from '../model/model.js';
+import { type NamedConditions, namedBatch, namedCount } from './named-conditions.js';
 import { estimateSampleMemory } from './sample-memory.js';
 import { Streams, mixSeed, sampleSeed, sampleSeeds } from '../core/seeds.js';
 import { FIRST_ORDER_SAMPLERS, type Sampler, evaluationSigmas, samplerSchema, runSampler } from './samplers/samplers.js';
@@ -51,9 +54,27 @@ const sampleSchema = z
     count: z.number().int().positive().optional(),
     /** With count: every sample's label; 'random' (default) draws one per sample from its seed. */
     label: z.union([labelSchema, z.literal('random')]).default('random'),
-    /** Tensor conditioning: the condition per sample [count, ...shape], and the null condition (default zeros). */
-    conditions: z.custom<Tensor>(isTensor).optional(),
-    nullConditions: z.custom<Tensor>(isTensor).optional(),
+    /**
+     * Tensor conditioning: the condition per sample [count, ...shape]. Named
+     * conditioning (a version 2 card): `{ name: Tensor }` for every input the
+     * card names, each [count, ...shape] or [1, ...shape] (shared).
+     */
+    conditions: z.union([z.custom<Tensor>(isTensor), z.record(z.string(), z.custom<Tensor>(isTensor))]).optional(),
+    /**
+     * What the unconditional branches get instead of the null condition (a
+     * negative prompt): a tensor like `conditions`, or for named conditioning
+     * any of the inputs (the others keep the card's null). Default: the
+     * card's nulls (zeros for tensor conditioning).
+     */
+    nullConditions: z.union([z.custom<Tensor>(isTensor), z.record(z.string(), z.custom<Tensor>(isTensor))]).optional(),
+    /**
+     * A latent model's decoder stage: true (default when the card names a
+     * decoder) runs the decoder on the final latents and returns images;
+     * false returns the latents; a Model is used as the decoder.
+     */
+    decode: z.union([z.boolean(), z.custom<Model>((v) => v instanceof Model, 'a loaded Model')]).optional(),
+    /** With a decoder: also return the latents (SampleResult.latents). */
+    keepLatents: z.boolean().default(false),
     seed: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.bigint().nonnegative()]).default(0),
     batchSize: z.number().int().positive().default(16),
     /**
@@ -102,8 +123,14 @@ export type SampleOptions = z.input<typeof sampleSchema>;
 
 /** What {@link sample} returns. */
 export interface SampleResult {
-  /** [count, ...sampleShape] on the model's device, in the model's data range (Fashion-MNIST models: [-1, 1]). */
+  /**
+   * [count, ...sampleShape] on the model's device, in the model's data range
+   * (Fashion-MNIST models: [-1, 1]); for a latent model with its decoder, the
+   * decoded images (the decoder's output, e.g. [count, 3, 512, 512] in [-1, 1]).
+   */
   images: Tensor;
+  /** The latents the decoder decoded, with keepLatents. */
+  latents?: Tensor;
   /** The label each sample was drawn for (null: unconditional); empty for unconditional or tensor-conditioned models. */
   labels: (number | null)[];
   seeds: bigint[];
@@ -142,6 +169,15 @@ function labelsFor(prep: Prepared, first: number, n: number): (number | null)[] 
   return Array.from({ length: n }, (_, k) => labelAt(prep, first + k)!);
 }
 
+/** The decoder stage sample() runs, if any: `decode` false skips it; a Model replaces the card's decoder. */
+async function decoderOf(model: Model, option: boolean | Model | undefined): Promise<{ decoder: Model; ref: NonNullable<DenoiserCard['decoder']> } | undefined> {
+  const card = model.card as DenoiserCard;
+  if (option === false) return undefined;
+  if (option instanceof Model) return { decoder: option, ref: card.decoder ?? { file: '', scalingFactor: 1, shiftFactor: 0 } };
+  const decoder = await model.loadDecoder();
+  return decoder && card.decoder ? { decoder, ref: card.decoder } : undefined;
+}
+
 function prepare(raw: SampleOptions): Prepared {
   const options = parseOptions(sampleSchema, raw, 'sample options');
   const main = Denoiser.of(options.model, 'model');
@@ -150,8 +186,10 @@ function prepare(raw: SampleOptions): Prepared {
   const conditioning = main.conditioning;
   let count: number;
   let given: readonly (number | null)[] | undefined;
-  if (conditioning.kind === 'tensor') {
-    if (!options.conditions) {
+  if (conditioning.kind === 'named') {
+    count = namedCount(conditioning, options.conditions, options.nullConditions, options.count);
+  } else if (conditioning.kind === 'tensor') {
+    if (!isTensor(options.conditions)) {
       throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, 'invalid sample options: conditions: this model takes a tensor condition; pass conditions [count, ...shape].');
     }
     count = options.conditions.shape[0]!;
@@ -254,23 +292,33 @@ function guidedFor(prep: Prepared, first: number, n: number, owned: Tensor[]): G
   const device = options.model.device;
   const seeds = sampleSeeds(options.seed, first, n);
   const conditioning = main.conditioning;
-  let given: Tensor | undefined;
-  let nullConditions: Tensor | undefined;
+  let given: Tensor[] | undefined;
+  let nullConditions: Tensor[] | undefined;
   const unconditional = batchIsUnconditional(prep, first, n);
   if (conditioning.kind === 'class') {
     const slice = labelsFor(prep, first, n);
-    given = tensor(BigInt64Array.from(slice.map((l) => BigInt(l ?? conditioning.nullLabel))), [n], { device });
-    nullConditions = tensor(new BigInt64Array(n).fill(BigInt(conditioning.nullLabel)), [n], { device });
-    owned.push(given, nullConditions);
+    given = [tensor(BigInt64Array.from(slice.map((l) => BigInt(l ?? conditioning.nullLabel))), [n], { device })];
+    nullConditions = [tensor(new BigInt64Array(n).fill(BigInt(conditioning.nullLabel)), [n], { device })];
+    owned.push(...given, ...nullConditions);
   } else if (conditioning.kind === 'tensor') {
-    given = options.conditions!.narrow(first, n);
-    owned.push(given);
-    if (options.nullConditions) {
-      nullConditions = options.nullConditions.narrow(first, n);
-    } else {
-      nullConditions = given.mul(0);
-    }
-    owned.push(nullConditions);
+    const condition = (options.conditions as Tensor).narrow(first, n);
+    given = [condition];
+    owned.push(condition);
+    const negative = isTensor(options.nullConditions) ? options.nullConditions.narrow(first, n) : condition.mul(0);
+    nullConditions = [negative];
+    owned.push(negative);
+  } else if (conditioning.kind === 'named') {
+    const batch = namedBatch(
+      conditioning,
+      options.conditions as NamedConditions,
+      options.nullConditions as NamedConditions | undefined,
+      options.model.nullConditions,
+      first,
+      n,
+    );
+    given = batch.given;
+    nullConditions = batch.null;
+    owned.push(...given, ...nullConditions);
   }
   const guided = new GuidedDenoiser({
     main,
@@ -362,7 +410,8 @@ export function explain(raw: SampleOptions): { evaluations: PlanSummary[]; batch
  * step. Every sample depends only on its own seed, not on its batch. Rejects
  * with a TorchGuidanceError for bad options, for a run over the memory limit
  * (before allocating; src/limits.ts), and for NaN or infinity during sampling
- * (ERR_NON_FINITE, unless checkFinite is false); with `signal.reason` when the
+ * (ERR_NON_FINITE, unless checkFinite is false); with ERR_ABORTED (its cause the
+ * signal's reason, as Node's own APIs reject) when the
  * signal fires, at once, even while a forward runs.
  */
 export async function sample(raw: SampleOptions): Promise<SampleResult> {
@@ -373,11 +422,13 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
   const started = performance.now();
   const timings = { totalMs: 0, forwardMs: 0, mixMs: 0, samplerMs: 0 };
   const batches = Math.ceil(count / batchSize);
+  const decoding = await decoderOf(options.model, options.decode);
   const results: Tensor[] = [];
+  const latents: Tensor[] = [];
   const labels: (number | null)[] = [];
   let forwards = 0;
   const checkAbort = () => {
-    if (signal?.aborted) throw signal.reason;
+    if (signal?.aborted) throw abortError(signal);
   };
   try {
     for (let b = 0; b < batches; b++) {
@@ -419,7 +470,15 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
             onProgress?.({ done: first, count, batch: b, batches, step: step + 1, steps: sampler.steps, elapsedMs: performance.now() - started });
           },
         });
-        results.push(images);
+        if (decoding) {
+          const decoded = await decode(decoding.decoder, decoding.ref, images, signal).finally(() => {
+            if (options.keepLatents) latents.push(images);
+            else images.dispose();
+          });
+          results.push(decoded);
+        } else {
+          results.push(images);
+        }
         for (const label of labelsFor(prep, first, n)) labels.push(label);
         forwards += guided.forwards;
         timings.forwardMs += guided.times.forwardMs;
@@ -430,16 +489,22 @@ export async function sample(raw: SampleOptions): Promise<SampleResult> {
         for (const t of owned) t.dispose();
       }
     }
-    const images = results.length === 1 ? results[0]! : cat(results);
-    if (results.length > 1) for (const r of results) r.dispose();
-    results.length = 0;
+    const joined = (parts: Tensor[]) => {
+      const all = parts.length === 1 ? parts[0]! : cat(parts);
+      if (parts.length > 1) for (const p of parts) p.dispose();
+      parts.length = 0;
+      return all;
+    };
+    const images = joined(results);
+    const kept = latents.length > 0 ? { latents: joined(latents) } : {};
     timings.totalMs = performance.now() - started;
-    return { images, labels, seeds: sampleSeeds(options.seed, 0, count), forwards, timings };
+    return { images, ...kept, labels, seeds: sampleSeeds(options.seed, 0, count), forwards, timings };
   } catch (error) {
-    // A forward cut short by the signal rejects with ERR_ABORTED; sample() keeps its contract of rejecting with the reason.
-    if (signal?.aborted && isTorchGuidanceError(error, ErrorCodes.ABORTED)) throw signal.reason;
+    // Whatever was running when the signal fired (a forward cut short, the
+    // sampler between steps) ends as ERR_ABORTED with the reason as its cause.
+    if (signal?.aborted && !isTorchGuidanceError(error, ErrorCodes.ABORTED)) throw abortError(signal);
     throw error;
   } finally {
-    for (const r of results) r.dispose();
+    for (const r of [...results, ...latents]) r.dispose();
   }
 }

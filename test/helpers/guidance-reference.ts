@@ -163,7 +163,7 @@ export function engine(ref: Ref, strategies: Strategy[], cond: Cond, seeds: bigi
   const guided = new GuidedDenoiser({
     main: Denoiser.of(ref.model),
     strategies,
-    conditions: { given, null: nullCondition },
+    conditions: { given: given && [given], null: nullCondition && [nullCondition] },
     unconditional,
     seeds,
   });

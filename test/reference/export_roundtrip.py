@@ -72,13 +72,16 @@ def main() -> None:
 
     # SD 1.x-style, scripted and traced, with the empty-prompt embedding as the null.
     empty_prompt = torch.randn(77, 768, generator=generator)
+    empty_prompt.contiguous().numpy().astype("<f4").tofile(os.path.join(out_dir, "sd15-null.bin"))
+    mid = "mid_block.attentions.0.transformer_blocks.0.attn1"
     for mode in ("script", "trace"):
         unet = sd_unet.build("sd15-narrow")
         name = "sd15-narrow-" + {"script": "scripted", "trace": "traced"}[mode]
         export_denoiser(unet, os.path.join(out_dir, name + ".pt"), name=name, prediction="eps", schedule=SCHEDULE,
                         sample_shape=[4, 16, 16], mode=mode,
                         conditions=[Condition("encoder_hidden_states", [77, 768], null=empty_prompt)],
-                        decoder={"file": "vae-narrow-traced.pt", "scalingFactor": vae_decoder.SCALING_FACTOR})
+                        decoder={"file": "vae-narrow-traced.pt", "scalingFactor": vae_decoder.SCALING_FACTOR},
+                        guidance_sites={"pag": [mid], "seg": [mid], "sag": [mid]}, time_embedding="time_embedding")
 
         def inputs(batch):
             x = [torch.randn(batch, 4, 16, 16, generator=generator), torch.rand(batch, generator=generator) * 999,

@@ -10,6 +10,7 @@
 #include "common/errors.h"
 #include "io/archive_checks.h"
 #include "io/archive_file.h"
+#include "io/extra_records.h"
 #include "jit/model_scan.h"
 
 namespace tg {
@@ -17,6 +18,8 @@ namespace tg {
 namespace {
 
 constexpr const char* kCardFile = "model.json";
+// A version 2 card's null conditions (src/model/model-card.ts, namedInputSchema).
+constexpr const char* kNullsFolder = "nulls/";
 
 // A top-level string field of the model card, or "" (the card is checked by
 // src/model-card.ts; here only the time embedding's module path is needed,
@@ -48,7 +51,7 @@ void AddPlainForward(ModelState& state) {
 }
 
 // Loads the module into state.module and returns the archive's extra records
-// that the load asked for (the card).
+// that the load asked for (the card and the null conditions).
 torch::jit::ExtraFilesMap ReadArchive(ModelState& state, const std::string& path, at::Device device,
                                       const LoadLimits& limits) {
   // Sizes, truncation and load-time code are checked before libtorch reads
@@ -57,6 +60,7 @@ torch::jit::ExtraFilesMap ReadArchive(ModelState& state, const std::string& path
   std::shared_ptr<ArchiveFile> file = ArchiveFile::Open(path);
   CheckArchive(file, limits.maxBytes, limits.trusted);
   torch::jit::ExtraFilesMap extra{{kCardFile, ""}};
+  for (const std::string& name : ExtraRecordNames(*file, kNullsFolder)) extra[name] = "";
   try {
     state.module = torch::jit::load(file, device, extra);
   } catch (const Error&) {
@@ -137,6 +141,9 @@ void LoadModel(ModelState& state, const std::string& path, at::Device device, at
   state.dtype = dtype;
   state.card = extra[kCardFile];
   state.hasCard = !state.card.empty();
+  for (auto& [name, bytes] : extra) {
+    if (name != kCardFile) state.extraRecords[name] = std::move(bytes);
+  }
 
   state.module.eval();
   if (dtype != at::kFloat) state.module.to(dtype);

@@ -5,6 +5,7 @@
 #include <torch/script.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +21,7 @@ struct ModelState {
   at::ScalarType dtype = at::kFloat;
   std::string path;
   std::string card;  // the archive's model.json, empty when absent
+  std::map<std::string, std::string> extraRecords;  // extra/nulls/* records, by name relative to extra/
   bool hasCard = false;
   bool frozen = false;
   int64_t parameterCount = 0;

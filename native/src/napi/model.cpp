@@ -41,6 +41,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                         InstanceAccessor<&ModelWrap::AttentionSites>("attentionSites"),
                                         InstanceAccessor<&ModelWrap::ModuleSites>("moduleSites"),
                                         InstanceAccessor<&ModelWrap::AttentionCandidates>("attentionCandidates"),
+                                        InstanceMethod<&ModelWrap::ExtraRecord>("extraRecord"),
                                         InstanceAccessor<&ModelWrap::Device>("device"),
                                         InstanceAccessor<&ModelWrap::Dtype>("dtype"),
                                         InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
@@ -175,6 +176,16 @@ Napi::Value ModelWrap::AttentionSites(const Napi::CallbackInfo& info) {
       sites.Set(static_cast<uint32_t>(i), site);
     }
     return sites;
+  });
+}
+
+Napi::Value ModelWrap::ExtraRecord(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const auto& records = Checked()->extraRecords;
+    auto found = records.find(ToString(info.Length() > 0 ? info[0] : env.Undefined(), "name"));
+    if (found == records.end()) return env.Null();
+    return Napi::Buffer<char>::Copy(env, found->second.data(), found->second.size());
   });
 }
 

@@ -37,6 +37,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value AttentionSites(const Napi::CallbackInfo& info);
   Napi::Value ModuleSites(const Napi::CallbackInfo& info);
   Napi::Value AttentionCandidates(const Napi::CallbackInfo& info);
+  // extraRecord(name) -> Buffer | null: a record under the archive's extra/nulls/.
+  Napi::Value ExtraRecord(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value ForwardCount(const Napi::CallbackInfo& info);

@@ -109,6 +109,8 @@ export interface NativeModel {
     signal?: AbortSignal,
   ): Promise<unknown>;
   readonly attentionSites: { id: number; path: string; kind: 'softmax' | 'sdpa' | 'mha' }[];
+  /** A record under the archive's extra/nulls/ (a version 2 card's null conditions), or null. */
+  extraRecord(name: string): Buffer | null;
   /** Every softmax and fused attention op the attention pass saw (native/src/jit/attention_pass.h). */
   readonly attentionCandidates: { path: string; op: string; site: number | null; reason: string | null; attention: boolean }[];
   /** Module outputs the graph pass tagged; hasInput: the call has a tensor argument (skip needs one). */

@@ -22,7 +22,7 @@ import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
 import type { SiteSelector } from '../../hooks/attention.js';
 import { selectSites, selectorSchema, selectorText } from '../../hooks/site-selectors.js';
 import type { Branch, BranchAttention, BranchModule, StrategyContext } from '../types.js';
-import { sitesSchema } from './selectors.js';
+import { resolveSites, sitesSchema } from './selectors.js';
 
 /** The zod schema of {@link SkipPart}. */
 export const skipPartSchema = z.enum(['attention', 'attention-scores', 'feed-forward']);
@@ -81,6 +81,7 @@ export function layerSkipPerturbation(
   context: StrategyContext,
 ): Pick<Branch, 'attention' | 'modules'> {
   const at = (key: string) => `invalid ${name} options: ${field ? `${field}.` : ''}${key}`;
+  config = { ...config, blocks: resolveSites(config.blocks as SiteSelector, name, context) as LayerSkip['blocks'] };
   const parts: readonly ('block' | SkipPart)[] = typeof config.skip === 'string' ? [config.skip] : config.skip;
   if (parts.includes('block')) return { modules: [{ modules: config.blocks as SiteSelector, action: 'skip' }] };
   const blocks = selectSites(config.blocks as SiteSelector, context.moduleSites).map((s) => s.path.replace(/#\d+$/, ''));

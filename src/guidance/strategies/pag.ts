@@ -10,7 +10,7 @@ import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
 import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
-import { sitesSchema } from './selectors.js';
+import { resolveSites, sitesSchema } from './selectors.js';
 
 /** The zod schema of {@link PagOptions}. */
 export const pagSchema = scheduledSchema({
@@ -33,11 +33,11 @@ export type PagOptions = z.input<typeof pagSchema>;
  */
 export function pag(options: PagOptions = {}): Strategy {
   return defineStrategy('pag', pagSchema, options, ({ scale, sites, adaptiveScale }) => ({
-    terms: () => [
+    terms: (context) => [
       {
         label: `pag(s=${scale})`,
         positive: { model: 'main', condition: 'given' },
-        negative: { model: 'main', condition: 'given', attention: [{ sites, action: 'identity' }] },
+        negative: { model: 'main', condition: 'given', attention: [{ sites: resolveSites(sites, 'pag', context), action: 'identity' }] },
         scale(info) {
           if (adaptiveScale === 0) return scale;
           if (info.timestep === null) {

@@ -25,7 +25,7 @@ import { bounded, finite, guidanceScale, scheduledSchema } from '../options.js';
 import type { Branch, Degradation, MaskSource, Strategy } from '../types.js';
 import { defineStrategy, hasCfg } from './define.js';
 import { modelSchema } from './second-model.js';
-import { sitesSchema } from './selectors.js';
+import { resolveSites, sitesSchema } from './selectors.js';
 
 const common = {
   /** 0.75 in the paper (diffusers), 0.5 in ComfyUI. */
@@ -127,7 +127,8 @@ function degradationStrategy(
     terms(context) {
       const useNull = settings.branch === 'null' || (settings.branch === 'auto' && hasCfg(context));
       const source: Branch = { model: 'main', condition: useNull ? 'null' : 'given' };
-      const degrade: Degradation = { ...extra, kind, source, kernelSize: settings.kernelSize, blurSigma: settings.blurSigma };
+      const sites = extra.sites === undefined ? {} : { sites: resolveSites(extra.sites, name, context) };
+      const degrade: Degradation = { ...extra, ...sites, kind, source, kernelSize: settings.kernelSize, blurSigma: settings.blurSigma };
       return [
         {
           label: `${name}(s=${settings.scale})`,

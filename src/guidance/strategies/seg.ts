@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { bounded, guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
-import { sitesSchema } from './selectors.js';
+import { resolveSites, sitesSchema } from './selectors.js';
 
 /** The zod schema of {@link SegOptions}. */
 export const segSchema = scheduledSchema({
@@ -36,11 +36,11 @@ export type SegOptions = z.input<typeof segSchema>;
  */
 export function seg(options: SegOptions = {}): Strategy {
   return defineStrategy('seg', segSchema, options, ({ scale, sigma, sites }) => ({
-    terms: () => [
+    terms: (context) => [
       {
         label: `seg(s=${scale}, sigma=${sigma})`,
         positive: { model: 'main', condition: 'given' },
-        negative: { model: 'main', condition: 'given', attention: [{ sites, action: 'blur', sigma }] },
+        negative: { model: 'main', condition: 'given', attention: [{ sites: resolveSites(sites, 'seg', context), action: 'blur', sigma }] },
         scale: () => scale,
       },
     ],
