@@ -20,7 +20,7 @@ import { nullConditionsOf } from './model-conditions.js';
 import { type ProbeShapes, probeDivisors, probeInputs, scaleProbe } from './model-probe.js';
 import { native, type MethodDescription, type NativeModel, type NativeModelDescription, type Preconditioning } from '../core/native/binding.js';
 import type { Dtype, ResolvedDevice, Tensor } from '../core/tensor.js';
-import { isTensor, randn, tensor } from '../core/tensor.js';
+import { isTensor } from '../core/tensor.js';
 import { deviceSchema } from '../core/tensor.js';
 import { parseOptions } from '../core/options.js';
 
