@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import {
   type Tensor,
 } from '../src/index.js';
 import { Denoiser } from '../src/guidance/denoiser.js';
+import { decodePng } from '../src/image/index.js';
 import { GuidedDenoiser } from '../src/guidance/guided-denoiser.js';
 import { expectCode } from './helpers/errors.js';
 import { precondition, refOf, timestepOf } from './helpers/guidance-reference.js';
@@ -255,6 +256,27 @@ describe('real architectures: named conditions, a decoder stage, version 2 cards
     const result = await sample({ model, guidance: [cfg({ scale: 2 }), pag({ sites: 'blocks.2.attn', scale: 1 })], labels: [1, 2], sampler: { name: 'euler', steps: 2 } });
     using images = result.images;
     assert.deepEqual(images.shape, [2, 4, 16, 16]);
+  });
+
+  it('the attention command draws a latent model with named conditions: captured on the latents, over the decoded images', () => {
+    const out = mkdtempSync(join(tmpdir(), 'tg-real-attention-'));
+    try {
+      const levels = ['down_blocks.0.attentions.0', 'down_blocks.1.attentions.0', 'down_blocks.2.attentions.0'].map((b) => `${b}.transformer_blocks.0.attn1`);
+      const result = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), 'attention', '--model', file('sd15-narrow-traced'), '--count', '2', '--steps', '2',
+          '--sites', [...levels, MID].join(','), '--device', 'cpu', '--out', out],
+        { cwd: repoRoot, encoding: 'utf8' },
+      );
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, /4 site\(s\), 2 sample\(s\)/);
+      const picture = decodePng(readFileSync(join(out, 'attention.png')));
+      // Rows: samples, four sites (16x16 to 2x2 grids), SAG's mask; tiles are the decoder's 128x128 images.
+      assert.ok(picture.height >= 6 * 128 && picture.height < 7 * 128 + 80, `height ${picture.height}`);
+      assert.ok(picture.width >= 2 * 128, `width ${picture.width}`);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('checks version 2 cards, naming the field; version 1 cards stay valid', () => {
