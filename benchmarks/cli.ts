@@ -49,7 +49,11 @@ export function blasFor({ python = false }: { python?: boolean } = {}): string {
     'intra-op': `the intra-op threads (${intraOpThreads})`,
     none: blas.name === 'reference' ? '1 thread' : 'threads unknown',
   }[blas.control];
-  const pythonSide = python ? "; the Python side's torch uses its own BLAS settings (Debian's python3-torch: the same libblas.so.3, OpenBLAS's default of all cores unless OPENBLAS_NUM_THREADS)" : '';
+  const pinned = process.env.OPENBLAS_NUM_THREADS;
+  const pythonBlas = pinned
+    ? `OPENBLAS_NUM_THREADS=${pinned}, inherited from this run`
+    : "OpenBLAS's default of all cores, as OPENBLAS_NUM_THREADS is unset";
+  const pythonSide = python ? `; the Python side's torch (Debian's python3-torch: the same libblas.so.3): ${pythonBlas}` : '';
   return `BLAS: ${blas.name}${blas.config ? ` (${blas.config})` : ''}, ${blas.library ?? 'no library found'}; ours: ${threads}${pythonSide}`;
 }
 

@@ -264,16 +264,16 @@ describe('real architectures: named conditions, a decoder stage, version 2 cards
       const levels = ['down_blocks.0.attentions.0', 'down_blocks.1.attentions.0', 'down_blocks.2.attentions.0'].map((b) => `${b}.transformer_blocks.0.attn1`);
       const result = spawnSync(
         process.execPath,
-        ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), 'attention', '--model', file('sd15-narrow-traced'), '--count', '2', '--steps', '2',
+        ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), 'attention', '--model', file('sd15-narrow-traced'), '--count', '2', '--steps', '2', '--tile', '32',
           '--sites', [...levels, MID].join(','), '--device', 'cpu', '--out', out],
         { cwd: repoRoot, encoding: 'utf8' },
       );
       assert.equal(result.status, 0, result.stderr);
       assert.match(result.stdout, /4 site\(s\), 2 sample\(s\)/);
       const picture = decodePng(readFileSync(join(out, 'attention.png')));
-      // Rows: samples, four sites (16x16 to 2x2 grids), SAG's mask; tiles are the decoder's 128x128 images.
-      assert.ok(picture.height >= 6 * 128 && picture.height < 7 * 128 + 80, `height ${picture.height}`);
-      assert.ok(picture.width >= 2 * 128, `width ${picture.width}`);
+      // Rows: samples, four sites (16x16 to 2x2 grids), SAG's mask; tiles: the decoder's 128x128 images drawn 32 wide.
+      assert.ok(picture.height >= 6 * 32 && picture.height < 7 * 32 + 80, `height ${picture.height}`);
+      assert.ok(picture.width >= 2 * 32 && picture.width < 3 * 32 + 200, `width ${picture.width}`);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -45,6 +45,8 @@ Options:
 ${modelFlags.help('model', COLUMN, "default the package's models/fashion-unet.pt")}
   --labels LIST    class per sample, comma-separated (default 0,1,...,9; 'null' for unconditional)
   --count N        samples, for models without class labels (default 4)
+  --tile PX        draw each sample PX pixels wide, box-filtered down from its own
+                   size, which must be a multiple of PX (default its own size)
 ${seedFlag.help(COLUMN)}
 ${stepsFlag.help(COLUMN, DEFAULT_STEPS)}
   --sigma X        noise level of the captured forward (default 1)
@@ -84,6 +86,8 @@ interface AttentionFlags {
   labels: (number | null)[];
   /** Samples of a model without class labels. */
   count: number;
+  /** Width in pixels each sample is drawn at (a divisor of its size), or undefined for its own size. */
+  tile: number | undefined;
   seed: number;
   steps: number;
   sigma: number;
@@ -99,6 +103,7 @@ function readAttentionFlags(argv: string[]): AttentionFlags {
     model: modelFlags.option.model,
     labels: { type: 'string', default: '0,1,2,3,4,5,6,7,8,9' },
     count: { type: 'string', default: '4' },
+    tile: { type: 'string' },
     ...seedFlag.option,
     ...stepsFlag.option(DEFAULT_STEPS),
     sigma: { type: 'string', default: '1' },
@@ -110,12 +115,15 @@ function readAttentionFlags(argv: string[]): AttentionFlags {
   } as const);
   const count = Number(values.count);
   if (!Number.isInteger(count) || count < 1 || count > 64) throw new UsageError(`--count must be an integer from 1 to 64, got '${values.count}'.`);
+  const tile = values.tile === undefined ? undefined : Number(values.tile);
+  if (tile !== undefined && (!Number.isInteger(tile) || tile < 1)) throw new UsageError(`--tile must be a positive integer, got '${values.tile}'.`);
   const sigma = Number(values.sigma);
   if (!(sigma > 0) || !Number.isFinite(sigma)) throw new UsageError(`--sigma must be a positive number, got '${values.sigma}'.`);
   return {
     modelPath: modelFlags.path('model', values.model),
     labels: parseLabels(values.labels),
     count,
+    tile,
     seed: Number(seedFlag.read(values.seed, BigInt(Number.MAX_SAFE_INTEGER))),
     steps: stepsFlag.read(values.steps),
     sigma,
@@ -197,6 +205,17 @@ async function captureAt(model: Model, samples: Tensor, conditions: Tensor[] | u
   return run.captures;
 }
 
+/** The samples box-filtered down to `tile` pixels wide (an integer factor of their size); a new tensor. */
+function downscale(images: Tensor, tile: number | undefined): Tensor {
+  const [n, c, h, w] = images.shape as [number, number, number, number];
+  if (tile === undefined || tile >= w) return images.clone();
+  const factor = w / tile;
+  if (!Number.isInteger(factor) || h % factor !== 0) throw new UsageError(`--tile ${tile} does not divide the samples' ${h}x${w} pixels.`);
+  using blocks = images.reshape([n, c, h / factor, factor, w / factor, factor]);
+  using rows = blocks.meanAxis(5);
+  return rows.meanAxis(3);
+}
+
 /** One site's heat maps over the samples (the attention each position receives) and, for SAG's site, its mask. */
 async function siteMaps(map: Tensor, site: AttentionSite, samples: RasterImage[], withMask: boolean): Promise<{ heat: RasterImage[]; masks: RasterImage[] }> {
   using received = map.sumAxis(1); // [n, keys]: attention each position receives
@@ -233,7 +252,9 @@ export async function attentionCommand(argv: string[]): Promise<void> {
     });
     owned.push(result.images, ...(result.latents ? [result.latents] : []));
     const captures = await captureAt(model, result.latents ?? result.images, list, flags, sites, owned);
-    const samples = await toImages(result.images);
+    const shown = downscale(result.images, flags.tile);
+    owned.push(shown);
+    const samples = await toImages(shown);
     const rows: LabelledRow[] = [{ label: 'samples', sublabel: `${n} at seeds ${flags.seed}+`, images: samples }];
     let sagMask: RasterImage[] | undefined;
     for (const site of sites) {
@@ -246,7 +267,7 @@ export async function attentionCommand(argv: string[]): Promise<void> {
     const outDir = resolve(flags.out);
     await mkdir(outDir, { recursive: true });
     const file = join(outDir, 'attention.png');
-    await writePng(file, labelledRows(rows, { scale: samples[0]!.width >= 128 ? 1 : 3, title: `${model.card?.name ?? 'model'}: attention at sigma ${flags.sigma} over its own samples` }));
+    await writePng(file, labelledRows(rows, { scale: flags.tile !== undefined || samples[0]!.width >= 128 ? 1 : 3, title: `${model.card?.name ?? 'model'}: attention at sigma ${flags.sigma} over its own samples` }));
     console.log(`wrote ${relative(process.cwd(), file)}: ${sites.length} site(s), ${n} sample(s)`);
   } finally {
     for (const t of owned) t.dispose();
