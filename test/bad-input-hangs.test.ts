@@ -62,11 +62,12 @@ describe('bad input: forwards that never return', function () {
     assertCleanExit(run);
   });
 
-  it('sample() with a hung forward rejects with the signal\'s reason when it fires, and leaves no tensor', async () => {
+  it('sample() with a hung forward rejects with ERR_ABORTED, the signal\'s reason as its cause, when it fires, and leaves no tensor', async () => {
     const run = await hung('sample', files, 2);
     const context = describeChild(run);
-    const report = run.json as { result: { name: string }; abortedMs: number; handles: { tensors: number } };
-    assert.equal(report.result.name, 'TimeoutError', context);
+    const report = run.json as { result: { code: string; cause: string }; abortedMs: number; handles: { tensors: number } };
+    assert.equal(report.result.code, 'ERR_ABORTED', context);
+    assert.equal(report.result.cause, 'TimeoutError', context);
     assert.ok(report.abortedMs < 3000, context);
     assert.equal(report.handles.tensors, 0, context);
     assertCleanExit(run);

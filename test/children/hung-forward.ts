@@ -11,7 +11,11 @@ import { liveHandles, loadModel, randn, sample, tensor } from '../../src/index.j
 
 const [mode, hangPath, hangDenoiser] = process.argv.slice(2);
 const fixture = join(import.meta.dirname, '..', '..', 'models', 'fixtures', 'tiny-unet.pt');
-const outcome = (error: unknown) => ({ code: (error as { code?: string }).code ?? null, name: (error as Error).name });
+const outcome = (error: unknown) => ({
+  code: (error as { code?: string }).code ?? null,
+  name: (error as Error).name,
+  cause: ((error as Error).cause as Error | undefined)?.name ?? null,
+});
 const NEVER = 1e15; // additions in hang.pt's loop
 
 if (mode === 'call' || mode === 'stuck') {
