@@ -175,13 +175,13 @@ torch.jit.save(torch.jit.trace(Outer(), torch.zeros(3)), "${dir}/outer.pt")  # t
     await assert.rejects(sample({ model: gone, labels: [1], sampler: { name: 'euler', steps: 1 } }), expectCode('ERR_DISPOSED'));
   });
 
-  it('an abort mid-run rejects with the reason and leaves no handle', async () => {
+  it('an abort mid-run rejects with ERR_ABORTED, the reason as its cause, and leaves no handle', async () => {
     const before = liveHandles().tensors;
     const controller = new AbortController();
     const reason = new Error('stop now');
     await assert.rejects(
       sample({ model, labels: [1, 2], sampler: { name: 'euler', steps: 5 }, signal: controller.signal, onProgress: ({ step }) => step === 2 && controller.abort(reason) }),
-      (e: unknown) => e === reason,
+      (e: unknown) => (e as { code?: string }).code === 'ERR_ABORTED' && (e as Error).cause === reason,
     );
     assert.equal(liveHandles().tensors, before);
   });
