@@ -476,7 +476,9 @@ export class GuidedDenoiser {
     const kept = conditioning.kind === 'named' ? Object.values(conditioning.inputs).map((i) => i.null === 'same' || i.dtype.startsWith('int')) : [false];
     return this.#conditions.given!.map((given, input) => {
       if (kept[input]) return given;
-      using noise = randn(given.shape, { seed: streams.map((s) => mixSeed(s, BigInt(input))), device });
+      // Input 0 draws from the stream itself, as single-input models always
+      // have (their samples stay reproducible); further inputs mix in their index.
+      using noise = randn(given.shape, { seed: input === 0 ? streams : streams.map((s) => mixSeed(s, BigInt(input))), device });
       using std = given.stdPerSample(true);
       using mean = given.meanPerSample(true);
       using scaled = noise.mul(std);
