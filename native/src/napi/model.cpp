@@ -19,6 +19,7 @@
 #include "runtime/device.h"
 #include "runtime/dtype.h"
 #include "runtime/instance_data.h"
+#include "runtime/external_memory.h"
 #include "runtime/js_errors.h"
 #include "runtime/promise_worker.h"
 
@@ -73,7 +74,7 @@ void ModelWrap::Release() {
   if (!state_) return;
   state_.reset();
   --g_liveModels;
-  if (reportedBytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reportedBytes_);
+  ReleaseExternalMemory(Env(), reportedBytes_);
   reportedBytes_ = 0;
 }
 

@@ -10,6 +10,7 @@
 #include "runtime/device.h"
 #include "runtime/dtype.h"
 #include "runtime/instance_data.h"
+#include "runtime/external_memory.h"
 #include "runtime/js_errors.h"
 #include "runtime/promise_worker.h"
 
@@ -128,7 +129,7 @@ void TensorWrap::Release() {
   live_ = false;
   --g_liveTensors;
   tensor_.reset();
-  if (reportedBytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reportedBytes_);
+  ReleaseExternalMemory(Env(), reportedBytes_);
   reportedBytes_ = 0;
 }
 
