@@ -11,11 +11,11 @@ import { deflateSync } from 'node:zlib';
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { ioError } from '../core/io-error.js';
 import { PNG_SIGNATURE, writeChunk } from './png-chunks.js';
-import { type FilterType, filterCost, filterRow } from './png-filters.js';
+import { filterCost, filterRow } from './png-filters.js';
 import { checkRaster, type RasterImage } from './raster.js';
 
 /** PNG filter types (PNG spec 9.2); 'adaptive' picks one per row. */
-export type PngFilter = FilterType | 'adaptive';
+export type PngFilter = 0 | 1 | 2 | 3 | 4 | 'adaptive';
 
 /** Options of {@link encodePng} and {@link writePng}. */
 export interface EncodePngOptions {
