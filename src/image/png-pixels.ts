@@ -10,7 +10,7 @@
  *   4 bits x17), as the spec intends;
  * - 16-bit samples become round(v * 255 / 65535), the nearest 8-bit value.
  *   PIL and libpng's strip_16 keep the high byte instead, which is off by
- *   one level for about half of all values, in either direction. A color
+ *   one level for about a quarter of all values, in either direction. A color
  *   key is compared at full 16-bit precision, before any of this.
  */
 import { badPng } from './png-chunks.js';
