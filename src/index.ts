@@ -21,8 +21,10 @@ export {
 export {
   checkModelCard,
   classifierCardSchema,
+  decoderCardSchema,
   denoiserCardSchema,
   type ClassifierCard,
+  type DecoderCard,
   type DenoiserCard,
   type ModelCard,
 } from './model/model-card.js';

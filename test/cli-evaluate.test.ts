@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { evaluateImages, loadClassifier, readImageSet } from '../src/index.js';
-import { encodePng } from '../src/image/png.js';
+import { encodePng } from '../src/image/png-encode.js';
 import { writeNpz } from '../src/io/npz.js';
 import { shardArrays } from '../src/io/shards.js';
 import { python, repoRoot } from './helpers/python.js';

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inflateSync } from 'node:zlib';
+import { crc32, inflateSync } from 'node:zlib';
 
 import {
   ADVANCE,
@@ -15,7 +15,6 @@ import {
   MAGMA,
   VIRIDIS,
   colormapColor,
-  crc32,
   decodePng,
   drawText,
   encodePng,
@@ -175,11 +174,6 @@ describe('image: PNG', () => {
     assert.ok(Buffer.from(decodePng(png).data).equals(Buffer.from(image.data)));
   });
 
-  it('computes the standard CRC-32', () => {
-    assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
-    assert.equal(crc32(Buffer.from('IEND')), 0xae426082);
-  });
-
   it('writes PNGs that PIL verifies and decodes to the same bytes', () => {
     const rng = freshRandom();
     const images = [1, 3, 4].flatMap((channels) => [
@@ -219,22 +213,15 @@ describe('image: PNG', () => {
     });
   });
 
-  it('rejects formats it does not read, corrupt chunks and bad images with clear errors', () => {
-    const [gray16, palette, grayAlpha] = pil([
-      { op: 'encode', mode: 'I;16', width: 3, height: 2, data: new Uint8Array(randomBytes(12)) },
-      { op: 'encode', mode: 'P', width: 3, height: 2, data: new Uint8Array(randomBytes(6)) },
-      { op: 'encode', mode: 'LA', width: 3, height: 2, data: new Uint8Array(randomBytes(12)) },
-    ]).map((s) => Buffer.from(s as string, 'base64'));
-    assert.throws(() => decodePng(gray16!), /color type 0, bit depth 16/);
-    assert.throws(() => decodePng(palette!), /color type 3/);
-    assert.throws(() => decodePng(grayAlpha!), /color type 4/);
+  it('rejects corrupt chunks and bad images with clear errors', () => {
     assert.throws(() => decodePng(Buffer.from('GIF89a not a png')), /not a PNG/);
 
     const good = encodePng(randomImage(5, 4, 3));
     const interlaced = Buffer.from(good);
     interlaced[8 + 8 + 12] = 1; // IHDR interlace byte
     interlaced.writeUInt32BE(crc32(interlaced.subarray(12, 12 + 4 + 13)), 8 + 8 + 13);
-    assert.throws(() => decodePng(interlaced), /interlaced/);
+    // Marked interlaced, the same scanlines are too few for the seven Adam7 passes.
+    assert.throws(() => decodePng(interlaced), /inflates to 64 bytes; a 5x4 8-bit RGB, interlaced image needs 68/);
     const corrupt = Buffer.from(good);
     corrupt[8 + 25 + 10] = corrupt[8 + 25 + 10]! ^ 0x40; // a byte inside IDAT data
     assert.throws(() => decodePng(corrupt), /CRC mismatch in IDAT/);

@@ -4,7 +4,7 @@
  * Everything clips to the canvas, so layout code never has to.
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import { checkRaster, type RasterImage } from './png.js';
+import { checkRaster, type RasterImage } from './raster.js';
 
 /** An RGB colour, each component 0..255. */
 export type Color = readonly [number, number, number];

@@ -4,7 +4,7 @@
  * value look like equal steps in colour, and an overlay onto the sample.
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import { checkRaster, type RasterImage } from './png.js';
+import { checkRaster, type RasterImage } from './raster.js';
 
 type Stop = readonly [number, number, number];
 

@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
-import type { RasterImage } from './png.js';
+import type { RasterImage } from './raster.js';
 
 /** Options of {@link toImages} and {@link toUint8Batch}. */
 export interface ToImagesOptions {

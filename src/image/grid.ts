@@ -6,7 +6,7 @@
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
 import { BLACK, Canvas, WHITE, type Color } from './canvas.js';
 import { drawText, fitText, measureText } from './font.js';
-import { checkRaster, type RasterImage } from './png.js';
+import { checkRaster, type RasterImage } from './raster.js';
 
 /** Options of {@link imageGrid}. */
 export interface GridOptions {

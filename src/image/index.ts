@@ -7,13 +7,6 @@ export { MAGMA, VIRIDIS, colormapColor, heatmap, overlay, type HeatmapOptions } 
 export { ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT, drawText, fitText, glyphBitmap, measureText, type TextStyle } from './font.js';
 export { toImages, toUint8Batch, type ToImagesOptions, type UInt8Batch } from './from-tensor.js';
 export { imageGrid, labelledRows, type GridOptions, type LabelledRow, type LabelledRowsOptions } from './grid.js';
-export {
-  checkRaster,
-  crc32,
-  decodePng,
-  encodePng,
-  writePng,
-  type EncodePngOptions,
-  type PngFilter,
-  type RasterImage,
-} from './png.js';
+export { decodePng } from './png-decode.js';
+export { encodePng, writePng, type EncodePngOptions, type PngFilter } from './png-encode.js';
+export { checkRaster, type RasterImage } from './raster.js';

@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 
 import { ioError } from '../core/io-error.js';
 
-/** `name.tmp-<pid>-<12 hex>`: the pattern writePng (src/image/png.ts) uses too. */
+/** `name.tmp-<pid>-<12 hex>`: the pattern writePng (src/image/png-encode.ts) uses too. */
 const TEMP_SUFFIX = /\.tmp-\d+-[0-9a-f]{12}$/;
 
 export function tempPathFor(path: string): string {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
-import { decodePng } from '../image/png.js';
+import { decodePng } from '../image/png-decode.js';
 import { checkMemory } from '../core/limits.js';
 import { readIdx } from './idx.js';
 import { ioError, isSystemError } from '../core/io-error.js';

@@ -14,8 +14,8 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 
-import { crc32 } from '../image/png.js';
 import { writeFileAtomic } from './atomic.js';
 
 export type NpyDtype = 'uint8' | 'int64';

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 
 import { toUint8Batch, type UInt8Batch } from '../image/from-tensor.js';
-import { encodePng } from '../image/png.js';
+import { encodePng } from '../image/png-encode.js';
 import { syncDir, writeBytesAtomic } from '../io/atomic.js';
 import { writeNpz } from '../io/npz.js';
 import { PNG_DIR, pngFileName, shardArrays, shardFileName, shardPlan, shardRange } from '../io/shards.js';
