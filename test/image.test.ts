@@ -28,6 +28,7 @@ import {
   type Color,
   type RasterImage,
 } from '../src/image/index.js';
+import { readImageSet } from '../src/io/image-sets.js';
 import { freshRandom, uniformInt, pick } from './helpers/random.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -243,6 +244,26 @@ describe('image: PNG', () => {
       assert.deepEqual(readdirSync(dir), ['sample.png']);
       await assert.rejects(writePng(join(dir, 'missing', 'x.png'), image), /ENOENT/);
       assert.deepEqual(readdirSync(dir), ['sample.png']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('image sets: a folder of PNGs', () => {
+  it('drops the alpha of RGBA PNGs, keeping each pixel\'s colour bytes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-pngset-'));
+    try {
+      const images = [randomImage(7, 5, 4), randomImage(7, 5, 4)];
+      for (const [i, image] of images.entries()) await writePng(join(dir, `${i}.png`), image);
+      const set = await readImageSet(dir);
+      assert.equal(set.images.channels, 3);
+      images.forEach((image, i) => {
+        for (let p = 0; p < 35; p++) {
+          const at = (i * 35 + p) * 3;
+          assert.deepEqual([...set.images.data.subarray(at, at + 3)], [...image.data.subarray(p * 4, p * 4 + 3)]);
+        }
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

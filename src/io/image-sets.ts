@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { ErrorCodes, TorchGuidanceError, isTorchGuidanceError } from '../core/errors.js';
 import type { UInt8Batch } from '../image/from-tensor.js';
 import { decodePng } from '../image/png-decode.js';
+import type { RasterImage } from '../image/raster.js';
 import { checkMemory } from '../core/limits.js';
 import { readIdx } from './idx.js';
 import { ioError, isSystemError } from '../core/io-error.js';
@@ -105,16 +106,28 @@ async function readPngFile(path: string): Promise<Buffer> {
   return readFile(path);
 }
 
+/**
+ * The PNG without its alpha channel: the metrics see colour only, and alpha
+ * is dropped as the reference tools do (PIL's convert('RGB') before FID).
+ */
+function opaque(image: RasterImage): RasterImage {
+  if (image.channels !== 4) return image;
+  const pixels = image.width * image.height;
+  const data = new Uint8Array(pixels * 3);
+  for (let p = 0; p < pixels; p++) data.set(image.data.subarray(p * 4, p * 4 + 3), p * 3);
+  return { width: image.width, height: image.height, channels: 3, data };
+}
+
 async function readPngDir(dir: string, options: ImageSetOptions): Promise<ImageSet> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.png')).sort();
   if (names.length === 0) throw invalid(dir, 'no PNG files');
-  const first = decodePng(await readPngFile(join(dir, names[0]!)));
+  const first = opaque(decodePng(await readPngFile(join(dir, names[0]!))));
   checkSize(join(dir, names[0]!), first.channels, first.height, first.width, options);
   const plane = first.width * first.height * first.channels;
   checkMemory(names.length * plane, `${dir} (${names.length} PNGs of ${first.width}x${first.height}x${first.channels})`, 'evaluate fewer images', ErrorCodes.TOO_LARGE);
   const data = new Uint8Array(names.length * plane);
   for (const [i, name] of names.entries()) {
-    const image = i === 0 ? first : decodePng(await readPngFile(join(dir, name)));
+    const image = i === 0 ? first : opaque(decodePng(await readPngFile(join(dir, name))));
     if (image.width !== first.width || image.height !== first.height || image.channels !== first.channels) {
       throw invalid(join(dir, name), `is ${image.channels}×${image.height}×${image.width}, the first PNG ${first.channels}×${first.height}×${first.width}`);
     }
@@ -151,7 +164,9 @@ async function readImageSetOrThrow(path: string, options: ImageSetOptions): Prom
     if (await stat(merged).then(() => true, () => false)) return readNpzSet(merged, options);
     const pngs = join(path, PNG_DIR);
     if (await isDirectory(pngs)) return readPngDir(pngs, options);
-    throw invalid(path, `a directory without ${MERGED} or ${PNG_DIR}/ (is the run finished?)`);
+    // Not a run of ours: a folder of PNGs written by another tool.
+    if ((await readdir(path)).some((name) => name.endsWith('.png'))) return readPngDir(path, options);
+    throw invalid(path, `a directory without ${MERGED}, ${PNG_DIR}/ or PNG files (is the run finished?)`);
   }
   if (path.endsWith('.npz')) return readNpzSet(path, options);
   let idx;
