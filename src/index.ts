@@ -29,7 +29,8 @@ export {
 export * from './guidance/index.js';
 export * from './image/index.js';
 export * from './metrics/index.js';
-export { explain, sample, type SampleOptions, type SampleProgress, type SampleResult } from './sampling/sample.js';
+export { explain } from './sampling/explain.js';
+export { sample, type SampleOptions, type SampleProgress, type SampleResult } from './sampling/sample.js';
 export * from './queue/index.js';
 export { samplerSchema, type SamplerName, type SamplerOptions } from './sampling/samplers/samplers.js';
 export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './sampling/samplers/sigma-schedules.js';
