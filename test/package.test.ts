@@ -74,7 +74,8 @@ describe('packed package', function () {
     assert.ok(!existsSync(join(installed, 'build')), 'the install built the addon');
 
     const script = `
-      import { featureMetrics, loadModel, runtimeInfo, randn, tensor } from 'torch-guidance';
+      import { loadModel, runtimeInfo, randn, tensor } from 'torch-guidance';
+      import { featureMetrics } from 'torch-guidance/metrics';
       const info = runtimeInfo();
       const model = await loadModel('node_modules/torch-guidance/models/fashion-unet.pt', { device: 'cpu' });
       const out = await model.forward(randn([2, 1, 28, 28], { seed: 1 }), tensor(new Float32Array([1, 2]), [2]),
