@@ -48,10 +48,12 @@ export {
   liveHandles,
   runtimeInfo,
   setBlasThreads,
+  setThreads,
   type BlasInfo,
   type CudaMemory,
   type JobTimes,
   type RuntimeInfo,
+  type ThreadSettings,
 } from './core/runtime.js';
 export { REFERENCE_BLAS_WARNING } from './core/blas-warning.js';
 export { resourceLimits, setResourceLimits, type ResourceLimits } from './core/limits.js';
