@@ -29,6 +29,15 @@ export const loadOptionsSchema = z
      * only its structure and sizes are checked.
      */
     trust: z.enum(['scan', 'full']).default('scan'),
+    /**
+     * CPU: the most torch threads one forward of this model splits its batch
+     * over with `parallel: 'auto'` (sample()'s default), so that models used
+     * at the same time can share the torch threads, or one model keep some
+     * free. Default and upper bound: what the split may use process-wide
+     * (the torch job threads, fewer under a pinned BLAS count; see
+     * splitThreads in src/core/blas.ts). Ignored on CUDA, which never splits.
+     */
+    threads: z.number().int().min(1).max(4096).optional(),
     /** Rejects with ERR_ABORTED when it fires, also while the file loads. */
     signal: z.instanceof(AbortSignal).optional(),
   })
@@ -37,7 +46,9 @@ export const loadOptionsSchema = z
 /**
  * Options of {@link loadModel}: `device` (`'auto'`: cuda:0 when usable, else
  * the CPU), `dtype` (of the weights, default float32), `attentionHooks`
- * (default true; false loads the graph untouched), `signal`.
+ * (default true; false loads the graph untouched), `trust` (`'scan'` or
+ * `'full'`), `threads` (the most torch threads a CPU forward splits over),
+ * `signal`.
  */
 export type LoadModelOptions = z.input<typeof loadOptionsSchema>;
 

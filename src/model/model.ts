@@ -58,6 +58,8 @@ export class Model implements Disposable, AsyncDisposable {
   #loaded: { path: string; options: LoadModelOptions } = { path: '', options: {} };
   /** The decoder the card names, loaded on first use (decode.ts). */
   #decoder: Promise<Model> | undefined;
+  /** loadModel's `threads`: the most torch threads a CPU forward splits over. */
+  #threads: number | undefined;
   /** The archive's model.json, checked against the card schema; null when it has none. */
   readonly card: ModelCard | null;
 
@@ -71,9 +73,10 @@ export class Model implements Disposable, AsyncDisposable {
   /** @internal Use loadModel(). */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
     const opened = await openModel(path, options);
-    const { device, dtype, trust } = opened.options;
+    const { device, dtype, trust, threads } = opened.options;
     const model = new Model(opened.handle, opened.card);
-    model.#loaded = { path: opened.path, options: { device, dtype, attentionHooks: false, trust } };
+    model.#loaded = { path: opened.path, options: { device, dtype, attentionHooks: false, trust, ...(threads === undefined ? {} : { threads }) } };
+    model.#threads = threads;
     try {
       await model.#probeFromCard();
       model.#nulls = nullConditionsOf(opened.handle, opened.card, opened.path, device);
@@ -180,7 +183,7 @@ export class Model implements Disposable, AsyncDisposable {
     const first = inputs.find(isTensor);
     const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
     const { entries, modules } = planForward(hooks, this.#sites, this.#moduleSites, batch, this.attentionReport);
-    const parts = parallel === 'auto' ? autoChunks(batch, autoSplitThreads()) : parallel;
+    const parts = parallel === 'auto' ? autoChunks(batch, this.splitThreads) : parallel;
     const chunks = this.device === 'cpu' && first ? chunkBatch(batch, parts, modules) : [{ start: 0, end: batch }];
     const plan: NativePlan = { batch, entries, modules, preconditioning };
     const call = (m: string, i: readonly ForwardInput[], p: NativePlan, s: AbortSignal | undefined) =>
@@ -241,6 +244,17 @@ export class Model implements Disposable, AsyncDisposable {
 
   get dtype(): Dtype {
     return this.#native.dtype;
+  }
+
+  /**
+   * The torch threads a CPU forward of this model splits its batch over with
+   * `parallel: 'auto'`: loadModel's `threads`, at most what the split may use
+   * process-wide now (the torch job threads, fewer under a pinned BLAS
+   * count). Not used on CUDA.
+   */
+  get splitThreads(): number {
+    const available = autoSplitThreads();
+    return this.#threads === undefined ? available : Math.min(this.#threads, available);
   }
 
   /** Forwards completed on this model (every method), for tests and plans. */

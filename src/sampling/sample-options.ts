@@ -66,10 +66,11 @@ export const sampleSchema = z
     batchSize: z.number().int().positive().default(16),
     /**
      * CPU: split each forward's batch into up to this many chunks that run at
-     * once on the torch threads. 'auto' (default): a multiple of the torch
-     * threads (TORCH_GUIDANCE_JOB_THREADS, default 2) with chunks of 4 to 12
-     * samples where the batch allows (autoChunks in src/batch-split.ts, which
-     * says why); 1: one forward per batch. Ignored on CUDA.
+     * once on the torch threads. 'auto' (default): a multiple of the model's
+     * split threads (Model.splitThreads: the torch job threads, default 2,
+     * or fewer by loadModel's `threads`) with chunks of 4 to 12 samples where
+     * the batch allows (autoChunks in src/model/batch-split.ts, which says
+     * why); 1: one forward per batch. Ignored on CUDA.
      */
     parallel: z.union([z.number().int().positive(), z.literal('auto')]).default('auto'),
     /**

@@ -10,6 +10,7 @@ import { checkMemory, resourceLimits } from '../core/limits.js';
 import { parseOptions } from '../core/options.js';
 import { mixSeed, sampleSeed, sampleSeeds } from '../core/seeds.js';
 import { type Tensor, isTensor, tensor } from '../core/tensor.js';
+import { torchThreads } from '../core/threads.js';
 import { Denoiser } from '../guidance/denoiser.js';
 import { GuidedDenoiser } from '../guidance/guided-denoiser.js';
 import { type NamedConditions, namedBatch, namedCount } from './named-conditions.js';
@@ -144,6 +145,8 @@ export function checkPreparedMemory(prep: Prepared): void {
     rowsPerSample,
     parallel: options.parallel,
     cpu: model.device === 'cpu',
+    splitThreads: model.device === 'cpu' ? model.splitThreads : 1,
+    jobThreads: torchThreads().jobs,
   });
   checkMemory(
     memory.resultBytes,
