@@ -238,11 +238,6 @@ let startThreads: StartThreads = {
 /** What init answered, once this thread's addon has started. */
 let started: NativeRuntimeInfo | undefined;
 
-/** The settings the addon starts with, or started with. */
-export function startSettings(): Readonly<StartThreads> {
-  return startThreads;
-}
-
 /** Changes the settings the addon will start with; false when it has already started (then nothing changes). */
 export function setStartSettings(next: Partial<StartThreads>): boolean {
   if (started) return false;
