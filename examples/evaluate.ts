@@ -10,7 +10,10 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { cfg, evaluateImages, loadClassifier, loadModel, readImageSet, sample, toUint8Batch } from 'torch-guidance';
+import { cfg, loadModel, sample } from 'torch-guidance';
+import { toUint8Batch } from 'torch-guidance/image';
+import { readImageSet } from 'torch-guidance/io';
+import { evaluateImages, loadClassifier } from 'torch-guidance/metrics';
 
 const count = Number(process.argv[2] ?? 100);
 const steps = Number(process.argv[3] ?? 10);

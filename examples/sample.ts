@@ -5,7 +5,8 @@
  */
 import { fileURLToPath } from 'node:url';
 
-import { cfg, imageGrid, loadModel, pag, sample, toImages, writePng } from 'torch-guidance';
+import { cfg, loadModel, pag, sample } from 'torch-guidance';
+import { imageGrid, toImages, writePng } from 'torch-guidance/image';
 
 const out = process.argv[2] ?? 'samples.png';
 const steps = Number(process.argv[3] ?? 20);

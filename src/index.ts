@@ -1,5 +1,13 @@
 /**
- * torch-guidance: TorchScript diffusion models in Node.js, on libtorch.
+ * torch-guidance: TorchScript diffusion models in Node.js, on libtorch. The
+ * root entry is the sampling API: models and their hooks, guidance
+ * strategies, sample() and explain(), samplers, tensors, errors and runtime
+ * information. The tools have entries of their own: `torch-guidance/image`
+ * (images from samples, PNG, figures), `torch-guidance/metrics` (the
+ * evaluation classifier, FD, precision/recall), `torch-guidance/io` (image
+ * sets from disk) and `torch-guidance/queue` (runs spread over machines).
+ *
+ * @module torch-guidance
  */
 export { globToRegExp, type AttentionCandidate, type AttentionHook, type AttentionSite, type SiteSelector } from './hooks/attention.js';
 export type { Hook } from './hooks/forward-plan.js';
@@ -29,10 +37,8 @@ export {
   type ModelCard,
 } from './model/model-card.js';
 export * from './guidance/index.js';
-export * from './image/index.js';
-export * from './metrics/index.js';
-export { explain, sample, type SampleOptions, type SampleProgress, type SampleResult } from './sampling/sample.js';
-export * from './queue/index.js';
+export { explain } from './sampling/explain.js';
+export { sample, type SampleOptions, type SampleProgress, type SampleResult } from './sampling/sample.js';
 export { samplerSchema, type SamplerName, type SamplerOptions } from './sampling/samplers/samplers.js';
 export { sigmaScheduleSchema, sigmasFor, type SigmaScheduleOptions } from './sampling/samplers/sigma-schedules.js';
 export { noiseScheduleFromCard, sigmaToTimestep, timestepToSigma, type NoiseSchedule } from './model/noise-schedule.js';
@@ -42,10 +48,12 @@ export {
   liveHandles,
   runtimeInfo,
   setBlasThreads,
+  setThreads,
   type BlasInfo,
   type CudaMemory,
   type JobTimes,
   type RuntimeInfo,
+  type ThreadSettings,
 } from './core/runtime.js';
 export { REFERENCE_BLAS_WARNING } from './core/blas-warning.js';
 export { resourceLimits, setResourceLimits, type ResourceLimits } from './core/limits.js';

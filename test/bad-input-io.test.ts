@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { isTorchGuidanceError, readImageSet, setResourceLimits, resourceLimits } from '../src/index.js';
+import { isTorchGuidanceError, setResourceLimits, resourceLimits } from '../src/index.js';
+import { readImageSet } from '../src/io/index.js';
 import { writeNpz } from '../src/io/npz.js';
 import { type ChildResult, describeChild, probedNode, runCli, runProcess } from './helpers/child.js';
 import { type HostileFiles, makeHostileFiles } from './helpers/hostile-files.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { decodePng } from '../src/index.js';
+import { decodePng } from '../src/image/index.js';
 import { repoRoot } from './helpers/python.js';
 
 function cli(...args: string[]) {

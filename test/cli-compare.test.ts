@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { cfg, decodePng, explain, loadModel, pag } from '../src/index.js';
+import { cfg, explain, loadModel, pag } from '../src/index.js';
+import { decodePng } from '../src/image/index.js';
 import { repoRoot } from './helpers/python.js';
 import { freshRandom } from './helpers/random.js';
 

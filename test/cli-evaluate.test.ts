@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-import { evaluateImages, loadClassifier, readImageSet } from '../src/index.js';
+import { evaluateImages, loadClassifier } from '../src/metrics/index.js';
+import { readImageSet } from '../src/io/index.js';
 import { encodePng } from '../src/image/png-encode.js';
 import { writeNpz } from '../src/io/npz.js';
 import { shardArrays } from '../src/io/shards.js';

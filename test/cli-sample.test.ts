@@ -23,7 +23,8 @@ import { buildStrategy, parseGuidanceSpec } from '../src/guidance/spec.js';
 import { config } from '../src/core/config.js';
 import { sampleCommand } from '../src/cli/sample.js';
 import { UsageError } from '../src/core/usage-error.js';
-import { type Strategy, apg, cfg, cfgpp, decodePng, pag, rescale, runtimeInfo, sag, seg } from '../src/index.js';
+import { type Strategy, apg, cfg, cfgpp, pag, rescale, runtimeInfo, sag, seg } from '../src/index.js';
+import { decodePng } from '../src/image/index.js';
 import { writeNpz } from '../src/io/npz.js';
 import { python, repoRoot } from './helpers/python.js';
 

@@ -8,7 +8,8 @@
  */
 import assert from 'node:assert/strict';
 
-import { featureMetrics, isTorchGuidanceError, type FeatureMatrix } from '../src/index.js';
+import { isTorchGuidanceError } from '../src/index.js';
+import { featureMetrics, type FeatureMatrix } from '../src/metrics/index.js';
 import { featureMetricsSync } from '../src/metrics/feature-metrics.js';
 import { runReference } from './helpers/python.js';
 import { freshRandom, type Rng } from './helpers/random.js';

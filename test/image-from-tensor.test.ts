@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 
-import { isTorchGuidanceError, liveHandles, tensor, toImages, toUint8Batch } from '../src/index.js';
+import { isTorchGuidanceError, liveHandles, tensor } from '../src/index.js';
+import { toImages, toUint8Batch } from '../src/image/index.js';
 import { freshRandom } from './helpers/random.js';
 
 describe('image: samples to 8-bit pixels', () => {

@@ -18,6 +18,49 @@ const SAMPLE_REPORT = `
   result.images.dispose();
   model.dispose();`;
 
+/**
+ * What both apps print about the entries: the names each one exports, and one
+ * call through each tool entry on a tensor or error of the root entry (so the
+ * entries share one copy of the addon and of the error class).
+ */
+const ENTRY_REPORT = `
+  const entries = { root, image, io, metrics, queue };
+  const names = Object.fromEntries(Object.entries(entries).map(([k, m]) => [k, Object.keys(m).sort()]));
+  const x = root.full([1, 1, 2, 2], 0.5);
+  const pixels = Array.from((await image.toUint8Batch(x)).data);
+  x.dispose();
+  const png = image.decodePng(image.encodePng({ width: 1, height: 1, channels: 1, data: new Uint8Array([7]) })).data[0];
+  const set = { data: Float32Array.from({ length: 40 * 2 }, (_, i) => Math.cos(i * i)), count: 40, dim: 2 };
+  const { precision } = await metrics.featureMetrics(set, set);
+  const missing = await io.readImageSet('no-such-run').catch((e) => (root.isTorchGuidanceError(e) ? e.code : String(e)));
+  const report = { names, pixels, png, precision, missing, queueName: queue.DEFAULT_QUEUE_NAME };`;
+
+/**
+ * Whether prebuilds/ already holds the current build: the build facts copied
+ * from build/Release unchanged, and the binary made after that build's. Then
+ * `npm run prebuild` would only run cmake-js and prebuildify again over the
+ * same build.
+ */
+function prebuildIsCurrent(): boolean {
+  const prebuild = join(repoRoot, 'prebuilds', `${platform()}-${arch()}`);
+  const build = join(repoRoot, 'build', 'Release');
+  try {
+    const sameFacts = readFileSync(join(prebuild, 'torch-guidance.json'), 'utf8') === readFileSync(join(build, 'torch_guidance.json'), 'utf8');
+    return sameFacts && statSync(join(prebuild, 'torch-guidance.node')).mtimeMs >= statSync(join(build, 'torch_guidance.node')).mtimeMs;
+  } catch {
+    return false;
+  }
+}
+
+interface EntryReport {
+  names: Record<string, string[]>;
+  pixels: number[];
+  png: number;
+  precision: number;
+  missing: string;
+  queueName: string;
+}
+
 // The published package: `npm run prebuild`, `npm pack`, then an install into
 // an empty folder where every compiler and build tool is a trap that records
 // its use. The install must load the prebuild and build nothing; an ES module
@@ -35,7 +78,7 @@ describe('packed package', function () {
 
   before(() => {
     scratch = mkdtempSync(join(tmpdir(), 'tg-pack-'));
-    execFileSync(npm, ['run', 'prebuild'], { cwd: repoRoot, stdio: 'pipe' });
+    if (!prebuildIsCurrent()) execFileSync(npm, ['run', 'prebuild'], { cwd: repoRoot, stdio: 'pipe' });
     execFileSync(npm, ['pack', '--pack-destination', scratch], { cwd: repoRoot, stdio: 'pipe' });
     const name = readdirSync(scratch).find((f) => f.endsWith('.tgz'));
     assert.ok(name, 'npm pack made no tarball');
@@ -54,7 +97,8 @@ describe('packed package', function () {
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
     env = { ...process.env, PATH: `${traps}:${process.env.PATH}` };
-    const install = spawnSync(npm, ['install', tarball, '--no-audit', '--no-fund', '--foreground-scripts'], {
+    // The dependencies come from npm's cache where it has them; the registry is asked only for what it lacks.
+    const install = spawnSync(npm, ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts'], {
       cwd: app,
       env,
       encoding: 'utf8',
@@ -74,7 +118,8 @@ describe('packed package', function () {
     assert.ok(!existsSync(join(installed, 'build')), 'the install built the addon');
 
     const script = `
-      import { featureMetrics, loadModel, runtimeInfo, randn, tensor } from 'torch-guidance';
+      import { loadModel, runtimeInfo, randn, tensor } from 'torch-guidance';
+      import { featureMetrics } from 'torch-guidance/metrics';
       const info = runtimeInfo();
       const model = await loadModel('node_modules/torch-guidance/models/fashion-unet.pt', { device: 'cpu' });
       const out = await model.forward(randn([2, 1, 28, 28], { seed: 1 }), tensor(new Float32Array([1, 2]), [2]),
@@ -149,6 +194,85 @@ ${SAMPLE_REPORT}
     // One package, two module systems: the same seeds give the same samples.
     assert.deepEqual(cjs.pixels, esm.pixels);
     assert.ok(!existsSync(marker), 'a compiler or build tool ran while sampling');
+  });
+
+  it('the tool entries (image, io, metrics, queue) resolve from both module systems, their types too, and stay out of the root', () => {
+    writeFileSync(
+      join(app, 'esm-entries.mjs'),
+      `import * as root from 'torch-guidance';
+import * as image from 'torch-guidance/image';
+import * as io from 'torch-guidance/io';
+import * as metrics from 'torch-guidance/metrics';
+import * as queue from 'torch-guidance/queue';
+${ENTRY_REPORT}
+console.log(JSON.stringify(report));
+`,
+    );
+    writeFileSync(
+      join(app, 'cjs-entries.cjs'),
+      `const root = require('torch-guidance');
+const image = require('torch-guidance/image');
+const io = require('torch-guidance/io');
+const metrics = require('torch-guidance/metrics');
+const queue = require('torch-guidance/queue');
+(async () => {
+${ENTRY_REPORT}
+  console.log(JSON.stringify(report));
+})().catch((error) => { console.error(error); process.exitCode = 1; });
+`,
+    );
+    const [esm, cjs] = ['esm-entries.mjs', 'cjs-entries.cjs'].map((file) => {
+      const run = spawnSync(process.execPath, [file], { cwd: app, env, encoding: 'utf8' });
+      assert.equal(run.status, 0, `${file}: ${run.stderr}`);
+      return JSON.parse(run.stdout) as EntryReport;
+    }) as [EntryReport, EntryReport];
+    // require() of an ES module yields its namespace with the module marker; the names are the same.
+    const exported = (r: EntryReport) => Object.fromEntries(Object.entries(r.names).map(([k, v]) => [k, v.filter((n) => n !== '__esModule' && n !== 'module.exports')]));
+    assert.deepEqual(exported(cjs), exported(esm));
+    const { root, image, io, metrics, queue } = exported(esm) as Record<string, string[]>;
+    for (const name of ['loadModel', 'sample', 'explain', 'cfg', 'pag', 'tensor', 'runtimeInfo', 'TorchGuidanceError']) assert.ok(root!.includes(name), `the root lacks ${name}`);
+    for (const [entry, names, wanted] of [
+      ['image', image!, ['toImages', 'toUint8Batch', 'writePng', 'imageGrid', 'Canvas']],
+      ['io', io!, ['readImageSet']],
+      ['metrics', metrics!, ['featureMetrics', 'evaluateImages', 'loadClassifier']],
+      ['queue', queue!, ['createSamplingQueue', 'runWorker', 'DEFAULT_QUEUE_NAME']],
+    ] as const) {
+      for (const name of wanted) assert.ok(names.includes(name), `torch-guidance/${entry} lacks ${name}`);
+      const leaked = names.filter((n) => root!.includes(n));
+      assert.deepEqual(leaked, [], `the root also exports torch-guidance/${entry}'s ${leaked.join(', ')}`);
+    }
+    for (const report of [esm, cjs]) {
+      assert.deepEqual(report.pixels, [191, 191, 191, 191]); // 0.5 in [-1, 1] as 8 bits
+      assert.equal(report.png, 7);
+      assert.equal(report.precision, 1);
+      assert.equal(report.missing, 'ERR_INVALID_ARGUMENT');
+      assert.equal(report.queueName, 'torch-guidance');
+    }
+
+    // The types condition: an app type-checks against the shipped declarations, and a tool taken from the root is an error.
+    const types = join(app, 'types');
+    mkdirSync(types);
+    writeFileSync(
+      join(types, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, types: [] } }),
+    );
+    writeFileSync(
+      join(types, 'app.mts'),
+      `import { cfg, loadModel, type Tensor } from 'torch-guidance';
+import { toImages, type RasterImage } from 'torch-guidance/image';
+import { readImageSet, type ImageSet } from 'torch-guidance/io';
+import { featureMetrics, type FeatureMetrics } from 'torch-guidance/metrics';
+import { createSamplingQueue, type SamplingRunOptions } from 'torch-guidance/queue';
+export type All = [Tensor, RasterImage, ImageSet, FeatureMetrics, SamplingRunOptions];
+export const all = [cfg, loadModel, toImages, readImageSet, featureMetrics, createSamplingQueue];
+`,
+    );
+    writeFileSync(join(types, 'wrong.mts'), `import { featureMetrics } from 'torch-guidance';\nexport const f = featureMetrics;\n`);
+    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+    const checked = spawnSync(process.execPath, [tsc, '-p', types], { cwd: app, encoding: 'utf8' });
+    const errors = checked.stdout.split('\n').filter((line) => /error TS/.test(line));
+    assert.equal(errors.length, 1, checked.stdout);
+    assert.match(errors[0]!, /wrong\.mts\(1,10\): error TS2305: .*'featureMetrics'/);
   });
 
   it("the command line's defaults find the shipped models from the app's folder", () => {

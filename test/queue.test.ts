@@ -22,15 +22,8 @@ import { sampleCommand } from '../src/cli/sample.js';
 import { readFlags } from '../src/runs/run-flags.js';
 import { UsageError } from '../src/core/usage-error.js';
 import { workerCommand } from '../src/cli/worker.js';
-import {
-  type QueuedRunEvent,
-  type SamplingRunOptions,
-  type WorkerEvent,
-  createSamplingQueue,
-  isTorchGuidanceError,
-  liveHandles,
-  runWorker,
-} from '../src/index.js';
+import { isTorchGuidanceError, liveHandles } from '../src/index.js';
+import { type QueuedRunEvent, type SamplingRunOptions, type WorkerEvent, createSamplingQueue, runWorker } from '../src/queue/index.js';
 import { portableArgv, runModels, workerArgv } from '../src/queue/run-spec.js';
 import { CliProcess, killAll } from './helpers/cli-process.js';
 import { repoRoot } from './helpers/python.js';

@@ -4,7 +4,7 @@
  * against the weight of the guidance term (w − 1 or s; 0 = unguided, where
  * every curve starts from its unguided row). Null-label curves are dashed.
  */
-import { Canvas, drawText, measureText, writePng, type Color, type RasterImage } from '../../src/index.js';
+import { Canvas, drawText, measureText, writePng, type Color, type RasterImage } from '../../src/image/index.js';
 
 export interface Series {
   name: string;

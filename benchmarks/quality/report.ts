@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { labelledRows, writePng, type RasterImage } from '../../src/index.js';
+import { labelledRows, writePng, type RasterImage } from '../../src/image/index.js';
 import { bestByFamily, evaluateClaims, settingsToRepeat, spreads } from './claims.js';
 import { colorFor, writeChart, type Series } from './plots.js';
 import { METRICS, metricOf, type MetricName, type Results, type SettingResult } from './results.js';

@@ -1,5 +1,6 @@
 /** Samples one setting with sample() and scores the samples with the classifier. */
-import { sample, toUint8Batch, type UInt8Batch } from '../../src/index.js';
+import { sample } from '../../src/index.js';
+import { toUint8Batch, type UInt8Batch } from '../../src/image/index.js';
 import type { Classifier, ClassifierScores as Scored } from '../../src/metrics/classifier.js';
 import type { Models, Setting } from './sweep.js';
 

@@ -17,7 +17,8 @@ import { classifierAgreement } from '../metrics/classifier-agreement.js';
 import { loadModel, type Model } from '../model/model.js';
 import { deviceFlag, intFlag, modelFlags, outFlag, parseFlags, seedFlag, stepsFlag, trustFlag } from '../runs/flags.js';
 import { parseSamplerSpec, parseScheduleSpec } from '../sampling/sampler-spec.js';
-import { explain, sample } from '../sampling/sample.js';
+import { explain } from '../sampling/explain.js';
+import { sample } from '../sampling/sample.js';
 import type { SamplerOptions } from '../sampling/samplers/samplers.js';
 import { compareRows, describeSettings, type CompareModels } from './compare-rows.js';
 

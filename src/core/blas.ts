@@ -4,9 +4,9 @@
  * count itself is kept natively, for the whole process
  * (native/src/blas_threads.h), so worker threads see one setting.
  */
-import { config } from './config.js';
 import { ErrorCodes, TorchGuidanceError } from './errors.js';
 import { type BlasInfo, native } from './native/binding.js';
+import { torchThreads } from './threads.js';
 
 /** runtimeInfo().blas alone: cheap enough to ask before every forward. */
 export function blasInfo(): BlasInfo {
@@ -25,7 +25,8 @@ export function blasInfo(): BlasInfo {
  * Takes effect where the result's `control` is 'auto' or 'fixed' (an OpenBLAS
  * with its own threads); an OpenMP OpenBLAS and MKL follow torch's intra-op
  * count instead ('intra-op'), and the reference BLAS has one thread ('none').
- * Same as TORCH_GUIDANCE_BLAS_THREADS. Returns the BLAS facts after the change.
+ * Same as TORCH_GUIDANCE_BLAS_THREADS and setThreads({ blas }). Returns the
+ * BLAS facts after the change.
  */
 export function setBlasThreads(threads: number | 'auto'): BlasInfo {
   if (threads !== 'auto' && (!Number.isInteger(threads) || threads < 1 || threads > 4096)) {
@@ -37,9 +38,10 @@ export function setBlasThreads(threads: number | 'auto'): BlasInfo {
   return native.setBlasThreads(threads === 'auto' ? 0 : threads);
 }
 
-/** Torch threads `parallel: 'auto'` spreads a CPU forward over, given the BLAS's thread setting now. */
+/** Torch threads `parallel: 'auto'` spreads a CPU forward over, given the thread counts in force and the BLAS's setting now. */
 export function autoSplitThreads(): number {
-  return splitThreads(config.jobThreads, blasInfo(), config.intraOpThreads);
+  const { jobs, intraOp } = torchThreads();
+  return splitThreads(jobs, blasInfo(), intraOp);
 }
 
 /**

@@ -1,5 +1,7 @@
 /**
  * Environment variables, parsed once. All share the TORCH_GUIDANCE_ prefix.
+ * The thread counts may also be set from code (setThreads,
+ * src/core/threads.ts), which wins over these.
  *
  * - TORCH_GUIDANCE_BINARY: path of a torch_guidance.node to load instead of
  *   searching build/ and prebuilds/.

@@ -67,6 +67,8 @@ export const ErrorCodes = {
   WORKER_FAILED: 'ERR_WORKER_FAILED',
   /** No native binary could be loaded; the message lists what was tried. */
   BINARY_NOT_FOUND: 'ERR_BINARY_NOT_FOUND',
+  /** setThreads() asked for other torch thread counts after the addon started: libtorch takes them once per process. */
+  THREADS_STARTED: 'ERR_THREADS_STARTED',
   /** The sampling queue's Redis cannot be reached (the message names the address and how to start Redis). */
   QUEUE_UNREACHABLE: 'ERR_QUEUE_UNREACHABLE',
   /** A queue worker's model file is not the file the run was planned with (the SHA-256s differ). */

@@ -1,6 +1,7 @@
 import { binaryPath, buildInfo, native, type CudaMemory, type JobTimes, type NativeRuntimeInfo } from './native/binding.js';
 
 export { setBlasThreads } from './blas.js';
+export { setThreads, type ThreadSettings } from './threads.js';
 export type { BlasInfo, CudaMemory, JobTimes } from './native/binding.js';
 
 /** What {@link runtimeInfo} reports: libtorch, CUDA, threads, the loaded binary. */

@@ -21,6 +21,7 @@ import { parseOptions } from '../core/options.js';
 
 export { globToRegExp, type SiteSelector } from './site-selectors.js';
 
+/** One attention site of a model's forward, as the addon found it and a probe measured it. */
 export interface AttentionSite {
   /** The addon's index of the site. */
   id: number;

@@ -14,6 +14,7 @@
  * does; or sizes that round) falls back to one full-size probe.
  */
 import type { DenoiserCard } from './model-card.js';
+import { resourceLimits } from '../core/limits.js';
 import { isTensor, randn, tensor, type Tensor } from '../core/tensor.js';
 
 /** What one probe forward records: each attention site's logits shape, each module site's output and input shapes. */
@@ -87,4 +88,51 @@ export function scaleProbe(small: ProbeShapes, larger: ProbeShapes, k: number): 
     full.set(site, [...a.slice(0, -2), qa * k * k, self ? ka * k * k : ka]);
   }
   return full;
+}
+
+/**
+ * The probe at load runs one sample; its activations take some multiple of
+ * the sample's bytes (a UNet's widest feature maps hold tens of channels at
+ * full resolution). Samples larger than the memory limit over this are not
+ * probed at load.
+ */
+const PROBE_ACTIVATION_FACTOR = 256;
+
+/** What the card must say for a probe: the sample's shape, and the conditioning when there is one. */
+type ProbeCard = Parameters<typeof probeInputs>[0];
+
+/**
+ * The sites' shapes at full size, from probes with inputs built from the
+ * card: at a reduced size when the sites scale with it, else at full size.
+ * `probe` runs one forward and records the shapes. Undefined when the card
+ * does not describe the inputs, the sample is too large to probe within the
+ * memory limit, or every probe failed; model.probe() with real inputs fills
+ * the sites in then.
+ */
+export async function probeFromCard(card: ProbeCard, inputCount: number, probe: (inputs: readonly Tensor[]) => Promise<ProbeShapes>): Promise<ProbeShapes | undefined> {
+  // One sample's activations are some multiple of the sample; a card whose
+  // sample alone is a sizeable share of the memory limit is not probed.
+  const sampleBytes = card.sampleShape.reduce((a, b) => a * b, 1) * 4;
+  if (sampleBytes * PROBE_ACTIVATION_FACTOR > resourceLimits().memoryBytes) return undefined;
+  const at = (divisor: number) => probeAt(card, inputCount, divisor, probe);
+  for (const k of probeDivisors(card.sampleShape)) {
+    const small = await at(k);
+    const larger = small && (await at(k / 2));
+    const scaled = small && larger && scaleProbe(small, larger, k);
+    if (scaled) return { sites: scaled, modules: larger!.modules };
+  }
+  return at(1);
+}
+
+/** One probe at 1/divisor of the sample's size; undefined when the card cannot build its inputs or the forward fails. */
+async function probeAt(card: ProbeCard, inputCount: number, divisor: number, probe: (inputs: readonly Tensor[]) => Promise<ProbeShapes>): Promise<ProbeShapes | undefined> {
+  const inputs = probeInputs(card, inputCount, divisor);
+  if (!inputs) return undefined;
+  try {
+    return await probe(inputs);
+  } catch {
+    return undefined;
+  } finally {
+    for (const input of inputs) input.dispose();
+  }
 }

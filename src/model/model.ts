@@ -1,121 +1,45 @@
 /**
  * loadModel(): a TorchScript model on a device, ready for forwards that run
- * off the event loop.
+ * off the event loop. Opening the archive is in model-load.ts, the probe of
+ * its sites in model-probe.ts, the batch split of run() in model-run.ts, and
+ * the types of its calls in model-types.ts.
  */
-import { setMaxListeners } from 'node:events';
-import { resolve } from 'node:path';
-
-import { z } from 'zod';
-
-import { type AttentionCandidate, type AttentionSite, type NativePlanEntry, siteFromProbe } from '../hooks/attention.js';
-import { type Chunk, autoChunks, catCaptures, catOutputs, chunkBatch, entriesForChunk, modulesForChunk } from './batch-split.js';
 import { autoSplitThreads } from '../core/blas.js';
-import { type Hook, planForward } from '../hooks/forward-plan.js';
-import { type ModuleSite, type NativeModuleEntry, moduleSiteFromProbe } from '../hooks/module-hooks.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from '../core/errors.js';
-import { resourceLimits } from '../core/limits.js';
+import type { MethodDescription, NativeModel } from '../core/native/binding.js';
+import { isTensor, type Dtype, type ResolvedDevice, type Tensor } from '../core/tensor.js';
+import { type AttentionCandidate, type AttentionSite, siteFromProbe } from '../hooks/attention.js';
+import { planForward } from '../hooks/forward-plan.js';
+import { type ModuleSite, moduleSiteFromProbe } from '../hooks/module-hooks.js';
+import { autoChunks, chunkBatch } from './batch-split.js';
 import { loadDecoderFor } from './decode.js';
-import { checkModelCard, type ModelCard } from './model-card.js';
+import type { ModelCard } from './model-card.js';
 import { nullConditionsOf } from './model-conditions.js';
-import { type ProbeShapes, probeDivisors, probeInputs, scaleProbe } from './model-probe.js';
-import { native, type MethodDescription, type NativeModel, type NativeModelDescription, type Preconditioning } from '../core/native/binding.js';
-import type { Dtype, ResolvedDevice, Tensor } from '../core/tensor.js';
-import { isTensor } from '../core/tensor.js';
-import { deviceSchema } from '../core/tensor.js';
-import { parseOptions } from '../core/options.js';
+import { type LoadModelOptions, openModel } from './model-load.js';
+import { type ProbeShapes, probeFromCard } from './model-probe.js';
+import { type NativePlan, checkRunOptions, runChunks } from './model-run.js';
+import {
+  disposeOutput,
+  type CallOptions,
+  type ForwardInput,
+  type ForwardOutput,
+  type ModelDescription,
+  type NativeHookResult,
+  type RunOptions,
+  type RunResult,
+} from './model-types.js';
 
-export type { Preconditioning } from '../core/native/binding.js';
-
-const loadOptionsSchema = z
-  .object({
-    /** 'auto' (default): cuda:0 when CUDA is usable, else the CPU. */
-    device: deviceSchema.default('auto'),
-    /** Floating dtype of the weights; floating inputs are cast to it. Default float32. */
-    dtype: z.enum(['float32', 'float16', 'bfloat16', 'float64']).default('float32'),
-    /** Find attention sites and wrap them in hook ops (default true); false loads the graph untouched. */
-    attentionHooks: z.boolean().default(true),
-    /**
-     * 'scan' (default): the file is checked before any of its code runs, and
-     * refused (ERR_UNTRUSTED_MODEL) if it could reach outside the model
-     * (files, printing, process-wide state, other processes; see
-     * docs/reliability.md). 'full': the file is trusted like code you run;
-     * only its structure and sizes are checked.
-     */
-    trust: z.enum(['scan', 'full']).default('scan'),
-    /** Rejects with ERR_ABORTED when it fires, also while the file loads. */
-    signal: z.instanceof(AbortSignal).optional(),
-  })
-  .strict();
-
-/**
- * Options of {@link loadModel}: `device` (`'auto'`: cuda:0 when usable, else
- * the CPU), `dtype` (of the weights, default float32), `attentionHooks`
- * (default true; false loads the graph untouched), `signal`.
- */
-export type LoadModelOptions = z.input<typeof loadOptionsSchema>;
-
-/** What a forward accepts: tensors, numbers (int or float arguments), booleans, strings, null, arrays of these. */
-export type ForwardInput = Tensor | number | bigint | boolean | string | null | readonly ForwardInput[];
-/** What a forward returns: tensors, arrays (tuples, lists), objects (dicts), scalars, null. */
-export type ForwardOutput = Tensor | number | bigint | boolean | string | null | ForwardOutput[] | { [key: string]: ForwardOutput };
-
-/** Options of {@link Model.call} and {@link Model.forward}-like calls. */
-export interface CallOptions {
-  /**
-   * When it fires, the call rejects at once with ERR_ABORTED, also while its
-   * forward runs: libtorch cannot interrupt a forward, so it finishes in the
-   * background on its torch thread and its result is dropped, and another
-   * torch thread takes its place meanwhile (a forward that never returns
-   * holds its thread; see docs/reliability.md).
-   */
-  signal?: AbortSignal;
-}
-
-/** Options of {@link Model.run}: inputs, hooks, batch split, preconditioning. */
-export interface RunOptions extends CallOptions {
-  /** The method to run (default forward). */
-  method?: string;
-  inputs: readonly ForwardInput[];
-  /** Attention and module hooks for this call only (see AttentionSite, ModuleSite and Hook). */
-  hooks?: readonly Hook[];
-  /**
-   * CPU models: split the batch into up to this many chunks that run at the
-   * same time on the torch threads, and concatenate their outputs (default 1:
-   * no split; 'auto': as many as autoChunks in src/batch-split.ts picks for
-   * this batch; ignored on CUDA). Tensor inputs whose first dimension is the
-   * batch are split, others go whole to every chunk; every output tensor must
-   * lead with the batch. Hook slices follow their samples. See src/batch-split.ts.
-   */
-  parallel?: number | 'auto';
-  /**
-   * A denoiser's preconditioning, applied on the torch thread: the method is
-   * called as `method(inputScale · x, full([N], time), ...rest)` for
-   * `inputs = [x, ...rest]` (leave the time input out), and the output is
-   * `skip · x + out · F` instead of F (EDM's c_in, c_noise, c_skip, c_out;
-   * see Denoiser.scalings). It saves the four eager ops per forward that a
-   * loop would otherwise run from JS, with the same results bit for bit.
-   * The method must return one tensor.
-   */
-  preconditioning?: Preconditioning;
-}
-
-/** What {@link Model.run} returns: the output and the captured attention maps. */
-export interface RunResult<T extends ForwardOutput = ForwardOutput> {
-  output: T;
-  /** Head-averaged attention probabilities [length, queries, keys] per captured site path. */
-  captures: Map<string, Tensor>;
-}
-
-interface NativeHookResult {
-  output: ForwardOutput;
-  captures: [number, Tensor][];
-  shapes: [number, number[]][];
-  /** [site, output shape, input shape] per module site the forward passed. */
-  moduleShapes: [number, number[], number[]][];
-}
-
-/** What {@link Model.describe} returns: methods, signatures, sites, card. */
-export type ModelDescription = NativeModelDescription & { card: ModelCard | null };
+export type { LoadModelOptions } from './model-load.js';
+export {
+  disposeOutput,
+  type CallOptions,
+  type ForwardInput,
+  type ForwardOutput,
+  type ModelDescription,
+  type Preconditioning,
+  type RunOptions,
+  type RunResult,
+} from './model-types.js';
 
 /**
  * A loaded TorchScript model. Make one with {@link loadModel}; every call runs
@@ -134,6 +58,8 @@ export class Model implements Disposable, AsyncDisposable {
   #loaded: { path: string; options: LoadModelOptions } = { path: '', options: {} };
   /** The decoder the card names, loaded on first use (decode.ts). */
   #decoder: Promise<Model> | undefined;
+  /** loadModel's `threads`: the most torch threads a CPU forward splits over. */
+  #threads: number | undefined;
   /** The archive's model.json, checked against the card schema; null when it has none. */
   readonly card: ModelCard | null;
 
@@ -146,53 +72,14 @@ export class Model implements Disposable, AsyncDisposable {
 
   /** @internal Use loadModel(). */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
-    const { device, dtype, attentionHooks, trust, signal } = parseOptions(loadOptionsSchema, options, 'loadModel options');
-    if (signal?.aborted) throw abortError(signal);
-    const absolute = resolve(path);
-    // The addon opens regular files only (never waiting on a FIFO), checks the
-    // archive's sizes against the memory limit and, unless trusted, its code.
-    const handle = await native.Model.load(absolute, {
-      device,
-      dtype,
-      attentionHooks,
-      trust,
-      memoryLimit: resourceLimits().memoryBytes,
-      ...(signal ? { signal } : {}),
-    });
-    let card: ModelCard | null = null;
-    if (handle.card !== null) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(handle.card);
-      } catch (error) {
-        handle.dispose();
-        throw new TorchGuidanceError(
-          ErrorCodes.MODEL_CARD,
-          `the model card (model.json inside '${absolute}') is not valid JSON: ${(error as Error).message}. ` +
-            'Fix: re-export with torch.jit.save(..., _extra_files={"model.json": json.dumps(card)}).',
-          { cause: error },
-        );
-      }
-      const checked = checkModelCard(parsed);
-      if ('problems' in checked) {
-        handle.dispose();
-        throw new TorchGuidanceError(
-          ErrorCodes.MODEL_CARD,
-          `the model card (model.json inside '${absolute}') is invalid: ${checked.problems.join('; ')}. ` +
-            'Fix: correct those fields and re-export; models/README.md describes each field.',
-        );
-      }
-      card = checked.card;
-    }
-    if (signal?.aborted) {
-      handle.dispose();
-      throw abortError(signal);
-    }
-    const model = new Model(handle, card);
-    model.#loaded = { path: absolute, options: { device, dtype, attentionHooks: false, trust } };
+    const opened = await openModel(path, options);
+    const { device, dtype, trust, threads } = opened.options;
+    const model = new Model(opened.handle, opened.card);
+    model.#loaded = { path: opened.path, options: { device, dtype, attentionHooks: false, trust, ...(threads === undefined ? {} : { threads }) } };
+    model.#threads = threads;
     try {
       await model.#probeFromCard();
-      model.#nulls = nullConditionsOf(handle, card, absolute, device);
+      model.#nulls = nullConditionsOf(opened.handle, opened.card, opened.path, device);
     } catch (error) {
       model.dispose();
       throw error;
@@ -200,43 +87,15 @@ export class Model implements Disposable, AsyncDisposable {
     return model;
   }
 
-  /**
-   * Probes the sites with inputs built from the card (see model-probe.ts): at
-   * a reduced size when the sites scale with it, else at full size. A card
-   * that does not describe the inputs, or a probe that fails, leaves the
-   * sites unprobed; model.probe() with real inputs fills them in.
-   */
+  /** Probes the sites with inputs built from the card (model-probe.ts); a card that cannot leaves them unprobed. */
   async #probeFromCard(): Promise<void> {
     const card = this.card;
     if ((this.#sites.length === 0 && this.#moduleSites.length === 0) || !card || !('sampleShape' in card)) return;
     const signature = this.methods.find((m) => m.name === 'forward');
     if (!signature) return;
-    // One sample's activations are some multiple of the sample; a card whose
-    // sample alone is a sizeable share of the memory limit is not probed.
-    const sampleBytes = card.sampleShape.reduce((a, b) => a * b, 1) * 4;
-    if (sampleBytes * PROBE_ACTIVATION_FACTOR > resourceLimits().memoryBytes) return;
+    const shapes = await probeFromCard(card as Parameters<typeof probeFromCard>[0], signature.inputs.length, (inputs) => this.#probeShapes(inputs));
     const spatial = card.sampleShape.length >= 3 ? ([card.sampleShape.at(-2)!, card.sampleShape.at(-1)!] as const) : undefined;
-    const at = (divisor: number) => this.#probeShapesFromCard(card, signature.inputs.length, divisor);
-    for (const k of probeDivisors(card.sampleShape)) {
-      const small = await at(k);
-      const larger = small && (await at(k / 2));
-      const scaled = small && larger && scaleProbe(small, larger, k);
-      if (scaled) return this.#applyProbe({ sites: scaled, modules: larger!.modules }, spatial);
-    }
-    const full = await at(1);
-    if (full) this.#applyProbe(full, spatial);
-  }
-
-  async #probeShapesFromCard(card: { sampleShape: readonly number[] }, inputCount: number, divisor: number): Promise<ProbeShapes | undefined> {
-    const inputs = probeInputs(card as Parameters<typeof probeInputs>[0], inputCount, divisor);
-    if (!inputs) return undefined;
-    try {
-      return await this.#probeShapes(inputs);
-    } catch {
-      return undefined;
-    } finally {
-      for (const input of inputs) input.dispose();
-    }
+    if (shapes) this.#applyProbe(shapes, spatial);
   }
 
   async #probeShapes(inputs: readonly ForwardInput[]): Promise<ProbeShapes> {
@@ -319,22 +178,19 @@ export class Model implements Disposable, AsyncDisposable {
   async run<T extends ForwardOutput = ForwardOutput>(options: RunOptions): Promise<RunResult<T>> {
     this.#checkLive();
     const { method = 'forward', inputs, hooks = [], signal, parallel = 1, preconditioning } = options;
-    if (parallel !== 'auto' && (!Number.isInteger(parallel) || parallel < 1)) {
-      throw new TorchGuidanceError(ErrorCodes.INVALID_OPTION, `run: parallel must be a positive integer or 'auto', got ${String(parallel)}.`);
-    }
-    if (preconditioning) checkPreconditioning(preconditioning);
+    checkRunOptions(parallel, preconditioning);
     if (signal?.aborted) throw abortError(signal);
     const first = inputs.find(isTensor);
     const batch = first && first.shape.length > 0 ? first.shape[0]! : 1;
     const { entries, modules } = planForward(hooks, this.#sites, this.#moduleSites, batch, this.attentionReport);
-    const parts = parallel === 'auto' ? autoChunks(batch, autoSplitThreads()) : parallel;
+    const parts = parallel === 'auto' ? autoChunks(batch, this.splitThreads) : parallel;
     const chunks = this.device === 'cpu' && first ? chunkBatch(batch, parts, modules) : [{ start: 0, end: batch }];
+    const plan: NativePlan = { batch, entries, modules, preconditioning };
+    const call = (m: string, i: readonly ForwardInput[], p: NativePlan, s: AbortSignal | undefined) =>
+      this.#native.call(m, i as unknown[], p, s) as Promise<NativeHookResult>;
     this.#pending++;
     try {
-      const result =
-        chunks.length === 1
-          ? ((await this.#native.call(method, inputs as unknown[], { batch, entries, modules, preconditioning }, signal)) as NativeHookResult)
-          : await this.#runChunks(method, inputs, batch, chunks, entries, modules, preconditioning, chunkSignal(signal));
+      const result = chunks.length === 1 ? await call(method, inputs, plan, signal) : await runChunks(call, method, inputs, chunks, plan, signal);
       const byId = new Map(this.#sites.map((site) => [site.id, site.path]));
       return {
         output: result.output as T,
@@ -343,51 +199,6 @@ export class Model implements Disposable, AsyncDisposable {
     } finally {
       this.#pending--;
       if (this.#disposed && this.#pending === 0) this.#release();
-    }
-  }
-
-  /** run() with the batch split into chunks that run at once; their outputs and captures concatenated. */
-  async #runChunks(
-    method: string,
-    inputs: readonly ForwardInput[],
-    batch: number,
-    chunks: readonly Chunk[],
-    entries: readonly NativePlanEntry[],
-    modules: readonly NativeModuleEntry[],
-    preconditioning: Preconditioning | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<Pick<NativeHookResult, 'output' | 'captures'>> {
-    const views: Tensor[] = [];
-    const parts: NativeHookResult[] = [];
-    try {
-      // async: a synchronous throw (say, inputs the signature refuses) becomes
-      // a rejection, so the chunks already started are still awaited and freed.
-      const settled = await Promise.allSettled(
-        chunks.map(async (chunk) => {
-          const length = chunk.end - chunk.start;
-          const chunkInputs = inputs.map((input) => {
-            if (!isTensor(input) || input.shape[0] !== batch) return input;
-            const view = input.narrow(chunk.start, length);
-            views.push(view);
-            return view;
-          });
-          const plan = { batch: length, entries: entriesForChunk(entries, chunk), modules: modulesForChunk(modules, chunk), preconditioning };
-          return (await this.#native.call(method, chunkInputs as unknown[], plan, signal)) as NativeHookResult;
-        }),
-      );
-      for (const r of settled) if (r.status === 'fulfilled') parts.push(r.value);
-      const failed = settled.find((r) => r.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-      return {
-        output: catOutputs(parts.map((p) => p.output), chunks),
-        captures: catCaptures(parts.map((p) => p.captures)),
-      };
-    } finally {
-      for (const view of views) view.dispose();
-      for (const part of parts) {
-        disposeOutput(part.output);
-        for (const [, t] of part.captures) t.dispose();
-      }
     }
   }
 
@@ -433,6 +244,17 @@ export class Model implements Disposable, AsyncDisposable {
 
   get dtype(): Dtype {
     return this.#native.dtype;
+  }
+
+  /**
+   * The torch threads a CPU forward of this model splits its batch over with
+   * `parallel: 'auto'`: loadModel's `threads`, at most what the split may use
+   * process-wide now (the torch job threads, fewer under a pinned BLAS
+   * count). Not used on CUDA.
+   */
+  get splitThreads(): number {
+    const available = autoSplitThreads();
+    return this.#threads === undefined ? available : Math.min(this.#threads, available);
   }
 
   /** Forwards completed on this model (every method), for tests and plans. */
@@ -520,47 +342,9 @@ export class Model implements Disposable, AsyncDisposable {
 }
 
 /**
- * The probe at load runs one sample; its activations take some multiple of
- * the sample's bytes (a UNet's widest feature maps hold tens of channels at
- * full resolution). Samples larger than the memory limit over this are not
- * probed at load.
- */
-const PROBE_ACTIVATION_FACTOR = 256;
-
-/**
- * One signal for the chunks of a split forward: each native call listens on
- * its signal, and dozens of chunks on the caller's own would trip Node's
- * leak warning for more than 10 listeners; this adds one listener to it.
- */
-function chunkSignal(signal: AbortSignal | undefined): AbortSignal | undefined {
-  if (!signal) return undefined;
-  const shared = AbortSignal.any([signal]);
-  setMaxListeners(0, shared);
-  return shared;
-}
-
-/** Disposes every tensor inside a forward's output. */
-export function disposeOutput(output: ForwardOutput): void {
-  if (isTensor(output)) output.dispose();
-  else if (Array.isArray(output)) output.forEach(disposeOutput);
-  else if (output && typeof output === 'object') Object.values(output).forEach(disposeOutput);
-}
-
-/**
  * Loads a TorchScript archive: torch::jit::load, eval, move to the device and
  * dtype, freeze. Reads the archive's model.json (the model card) when present.
  */
 export function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
   return Model.load(path, options);
-}
-
-function checkPreconditioning(p: Preconditioning): void {
-  for (const key of ['inputScale', 'time', 'skip', 'out'] as const) {
-    if (typeof p[key] !== 'number' || !Number.isFinite(p[key])) {
-      throw new TorchGuidanceError(
-        ErrorCodes.INVALID_OPTION,
-        `run: preconditioning.${key} must be a finite number, got ${String(p[key])}. Fix: pass the scalings of a finite sigma (Denoiser.scalings).`,
-      );
-    }
-  }
 }

@@ -15,7 +15,9 @@ import { buildStrategy } from '../guidance/spec.js';
 import type { Strategy } from '../guidance/types.js';
 import type { ImageGeometry } from '../io/shards.js';
 import { type Model, loadModel } from '../model/model.js';
-import { checkSampleMemory, explain, type SampleOptions } from '../sampling/sample.js';
+import { explain } from '../sampling/explain.js';
+import type { SampleOptions } from '../sampling/sample-options.js';
+import { checkSampleMemory } from '../sampling/sample-prepare.js';
 import { samplerSchema } from '../sampling/samplers/samplers.js';
 import type { Flags } from './run-flags.js';
 

@@ -1,6 +1,6 @@
 /**
  * What a sample() run will hold in memory, estimated from its options before
- * anything is allocated (src/limits.ts checks it against the memory limit):
+ * anything is allocated (src/core/limits.ts checks it against the memory limit):
  *
  *   result  the returned images, [count, ...sampleShape] (twice, while the
  *           batches are concatenated), and the per-sample labels and seeds;
@@ -13,7 +13,6 @@
  * Estimates bound requests that cannot succeed (a count of a billion, a
  * batch of millions); they do not promise that a smaller request fits.
  */
-import { config } from '../core/config.js';
 import { autoChunks } from '../model/batch-split.js';
 
 /** Sample-sized tensors a sampler step keeps alive besides the forwards: x, D, the previous D, noise, and temporaries. */
@@ -37,6 +36,10 @@ export interface SampleMemoryInput {
   /** Chunks per forward on the CPU: 'auto', a count, or 1 (also CUDA: never split). */
   parallel: number | 'auto';
   cpu: boolean;
+  /** Torch threads 'auto' splits a forward over (Model.splitThreads). */
+  splitThreads: number;
+  /** Torch threads running chunks at once (the job threads). */
+  jobThreads: number;
 }
 
 export interface SampleMemory {
@@ -53,8 +56,8 @@ export function estimateSampleMemory(input: SampleMemoryInput): SampleMemory {
     let inFlight = rows;
     if (input.cpu && input.parallel !== 1) {
       // Chunks run one per torch thread at a time.
-      const chunks = Math.max(1, input.parallel === 'auto' ? autoChunks(rows, config.jobThreads) : input.parallel);
-      inFlight = Math.min(rows, Math.min(chunks, config.jobThreads) * Math.ceil(rows / chunks));
+      const chunks = Math.max(1, input.parallel === 'auto' ? autoChunks(rows, input.splitThreads) : input.parallel);
+      inFlight = Math.min(rows, Math.min(chunks, input.jobThreads) * Math.ceil(rows / chunks));
     }
     return sampleBytes * (batch * SAMPLER_TENSORS + rows * TENSORS_PER_ROW + inFlight * ACTIVATION_FACTOR);
   };

@@ -1,7 +1,11 @@
 /**
- * The native addon: loads it once (see scripts/binary-candidates.mjs for the
- * search and its checks), registers TorchGuidanceError with it and applies the
- * thread settings. Everything else imports `native` from here.
+ * The native addon: loads it once, when the package is imported (see
+ * scripts/binary-candidates.mjs for the search and its checks, so a missing
+ * or unfit binary fails the import), and starts it on first use: registers
+ * TorchGuidanceError with it and applies the thread settings. Starting on
+ * first use rather than at import lets a program choose the torch thread
+ * counts in code (setThreads, src/core/threads.ts), which libtorch and the
+ * addon take once per process. Everything else imports `native` from here.
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -189,6 +193,15 @@ export interface JobTimes {
   settleMs: number;
 }
 
+/** The thread counts the addon starts with (init's options). */
+export interface StartThreads {
+  intraOpThreads: number;
+  interOpThreads: number;
+  jobThreads: number;
+  /** -1: leave the BLAS as its environment set it, 0: auto, n: n threads. */
+  blasThreads: number;
+}
+
 /** config.blasThreads as init's blasThreads: -1 keep, 0 auto, n fixed. */
 function blasSetting(setting: Config['blasThreads']): number {
   return setting === 'keep' ? -1 : setting === 'auto' ? 0 : setting;
@@ -196,33 +209,65 @@ function blasSetting(setting: Config['blasThreads']): number {
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-function load(): { native: NativeBinding; binaryPath: string; buildInfo: BuildInfo } {
+function load(): { binding: NativeBinding; binaryPath: string; buildInfo: BuildInfo } {
   let found;
   try {
     found = loadBinary(packageRoot, config.binaryPath);
   } catch (error) {
     throw new TorchGuidanceError(ErrorCodes.BINARY_NOT_FOUND, (error as Error).message, { cause: error });
   }
-  const native = found.binding as NativeBinding;
-  const info = native.init({
-    errorClass: TorchGuidanceError,
-    intraOpThreads: config.intraOpThreads,
-    interOpThreads: config.interOpThreads,
-    jobThreads: config.jobThreads,
-    blasThreads: blasSetting(config.blasThreads),
-    exitWaitMs: config.exitWaitMs,
-  });
-  if (isMainThread) warnOnReferenceBlas(info.blas, config.allowReferenceBlas);
+  const binding = found.binding as NativeBinding;
   // `using t = ...` support: the native class has dispose(), not the symbol.
-  const proto = native.Tensor.prototype as unknown as Record<symbol, unknown>;
+  const proto = binding.Tensor.prototype as unknown as Record<symbol, unknown>;
   proto[Symbol.dispose] = function (this: NativeTensor) {
     this.dispose();
   };
-  // Exiting while a forward runs: let running jobs finish (and start no
-  // queued one) before C++ static destructors run under them. Only the main
-  // thread's exit ends the process.
-  if (isMainThread) process.once('exit', (code) => native.prepareExit(typeof code === 'number' ? code : 0));
-  return { native, binaryPath: found.path, buildInfo: found.buildInfo };
+  return { binding, binaryPath: found.path, buildInfo: found.buildInfo };
 }
 
-export const { native, binaryPath, buildInfo } = load();
+const loaded = load();
+export const { binaryPath, buildInfo } = loaded;
+
+/** The settings the addon will start with; setThreads may change them until it starts. */
+let startThreads: StartThreads = {
+  intraOpThreads: config.intraOpThreads,
+  interOpThreads: config.interOpThreads,
+  jobThreads: config.jobThreads,
+  blasThreads: blasSetting(config.blasThreads),
+};
+/** What init answered, once this thread's addon has started. */
+let started: NativeRuntimeInfo | undefined;
+
+/** Changes the settings the addon will start with; false when it has already started (then nothing changes). */
+export function setStartSettings(next: Partial<StartThreads>): boolean {
+  if (started) return false;
+  startThreads = { ...startThreads, ...next };
+  return true;
+}
+
+/**
+ * Starts this thread's addon if it has not started, and returns what init
+ * answered: the thread counts in force. In a worker thread the process's
+ * torch threads were set by the first start in the process.
+ */
+export function startNative(): NativeRuntimeInfo {
+  if (started) return started;
+  const { binding } = loaded;
+  started = binding.init({ errorClass: TorchGuidanceError, ...startThreads, exitWaitMs: config.exitWaitMs });
+  if (isMainThread) {
+    warnOnReferenceBlas(started.blas, config.allowReferenceBlas);
+    // Exiting while a forward runs: let running jobs finish (and start no
+    // queued one) before C++ static destructors run under them. Only the main
+    // thread's exit ends the process.
+    process.once('exit', (code) => binding.prepareExit(typeof code === 'number' ? code : 0));
+  }
+  return started;
+}
+
+/** The addon, started on first use of any of its members. */
+export const native: NativeBinding = new Proxy(loaded.binding, {
+  get(target, key, receiver) {
+    if (!started) startNative();
+    return Reflect.get(target, key, receiver);
+  },
+});
