@@ -45,8 +45,8 @@ export async function startServe(python: string, args: readonly string[]) {
     if (done) throw new Error(`${args[0]} ended early (exit ${child.exitCode})`);
     return JSON.parse(value as string) as Record<string, unknown>;
   };
-  await ask(null); // {"ready": true} after its warm-up
-  return { ask, close: () => child.stdin.end() };
+  const ready = await ask(null); // {"ready": true, ...} after its warm-up
+  return { ask, ready, close: () => child.stdin.end() };
 }
 
 /** Starts the sampling loop and waits for its warm-up run. */

@@ -46,7 +46,7 @@ const fmt = (ms: number) => (ms / 1000).toFixed(2);
 // Python first: its process loads and freezes the file (timed) and warms up.
 const py = await startServe(python, [join(root, 'benchmarks', 'python', 'sd_step.py'), '--model', file('sd15'), '--guide', file('sd15-guide'),
   '--decoder', file('sd-vae'), '--threads', String(threads), '--serve']);
-const pythonLoadMs = (await py.ask(null)).load_ms as number;
+const pythonLoadMs = py.ready.load_ms as number;
 
 const loads: number[] = [];
 let model: Model | undefined;
