@@ -82,6 +82,8 @@ c10::IValue Convert(Napi::Env env, const Napi::Value& value, const c10::TypePtr&
   }
 }
 
+}  // namespace
+
 std::string SignatureOf(const c10::FunctionSchema& schema) {
   std::string text = schema.name() + "(";
   const auto& args = schema.arguments();
