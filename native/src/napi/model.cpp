@@ -7,6 +7,7 @@
 
 #include "io/archive_checks.h"
 #include "io/archive_file.h"
+#include "jit/model_load.h"
 #include "jit/model_scan.h"
 #include "napi/hook_plan_js.h"
 #include "napi/ivalue_convert.h"
