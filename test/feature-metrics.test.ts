@@ -67,8 +67,8 @@ describe('featureMetrics (torch threads)', function () {
 
   it('keeps the event loop free while it runs', async () => {
     const rng = freshRandom();
-    const a = cloud(rng, 3000, 48, 0.1);
-    const b = cloud(rng, 3000, 48, 0);
+    const a = cloud(rng, 5000, 48, 0.1);
+    const b = cloud(rng, 5000, 48, 0);
     let maxGap = 0;
     let last = performance.now();
     const timer = setInterval(() => {
@@ -79,7 +79,7 @@ describe('featureMetrics (torch threads)', function () {
     const t0 = performance.now();
     let metrics;
     try {
-      metrics = await featureMetrics(a, b, { manifoldSize: 3000 });
+      metrics = await featureMetrics(a, b, { manifoldSize: 5000 });
     } finally {
       clearInterval(timer);
     }

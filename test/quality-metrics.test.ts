@@ -239,7 +239,7 @@ describe('quality metrics (src/metrics/statistics.ts) against numpy and brute fo
   it('mean and covariance equal numpy.cov\'s definition, from float32 features too', async () => {
     const rng = freshRandom();
     const count = 37;
-    const dim = 6;
+    const dim = 300; // over one block of 256 columns (the product stops at the diagonal block by block)
     const data = Float32Array.from({ length: count * dim }, () => 3 + rng.normal());
     const stats = await gaussianStats(featureSet(data, count, dim));
     for (let p = 0; p < dim; p++) {

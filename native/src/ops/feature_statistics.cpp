@@ -1,9 +1,13 @@
 #include "ops/feature_statistics.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <tuple>
+#include <vector>
 
 #include "common/errors.h"
 
@@ -88,6 +92,25 @@ at::Tensor CholeskyOrNone(const at::Tensor& s) {
 // of L's upper triangle.
 constexpr int64_t kTriangleBlock = 256;
 
+// Runs body(block) for blocks 0 .. count - 1 on the job's intra-op threads,
+// one matrix product each (each product on one BLAS thread, as the job has;
+// the results do not depend on how blocks are shared out). The blocks below
+// cost more at one end than at the other, so they are dealt in pairs from
+// both ends (0, count - 1, 1, count - 2, ...), which evens out the halves
+// parallel_for gives two threads.
+void ForEachBlock(int64_t count, const std::function<void(int64_t)>& body) {
+  std::vector<int64_t> order;
+  for (int64_t low = 0, high = count - 1; low <= high; ++low, --high) {
+    order.push_back(low);
+    if (high != low) order.push_back(high);
+  }
+  at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) body(order[i]);
+  });
+}
+
+int64_t BlockCount(int64_t n) { return (n + kTriangleBlock - 1) / kTriangleBlock; }
+
 // The lower triangle of Lᵀ S L for a lower-triangular L (the eigensolver
 // reads no more; the upper part is left at zero). In blocks that skip L's
 // zero upper part: T = S L needs, for the columns of L from j on, only S's
@@ -97,18 +120,32 @@ constexpr int64_t kTriangleBlock = 256;
 at::Tensor LowerCongruence(const at::Tensor& lower, const at::Tensor& s) {
   const int64_t n = s.size(0);
   at::Tensor product = at::empty_like(s);
-  for (int64_t j = 0; j < n; j += kTriangleBlock) {
+  ForEachBlock(BlockCount(n), [&](int64_t block) {
+    const int64_t j = block * kTriangleBlock;
     const int64_t width = std::min(kTriangleBlock, n - j);
     at::Tensor out = product.narrow(1, j, width);
     at::mm_out(out, s.narrow(1, j, n - j), lower.narrow(0, j, n - j).narrow(1, j, width));
-  }
+  });
   at::Tensor result = at::zeros_like(s);
-  for (int64_t i = 0; i < n; i += kTriangleBlock) {
+  ForEachBlock(BlockCount(n), [&](int64_t block) {
+    const int64_t i = block * kTriangleBlock;
     const int64_t height = std::min(kTriangleBlock, n - i);
     at::Tensor out = result.narrow(0, i, height).narrow(1, 0, i + height);
     at::mm_out(out, lower.narrow(0, i, n - i).narrow(1, i, height).t(), product.narrow(0, i, n - i).narrow(1, 0, i + height));
-  }
+  });
   return result;
+}
+
+// Adds Cᵀ C to the lower triangle of `gram` (the upper part is left as it
+// was): row blocks of the result stop at the diagonal, half the flops of the
+// full product, as a BLAS's syrk (which libtorch does not expose) would.
+void AddLowerGram(at::Tensor& gram, const at::Tensor& c) {
+  const int64_t d = gram.size(0);
+  ForEachBlock(BlockCount(d), [&](int64_t block) {
+    const int64_t i = block * kTriangleBlock;
+    const int64_t height = std::min(kTriangleBlock, d - i);
+    gram.narrow(0, i, height).narrow(1, 0, i + height).addmm_(c.narrow(1, i, height).t(), c.narrow(1, 0, i + height));
+  });
 }
 
 // The symmetric square root of a symmetric PSD matrix (eigenvalues below
@@ -214,12 +251,11 @@ GaussianMoments FeatureMoments(const at::Tensor& features, const std::string& wh
   const int64_t block = std::max<int64_t>(1, kBlockElements / d);
   for (int64_t start = 0; start < n; start += block) {
     CheckStop(stop);
-    at::Tensor centred = x.narrow(0, start, std::min(block, n - start)) - mean.unsqueeze(0);
-    cov.addmm_(centred.t(), centred);
+    AddLowerGram(cov, x.narrow(0, start, std::min(block, n - start)) - mean.unsqueeze(0));
   }
   cov.div_(static_cast<double>(n - 1));
-  // Cᵀ C is symmetric only up to the BLAS's order of summation.
-  return {mean, ((cov + cov.t()) * 0.5).contiguous()};
+  // The upper triangle mirrors the lower: symmetric exactly, as the solvers expect.
+  return {mean, (at::tril(cov) + at::tril(cov, -1).t()).contiguous()};
 }
 
 FrechetTerms FrechetDistance(const at::Tensor& mean1, const at::Tensor& cov1, const at::Tensor& mean2,
