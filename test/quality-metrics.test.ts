@@ -273,8 +273,8 @@ describe('quality metrics (src/metrics/statistics.ts) against numpy and brute fo
       for (let j = 0; j < fake.count; j++) if (realRadii.some((r, i) => distances[j * real.count + i]! <= r)) precise++;
       let recalled = 0;
       for (let i = 0; i < real.count; i++) if (fakeRadii.some((r, j) => distances[j * real.count + i]! <= r)) recalled++;
-      // Blocks of 7 and 64 rows do not divide 157 or 131; the default is one block here.
-      for (const blockRows of [7, 64, undefined]) {
+      // Blocks of 2 (fewer rows than k), 7 and 64 rows do not divide 157 or 131; by default, 20 and 17.
+      for (const blockRows of [2, 7, 64, undefined]) {
         const counts = await native.precisionRecall(real, fake, k, { blockRows });
         assert.ok(maxRelative(counts.realRadii, realRadii) < 1e-12 && maxRelative(counts.fakeRadii, fakeRadii) < 1e-12, `radii, k ${k}, blocks ${blockRows} ${seed}`);
         assert.equal(counts.precise, precise, `precise, k ${k}, blocks ${blockRows} ${seed}`);
@@ -290,6 +290,10 @@ describe('quality metrics (src/metrics/statistics.ts) against numpy and brute fo
     const set = featureSet([0, 1, 3, 7], 4, 1);
     assert.deepEqual([...(await kthNeighbourRadii(set, 1))], [1, 1, 4, 16]);
     assert.deepEqual([...(await kthNeighbourRadii(set, 3))], [49, 36, 16, 49]);
+    // A repeated point is its twin's nearest neighbour, at 0; one row per block.
+    const twins = featureSet([0, 0, 1, 5], 4, 1);
+    assert.deepEqual([...(await native.kthNeighbourRadii(twins, 1, { blockRows: 1 }))], [0, 0, 1, 16]);
+    assert.deepEqual([...(await native.kthNeighbourRadii(twins, 2, { blockRows: 1 }))], [1, 1, 1, 25]);
     const logits = [2, 1, 0, /**/ 0, 0, 3, /**/ 1, 5, 0];
     assert.equal(classifierAccuracy(logits, 3, [0, 1, null]), 0.5);
     assert.ok(Number.isNaN(classifierAccuracy(logits, 3, [null, null, null])));

@@ -219,21 +219,37 @@ void RequireK(int64_t k, int64_t count, const std::string& what) {
   }
 }
 
-// KthNeighbourRadii on a float64 matrix already checked.
+// Merges `candidates` [m, c] into `nearest` [m, k] (a view; each row its k
+// smallest distances so far, ascending).
+void KeepSmallest(at::Tensor nearest, const at::Tensor& candidates, int64_t k) {
+  const int64_t take = std::min(k, candidates.size(1));
+  at::Tensor best = std::get<0>(at::topk(candidates, take, /*dim=*/1, /*largest=*/false, /*sorted=*/false));
+  nearest.copy_(std::get<0>(at::topk(at::cat({nearest, best}, 1), k, 1, /*largest=*/false, /*sorted=*/true)));
+}
+
+// KthNeighbourRadii on a float64 matrix already checked, each pair of rows
+// measured once: row block I against the rows from I on gives candidates to
+// I's rows (along the block's rows) and to the later rows (down its
+// columns), and every row keeps its k nearest so far. Half the flops of a
+// pass over every pair in each direction, where there are several blocks;
+// hence blocks of at most an eighth of the set (56 % of the flops).
 at::Tensor Radii(const at::Tensor& x, int64_t k, int64_t blockRows, const StopFlag* stop) {
   const int64_t n = x.size(0);
   const Centred set = CentreOn(x, x.mean(0));
-  const int64_t block = BlockRows(blockRows, n);
-  at::Tensor radii = at::empty({n}, x.options());
+  const int64_t block = blockRows > 0 ? blockRows : std::min(DefaultBlockRows(n), std::max<int64_t>(1, (n + 7) / 8));
+  at::Tensor nearest = at::full({n, k}, std::numeric_limits<double>::infinity(), x.options());
   for (int64_t start = 0; start < n; start += block) {
     CheckStop(stop);
     const int64_t length = std::min(block, n - start);
-    at::Tensor d = DistanceBlock(set.rows.narrow(0, start, length), set.norms.narrow(0, start, length), set);
-    // Row i of the block is point start + i: its distance to itself is no neighbour.
-    d.diagonal(start).fill_(std::numeric_limits<double>::infinity());
-    radii.narrow(0, start, length).copy_(std::get<0>(at::kthvalue(d, k, /*dim=*/1)));
+    const int64_t after = n - start - length;
+    const Centred later{set.rows.narrow(0, start, n - start), set.norms.narrow(0, start, n - start)};
+    at::Tensor d = DistanceBlock(set.rows.narrow(0, start, length), set.norms.narrow(0, start, length), later);
+    // Column i of the block is its row i: a point is not its own neighbour.
+    d.diagonal(0).fill_(std::numeric_limits<double>::infinity());
+    KeepSmallest(nearest.narrow(0, start, length), d, k);
+    if (after > 0) KeepSmallest(nearest.narrow(0, start + length, after), d.narrow(1, length, after).t(), k);
   }
-  return radii;
+  return nearest.select(1, k - 1).contiguous();
 }
 
 }  // namespace
