@@ -58,7 +58,8 @@ at::Tensor SquaredDistances(const at::Tensor& a, const at::Tensor& b);
 
 // The squared distance from each row of `set` [n, d] to its k-th nearest
 // other row (the radius of its k-NN ball): [n] float64, from blocks of
-// `blockRows` rows (<= 0: DefaultBlockRows). 1 <= k < n.
+// `blockRows` rows (<= 0: an eighth of the set, at most DefaultBlockRows).
+// 1 <= k < n.
 at::Tensor KthNeighbourRadii(const at::Tensor& set, int64_t k, int64_t blockRows, const StopFlag* stop);
 
 struct ManifoldCounts {

@@ -177,13 +177,14 @@ export interface NativeBinding {
   squaredDistances(a: NativeFeatureMatrix, b: NativeFeatureMatrix, options?: { signal?: AbortSignal }): Promise<Float64Array>;
   /**
    * Squared distance from each row to its k-th nearest other row (1 ≤ k < count), in blocks of
-   * `blockRows` rows (default: about 64 MB of distances per block).
+   * `blockRows` rows (default: an eighth of the set, at most about 64 MB of distances per block).
    */
   kthNeighbourRadii(set: NativeFeatureMatrix, k: number, options?: { blockRows?: number; signal?: AbortSignal }): Promise<Float64Array>;
   /**
    * Improved precision/recall counts: `precise` generated rows inside some real row's k-NN ball,
    * `recalled` real rows inside some generated row's, with both sets' radii; in blocks of
-   * `blockRows` rows. `realRadii`: the real set's radii when known.
+   * `blockRows` rows (default as kthNeighbourRadii's for the radii, about 64 MB of distances for
+   * the cross distances). `realRadii`: the real set's radii when known.
    */
   precisionRecall(
     real: NativeFeatureMatrix,
