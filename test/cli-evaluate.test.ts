@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
+import { liveHandles } from '../src/index.js';
 import { evaluateImages, loadClassifier } from '../src/metrics/index.js';
 import { readImageSet } from '../src/io/index.js';
 import { encodePng } from '../src/image/png-encode.js';
@@ -120,14 +121,14 @@ describe('CLI evaluate', function () {
     assertMatches(JSON.parse(run.stdout) as Result, pythonReference());
   });
 
-  it('the API (readImageSet, loadClassifier, evaluateImages) gives the same numbers, and its worker thread is gone after it', async function () {
+  it('the API (readImageSet, loadClassifier, evaluateImages) gives the same numbers, and leaves no native job running', async function () {
     const samplesSet = await readImageSet(join(dir, 'samples.npz'));
     const referenceSet = await readImageSet(join(dir, 'reference.idx.gz'));
     assert.deepEqual(samplesSet.labels, labels);
     using classifier = await loadClassifier(CLASSIFIER, { device: 'cpu' });
     const ours = await evaluateImages({ classifier, samples: samplesSet.images, labels: samplesSet.labels, reference: referenceSet.images, k: K, manifoldSize: M });
     assertMatches(ours, pythonReference());
-    assert.deepEqual(process.getActiveResourcesInfo().filter((r) => r === 'MessagePort'), []);
+    assert.equal(liveHandles().jobs, 0);
     // Bad metric options are refused before the classifier runs.
     const forwards = classifier.model.forwardCount;
     const options = { classifier, samples: samplesSet.images, reference: referenceSet.images };

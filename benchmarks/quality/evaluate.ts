@@ -14,10 +14,10 @@ export interface Metrics {
   recall: number;
 }
 
-export function evaluate(scored: Scored, labels: readonly (number | null)[], ref: Reference): Metrics {
+export async function evaluate(scored: Scored, labels: readonly (number | null)[], ref: Reference): Promise<Metrics> {
   const fake = featureSet(scored.features, scored.count, scored.featureDim);
-  const fd = frechetDistance(ref.stats, gaussianStats(fake), ref.sqrtCov);
-  const { precision, recall } = precisionRecall(ref.real, fake, ref.k, ref.realRadii);
+  const fd = await frechetDistance(ref.stats, await gaussianStats(fake, { name: 'samples' }));
+  const { precision, recall } = await precisionRecall(ref.real, fake, ref.k, { realRadii: ref.realRadii });
   const accuracy = labels.some((l) => l !== null) ? classifierAccuracy(scored.logits, scored.classes, labels) : null;
   return { n: scored.count, fd, accuracy, precision, recall };
 }

@@ -2,8 +2,8 @@
  * Reference statistics: the classifier's features of the Fashion-MNIST test
  * split (10,000 images), computed once and cached under
  * benchmarks/quality/cache/ (keyed by the classifier's SHA-256 and the data
- * files), and what the metrics need from them: the Gaussian (mean,
- * covariance and its square root) for the Fréchet distance, and a fixed
+ * files), and what the metrics need from them: the Gaussian (mean and
+ * covariance) for the Fréchet distance, and a fixed
  * class-balanced subset of N images with their k-NN radii for
  * precision/recall.
  */
@@ -13,14 +13,13 @@ import { join } from 'node:path';
 
 import type { Classifier, ClassifierScores as Scored } from '../../src/metrics/classifier.js';
 import { loadFashionMnist, splitFingerprint, stratifiedIndices, type Split } from './fashion-mnist.js';
-import { featureSet, gaussianStats, kthNeighbourRadii, selectRows, sqrtPsd, type FeatureSet, type GaussianStats } from '../../src/metrics/statistics.js';
+import { featureSet, gaussianStats, kthNeighbourRadii, selectRows, type FeatureSet, type GaussianStats } from '../../src/metrics/statistics.js';
 
 export const CACHE_DIR = join(import.meta.dirname, 'cache');
 
 export interface Reference {
   /** Gaussian of the whole test split's features. */
   stats: GaussianStats;
-  sqrtCov: Float64Array;
   /** The class-balanced real subset (N images) for precision/recall, and its k-NN radii. */
   real: FeatureSet;
   realRadii: Float64Array;
@@ -69,11 +68,10 @@ export async function reference(classifier: Classifier, n: number, k: number): P
   const started = performance.now();
   const { scored, labels, cached } = await splitScores(classifier, 'test');
   const all = featureSet(scored.features, scored.count, scored.featureDim);
-  const stats = gaussianStats(all);
-  const sqrtCov = sqrtPsd(stats.cov, stats.dim);
+  const stats = await gaussianStats(all, { name: 'reference' });
   const perClass = Math.ceil(n / scored.classes);
   const real = selectRows(all, stratifiedIndices(labels, perClass, scored.classes).slice(0, n));
-  const realRadii = kthNeighbourRadii(real, k);
+  const realRadii = await kthNeighbourRadii(real, k);
   let correct = 0;
   for (let i = 0; i < scored.count; i++) {
     let best = 0;
@@ -82,7 +80,6 @@ export async function reference(classifier: Classifier, n: number, k: number): P
   }
   return {
     stats,
-    sqrtCov,
     real,
     realRadii,
     k,

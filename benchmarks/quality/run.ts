@@ -171,7 +171,7 @@ console.log(
 const ref = await reference(classifier, n, K);
 console.log(`reference statistics (${ref.source}): ${ref.seconds.toFixed(1)} s; classifier test accuracy ${(ref.testAccuracy * 100).toFixed(2)} %`);
 const train = await trainSubsetScores(classifier, n);
-const realData = evaluate(train.scored, train.labels, ref);
+const realData = await evaluate(train.scored, train.labels, ref);
 console.log(`real data (N = ${n} training images): FD ${realData.fd.toFixed(2)} acc ${realData.accuracy?.toFixed(3)} P ${realData.precision.toFixed(3)} R ${realData.recall.toFixed(3)}`);
 
 const fmtMetrics = (m: SettingResult['runs'][number]['metrics']) =>
@@ -181,7 +181,7 @@ async function runSetting(setting: Setting, seed: number, runIndex: 0 | 1): Prom
   let result = progress.settings.find((s) => s.id === setting.id);
   if (result && result.runs[runIndex]) return; // resumed
   const sampled = await sampleSetting(setting, models, classifier, { n, seed, sampler, batchSize });
-  const metrics = evaluate(sampled.scored, sampled.labels, ref);
+  const metrics = await evaluate(sampled.scored, sampled.labels, ref);
   if (!result) {
     result = { id: setting.id, family: setting.family.name, scale: setting.scale, weight: setting.weight, unconditional: setting.family.unconditional, runs: [] };
     progress.settings.push(result);

@@ -1,6 +1,6 @@
 /**
  * One request to a module run in a worker thread, for CPU work that would
- * otherwise hold the event loop for seconds (the sample-quality statistics).
+ * otherwise hold the event loop for seconds.
  *
  * The worker lives for one request: it is started, sent the request, and
  * terminated before the promise settles, so nothing outlives the call. An

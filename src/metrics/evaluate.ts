@@ -6,7 +6,7 @@
  * classifier puts in the class they were asked for.
  *
  * The classifier runs off the event loop like every model call, and the
- * statistics run in a worker thread (./feature-metrics.ts), so an
+ * statistics run as native jobs on torch threads (./feature-metrics.ts), so an
  * application can score tens of thousands of samples while it serves.
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
@@ -48,7 +48,7 @@ export interface ImageEvaluation extends FeatureMetrics {
  * Scores 8-bit samples against real images in an evaluation classifier's
  * features: Fréchet distance, precision and recall, and, with labels, the
  * share classified as their label. The classifier runs on a torch thread, the
- * statistics in a worker thread.
+ * statistics too.
  */
 export async function evaluateImages(options: EvaluateImagesOptions): Promise<ImageEvaluation> {
   const { classifier, samples, reference, labels, signal } = options;

@@ -1,14 +1,12 @@
 /**
  * FD and precision/recall between two sets of feature vectors, off the event
- * loop: the statistics are seconds of float64 arithmetic for tens of
- * thousands of vectors (46 s in all for 60,000 against 10,000 Fashion-MNIST
- * images, most of it here), so `featureMetrics` runs them in a worker thread
- * (./feature-metrics-worker.ts) and the caller's event loop stays free.
- * `featureMetricsSync` is the same computation on the calling thread, for the
- * worker itself and for batch scripts.
+ * loop: the statistics are seconds of float64 linear algebra for tens of
+ * thousands of vectors, so they run on torch threads as native jobs
+ * (./statistics.ts, native/src/ops/feature_statistics.h) and the caller's
+ * event loop stays free. The two Gaussians are fitted at once, one per
+ * torch thread.
  */
 import { ErrorCodes, TorchGuidanceError } from '../core/errors.js';
-import { runWorkerTask, siblingModule } from '../core/worker-task.js';
 import { featureSet, frechetDistance, gaussianStats, precisionRecall, selectRows } from './statistics.js';
 
 /** `count` feature vectors of `dim` values, row-major (what `Classifier.score` returns as `features`). */
@@ -83,34 +81,27 @@ function checked(samples: FeatureMatrix, reference: FeatureMatrix, options: Omit
   return resolveMetricOptions(samples.count, reference.count, options);
 }
 
-/** The metrics on the calling thread (blocks it for as long as they take). */
-export function featureMetricsSync(samples: FeatureMatrix, reference: FeatureMatrix, options: Omit<FeatureMetricsOptions, 'signal'> = {}): FeatureMetrics {
-  const { k, manifoldSize } = checked(samples, reference, options);
-  const fake = featureSet(samples.data, samples.count, samples.dim);
-  const real = featureSet(reference.data, reference.count, reference.dim);
-  const fd = frechetDistance(gaussianStats(real), gaussianStats(fake));
-  const { precision, recall } = precisionRecall(
-    selectRows(real, spacedIndices(real.count, manifoldSize)),
-    selectRows(fake, spacedIndices(fake.count, manifoldSize)),
-    k,
-  );
-  return { fd, precision, recall, manifoldSize, k };
-}
-
-/** The request the worker gets (the feature arrays are copied to it; the caller's stay usable). */
-export interface FeatureMetricsRequest {
-  samples: FeatureMatrix;
-  reference: FeatureMatrix;
-  options: { k?: number; manifoldSize?: number };
-}
-
 /**
- * FD and precision/recall of `samples` against `reference`, computed in a
- * worker thread. Bad sets reject at once with ERR_INVALID_ARGUMENT; an
- * abort terminates the worker and rejects with ERR_ABORTED.
+ * FD and precision/recall of `samples` against `reference`, computed on
+ * torch threads. Bad sets reject at once with ERR_INVALID_ARGUMENT; an abort
+ * rejects with ERR_ABORTED at once and stops the computation at its next
+ * block of rows.
  */
 export async function featureMetrics(samples: FeatureMatrix, reference: FeatureMatrix, options: FeatureMetricsOptions = {}): Promise<FeatureMetrics> {
   const { k, manifoldSize } = checked(samples, reference, options);
-  const request: FeatureMetricsRequest = { samples, reference, options: { k, manifoldSize } };
-  return runWorkerTask<FeatureMetricsRequest, FeatureMetrics>(siblingModule(import.meta.url, 'feature-metrics-worker'), request, options.signal);
+  const { signal } = options;
+  const fake = featureSet(samples.data, samples.count, samples.dim);
+  const real = featureSet(reference.data, reference.count, reference.dim);
+  const [realStats, fakeStats] = await Promise.all([
+    gaussianStats(real, { name: 'reference', signal }),
+    gaussianStats(fake, { name: 'samples', signal }),
+  ]);
+  const fd = await frechetDistance(realStats, fakeStats, { signal });
+  const { precision, recall } = await precisionRecall(
+    selectRows(real, spacedIndices(real.count, manifoldSize)),
+    selectRows(fake, spacedIndices(fake.count, manifoldSize)),
+    k,
+    { signal },
+  );
+  return { fd, precision, recall, manifoldSize, k };
 }

@@ -1,6 +1,7 @@
 // torch-guidance native addon: module registration.
 #include <napi.h>
 
+#include "napi/feature_statistics_js.h"
 #include "napi/file_lock_js.h"
 #include "napi/model.h"
 #include "napi/runtime_js.h"
@@ -22,6 +23,11 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("prepareExit", Napi::Function::New<PrepareExitJs>(env, "prepareExit"));
   exports.Set("tryLockFile", Napi::Function::New<TryLockFileJs>(env, "tryLockFile"));
   exports.Set("unlockFile", Napi::Function::New<UnlockFileJs>(env, "unlockFile"));
+  exports.Set("featureMoments", Napi::Function::New<FeatureMomentsJs>(env, "featureMoments"));
+  exports.Set("frechetDistance", Napi::Function::New<FrechetDistanceJs>(env, "frechetDistance"));
+  exports.Set("squaredDistances", Napi::Function::New<SquaredDistancesJs>(env, "squaredDistances"));
+  exports.Set("kthNeighbourRadii", Napi::Function::New<KthNeighbourRadiiJs>(env, "kthNeighbourRadii"));
+  exports.Set("precisionRecall", Napi::Function::New<PrecisionRecallJs>(env, "precisionRecall"));
   return exports;
 }
 

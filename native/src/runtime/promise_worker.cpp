@@ -33,6 +33,8 @@ struct Job {
   napi_ref listener = nullptr;
   // The promise was rejected by the signal: the result is dropped unseen.
   bool abandoned = false;
+  // Set with `abandoned`, for work that checks it between steps (may be null).
+  std::shared_ptr<std::atomic<bool>> stop;
   // Written on the torch thread before the job is handed back (the
   // completion queue's lock orders them before SettleJob reads them).
   Clock::time_point submitted = Clock::now();
@@ -71,6 +73,7 @@ void OnAbort(const Napi::CallbackInfo& info) {
   auto* job = static_cast<Job*>(info.Data());
   if (job->abandoned) return;
   job->abandoned = true;
+  if (job->stop) job->stop->store(true);
   napi_value signalValue = nullptr;
   napi_get_reference_value(env, job->signal, &signalValue);
   Napi::Error error = MakeError(env, {code::kAborted,
@@ -152,7 +155,8 @@ void PromiseWorker::InitEnv(Napi::Env env) {
   if (!data.completions) data.completions = CompletionChannel::Open(env);
 }
 
-Napi::Promise PromiseWorker::Start(Napi::Env env, Work work, Settle settle, Napi::Value signal) {
+Napi::Promise PromiseWorker::Start(Napi::Env env, Work work, Settle settle, Napi::Value signal,
+                                   std::shared_ptr<std::atomic<bool>> stop) {
   InstanceData& data = InstanceData::Get(env);
   if (!data.completions) InitEnv(env);
   const bool withSignal = !signal.IsEmpty() && signal.IsObject();
@@ -165,6 +169,7 @@ Napi::Promise PromiseWorker::Start(Napi::Env env, Work work, Settle settle, Napi
   }
   auto job = std::make_unique<Job>(Job{Napi::Promise::Deferred::New(env), std::move(work), std::move(settle)});
   job->completions = data.completions;
+  job->stop = std::move(stop);
   Job* raw = job.get();
   raw->task = SubmitToExecutor(
       [raw]() {

@@ -11,12 +11,16 @@
 // signal fires, even while `work` runs (a forward cannot be interrupted):
 // a queued job is dropped unrun; a running one is abandoned to finish in
 // the background, its result freed unseen, and no longer keeps the event
-// loop alive or a torch thread's place (executor.h).
+// loop alive or a torch thread's place (executor.h). Work that runs in
+// steps can end sooner: given a stop flag, the job sets it when the signal
+// fires, for `work` to read between steps.
 #pragma once
 
 #include <napi.h>
 
+#include <atomic>
 #include <functional>
+#include <memory>
 
 namespace tg {
 
@@ -26,8 +30,9 @@ class PromiseWorker {
   using Settle = std::function<Napi::Value(Napi::Env)>;
 
   // Queues the job and returns its promise. `signal`: an AbortSignal, or
-  // undefined.
-  static Napi::Promise Start(Napi::Env env, Work work, Settle settle, Napi::Value signal = Napi::Value());
+  // undefined. `stop`: set to true when the signal fires (may be null).
+  static Napi::Promise Start(Napi::Env env, Work work, Settle settle, Napi::Value signal = Napi::Value(),
+                             std::shared_ptr<std::atomic<bool>> stop = nullptr);
 
   // Creates the environment's completion channel (once, at init).
   static void InitEnv(Napi::Env env);

@@ -169,6 +169,61 @@ export interface NativeBinding {
   tryLockFile(path: string): number | { heldBy: number };
   /** Removes the lock file and releases the lock. */
   unlockFile(id: number): void;
+  /**
+   * Mean and unbiased covariance (dim × dim, row-major) of a feature matrix, in
+   * float64 on a torch thread. `name` names the set in errors (fewer than two
+   * rows, a row holding NaN or infinity: ERR_INVALID_ARGUMENT).
+   */
+  featureMoments(set: NativeFeatureMatrix, options?: { name?: string; signal?: AbortSignal }): Promise<{ mean: Float64Array; cov: Float64Array }>;
+  /** The Fréchet distance between two Gaussians and its terms, in float64 on a torch thread (native/src/ops/feature_statistics.h). */
+  frechetDistance(a: NativeGaussian, b: NativeGaussian, options?: { signal?: AbortSignal }): Promise<FrechetTerms>;
+  /** Squared Euclidean distances between the rows of `a` and of `b`, [a.count, b.count] row-major, in float64. */
+  squaredDistances(a: NativeFeatureMatrix, b: NativeFeatureMatrix, options?: { signal?: AbortSignal }): Promise<Float64Array>;
+  /**
+   * Squared distance from each row to its k-th nearest other row (1 ≤ k < count), in blocks of
+   * `blockRows` rows (default: an eighth of the set, at most about 64 MB of distances per block).
+   */
+  kthNeighbourRadii(set: NativeFeatureMatrix, k: number, options?: { blockRows?: number; signal?: AbortSignal }): Promise<Float64Array>;
+  /**
+   * Improved precision/recall counts: `precise` generated rows inside some real row's k-NN ball,
+   * `recalled` real rows inside some generated row's, with both sets' radii; in blocks of
+   * `blockRows` rows (default as kthNeighbourRadii's for the radii, about 64 MB of distances for
+   * the cross distances). `realRadii`: the real set's radii when known.
+   */
+  precisionRecall(
+    real: NativeFeatureMatrix,
+    fake: NativeFeatureMatrix,
+    k: number,
+    options?: { realRadii?: Float64Array; blockRows?: number; signal?: AbortSignal },
+  ): Promise<{ precise: number; recalled: number; realRadii: Float64Array; fakeRadii: Float64Array }>;
+}
+
+/** `count` feature vectors of `dim` values, row-major; copied by the addon when a computation starts. */
+export interface NativeFeatureMatrix {
+  data: Float32Array | Float64Array;
+  count: number;
+  dim: number;
+}
+
+/** A Gaussian as the addon reads it: `dim` mean values and dim × dim covariance values, row-major. */
+export interface NativeGaussian {
+  dim: number;
+  mean: Float32Array | Float64Array;
+  cov: Float32Array | Float64Array;
+}
+
+/** The Fréchet distance and its terms (native/src/ops/feature_statistics.h). */
+export interface FrechetTerms {
+  /** meanTerm + traceCov1 + traceCov2 − 2 traceSqrtProduct. */
+  distance: number;
+  /** ‖μ1 − μ2‖². */
+  meanTerm: number;
+  traceCov1: number;
+  traceCov2: number;
+  /** tr (Σ1 Σ2)^½. */
+  traceSqrtProduct: number;
+  /** 'cholesky': from a Cholesky factor of Σ1 (or Σ2); 'eigh': both singular, from Σ1^½. */
+  method: 'cholesky' | 'eigh';
 }
 
 /** c_in, c_noise, c_skip and c_out of one forward (RunOptions.preconditioning; native/src/ops/preconditioning.h). */
