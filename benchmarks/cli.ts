@@ -25,7 +25,7 @@ export function median(values: readonly number[]): number {
 
 /**
  * The Python that runs the reference side: TORCH_GUIDANCE_PYTHON, else Debian's
- * (python3-torch, the same libtorch as ours) on the CPU and the PATH's on a GPU machine.
+ * (python3-torch, the same libtorch as ours) on the CPU and the PATH's on a machine with a GPU.
  */
 export function pythonFor(device: string): string {
   return process.env.TORCH_GUIDANCE_PYTHON ?? (device === 'cpu' ? '/usr/bin/python3' : 'python3');
