@@ -63,8 +63,6 @@ export const ErrorCodes = {
   NOT_SKIPPABLE: 'ERR_NOT_SKIPPABLE',
   /** The operation was aborted through its AbortSignal. */
   ABORTED: 'ERR_ABORTED',
-  /** A worker thread that ran CPU work off the event loop crashed or exited without a result. */
-  WORKER_FAILED: 'ERR_WORKER_FAILED',
   /** No native binary could be loaded; the message lists what was tried. */
   BINARY_NOT_FOUND: 'ERR_BINARY_NOT_FOUND',
   /** setThreads() asked for other torch thread counts after the addon started: libtorch takes them once per process. */
