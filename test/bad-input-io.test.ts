@@ -15,9 +15,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { gzipSync } from 'node:zlib';
 
 import { isTorchGuidanceError, setResourceLimits, resourceLimits } from '../src/index.js';
 import { readImageSet } from '../src/io/index.js';
+import { parseIdx } from '../src/io/idx.js';
 import { writeNpz } from '../src/io/npz.js';
 import { type ChildResult, describeChild, probedNode, runCli, runProcess } from './helpers/child.js';
 import { type HostileFiles, makeHostileFiles } from './helpers/hostile-files.js';
@@ -112,6 +114,32 @@ describe('bad input: files and output directories', function () {
         }
       } finally {
         setResourceLimits({ memoryBytes: limit });
+      }
+    });
+  });
+
+  describe('a memory limit above the largest buffer', () => {
+    it('a gzipped IDX file still inflates, read and parsed (zlib takes no cap above the largest Buffer)', async () => {
+      const limit = resourceLimits().memoryBytes;
+      const dir = mkdtempSync(join(tmpdir(), 'tg-idx-'));
+      const rng = freshRandom();
+      try {
+        const [n, h, w] = [uniformInt(rng, 1, 4), 5, 7];
+        const pixels = Uint8Array.from({ length: n * h * w }, () => uniformInt(rng, 0, 255));
+        const header = Buffer.alloc(16);
+        header.writeUInt32BE(0x00000803, 0);
+        [n, h, w].forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+        writeFileSync(join(dir, 'images.idx.gz'), gzipSync(Buffer.concat([header, pixels])));
+        setResourceLimits({ memoryBytes: 64 * 2 ** 30 });
+        const set = await readImageSet(join(dir, 'images.idx.gz'));
+        assert.deepEqual([set.images.count, set.images.height, set.images.width], [n, h, w]);
+        assert.deepEqual([...set.images.data], [...pixels]);
+        // The in-memory parser too.
+        const parsed = parseIdx(gzipSync(Buffer.concat([header, pixels])));
+        assert.deepEqual([parsed.shape, [...parsed.data]], [[n, h, w], [...pixels]]);
+      } finally {
+        setResourceLimits({ memoryBytes: limit });
+        rmSync(dir, { recursive: true, force: true });
       }
     });
   });

@@ -10,6 +10,7 @@
  * loop's back. `checkShape` sees the declared shape before anything else
  * is read and may throw.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { createGunzip, gunzipSync } from 'node:zlib';
 
@@ -41,11 +42,13 @@ function parseHeader(head: Uint8Array, name: string, checkShape?: (shape: number
 export function parseIdx(bytes: Uint8Array, name = 'IDX data'): IdxArray {
   let raw = bytes;
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    // zlib refuses a cap above the largest Buffer, which a generous memory limit exceeds.
+    const cap = Math.min(resourceLimits().memoryBytes, bufferConstants.MAX_LENGTH);
     try {
-      raw = gunzipSync(bytes, { maxOutputLength: resourceLimits().memoryBytes });
+      raw = gunzipSync(bytes, { maxOutputLength: cap });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') throw error;
-      throw new TorchGuidanceError(ErrorCodes.TOO_LARGE, `${name} inflates past the memory limit of ${formatBytes(resourceLimits().memoryBytes)}. Fix: read a smaller file, or ${RAISE_LIMIT}.`);
+      throw new TorchGuidanceError(ErrorCodes.TOO_LARGE, `${name} inflates past ${formatBytes(cap)} (the memory limit, or the largest buffer Node.js allows). Fix: read a smaller file, or ${RAISE_LIMIT}.`);
     }
   }
   const header = parseHeader(raw, name);
