@@ -115,7 +115,7 @@ export const families: readonly Family[] = [
   { name: 'sims', scaleName: 's', scales: [0.5, 1, 2, 3], quickScales: [1], unconditional: false, strategies: ({ sims: negative }, s) => [sims({ negative, scale: s })], cost: 2 },
   { name: 'icg', scaleName: 'w', scales: [1.5, 2, 3], quickScales: [2], unconditional: false, strategies: (_, w) => [icg({ scale: w })], cost: 2 },
   // Three scales each around CFG's best (w 2 here), so that each curve turns; about 13 minutes together.
-  { name: 'tcfg', scaleName: 'w', scales: [1.5, 2, 3], quickScales: [2], unconditional: false, strategies: (_, w) => [tcfg({ scale: w })], cost: 2 },
+  { name: 'tcfg', scaleName: 'w', scales: [1.5, 2, 3, 5], quickScales: [2], unconditional: false, strategies: (_, w) => [tcfg({ scale: w })], cost: 2 },
   {
     name: `fdg (w_low ${FDG_LOW})`,
     scaleName: 'w',
@@ -138,7 +138,7 @@ export const families: readonly Family[] = [
   {
     name: 'autoguidance (layers)',
     scaleName: 'w',
-    scales: [1.5, 2, 3],
+    scales: [1.5, 2, 3, 5],
     quickScales: [2],
     unconditional: false,
     strategies: (_, w) => [autoguidance({ layers: SKIPPED_LAYERS, scale: w })],
@@ -152,7 +152,7 @@ export const families: readonly Family[] = [
     // SAG's ablation: the mask from a ViT's class-token attention on x0 (DINO-style) instead of the denoiser's own.
     name: 'null: sag (ViT mask)',
     scaleName: 's',
-    scales: [0.5, 1],
+    scales: [0.5, 1, 2],
     quickScales: [1],
     unconditional: true,
     strategies: ({ vit }, s) => [sag({ scale: s, mask: { source: 'model', model: vit } })],
