@@ -138,7 +138,7 @@ export const families: readonly Family[] = [
   {
     name: 'autoguidance (layers)',
     scaleName: 'w',
-    scales: [1.5, 2, 3, 5],
+    scales: [1.5, 2, 3, 5, 8],
     quickScales: [2],
     unconditional: false,
     strategies: (_, w) => [autoguidance({ layers: SKIPPED_LAYERS, scale: w })],
