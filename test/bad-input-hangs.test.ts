@@ -83,6 +83,18 @@ describe('bad input: forwards that never return', function () {
     assertCleanExit(run);
   });
 
+  it('a hung forward does not hold up the feature statistics (they wait for the BLAS alone a bounded time only)', async () => {
+    const run = await hung('statistics', files, 2);
+    const context = describeChild(run);
+    const report = run.json as { before: number; after: number; fdMs: number; hung: { code: string } };
+    assert.ok(Number.isFinite(report.before) && report.before > 0, context);
+    assert.ok(Math.abs(report.after - report.before) <= 1e-12 * 1024 * 2, `FD ${report.after} vs ${report.before}: ${context}`);
+    // The bounded wait (1 s) plus the distance itself, on a loaded machine.
+    assert.ok(report.fdMs < 20_000, `FD took ${report.fdMs} ms: ${context}`);
+    assert.equal(report.hung.code, 'ERR_ABORTED', context);
+    assertCleanExit(run);
+  });
+
   it('the default exit wait is the one docs/reliability.md states', () => {
     assert.equal(process.env.TORCH_GUIDANCE_EXIT_WAIT_MS, undefined, 'this test reads the default');
     assert.equal(runtimeInfo().exitWaitMs, 60_000);

@@ -132,6 +132,34 @@ describe('module hooks', () => {
       },
     },
     {
+      name: 'dropout on mid.res1, one seed per sample, samples 1-2',
+      hooks: (rng) => {
+        const seeds = [seedOf(rng), seedOf(rng)];
+        const p = 0.1 + rng.next() * 0.8;
+        return [
+          [{ modules: 'mid.res1', action: 'dropout', p, seed: seeds, start: 1, length: 2 }],
+          [{ path: 'mid.res1', start: 1, length: 2, action: 'dropout', p, seeds, perSample: true }],
+        ];
+      },
+    },
+    {
+      name: 'dropout on the attention module mid.attn and on up.2, one seed for the slice, sample 0',
+      hooks: (rng) => {
+        const [a, b] = [seedOf(rng), seedOf(rng)];
+        const p = 0.05 + rng.next() * 0.5;
+        return [
+          [
+            { modules: 'mid.attn', action: 'dropout', p, seed: a, start: 0, length: 1 },
+            { modules: 'up.2', action: 'dropout', p: 1 - p, seed: b, start: 0, length: 1 },
+          ],
+          [
+            { path: 'mid.attn', start: 0, length: 1, action: 'dropout', p, seeds: [a] },
+            { path: 'up.2', start: 0, length: 1, action: 'dropout', p: 1 - p, seeds: [b] },
+          ],
+        ];
+      },
+    },
+    {
       name: 'skip mid.res1 (SLG) for sample 2',
       hooks: () => [
         [{ modules: 'mid.res1', action: 'skip', start: 2, length: 1 }],
@@ -294,6 +322,17 @@ describe('module hooks', () => {
         await expectCode(ErrorCodes.INVALID_OPTION, () =>
           unet.run({ inputs: handles, hooks: [{ modules: 'mid', action: 'blur' as 'skip' }] }),
         );
+        // dropout: p in [0, 1) and a seed are required; 1 is skip.
+        for (const [hook, field] of [
+          [{ modules: 'mid', action: 'dropout', seed: 1 }, /p/],
+          [{ modules: 'mid', action: 'dropout', p: 1, seed: 1 }, /p/],
+          [{ modules: 'mid', action: 'dropout', p: -0.1, seed: 1 }, /p/],
+          [{ modules: 'mid', action: 'dropout', p: 0.5 }, /seed/],
+          [{ modules: 'mid', action: 'dropout', p: 0.5, seed: [1, 2] }, /seed/],
+        ] as const) {
+          const refused = await expectCode(ErrorCodes.INVALID_OPTION, () => unet.run({ inputs: handles, hooks: [hook as Hook] }));
+          assert.match(refused.message, field, JSON.stringify(hook));
+        }
       } finally {
         for (const h of handles) h.dispose();
       }

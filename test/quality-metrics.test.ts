@@ -40,6 +40,9 @@ import {
   type FeatureSet,
   type GaussianStats,
 } from '../src/metrics/statistics.js';
+import { loadModel, type Tensor } from '../src/index.js';
+import { randomDenoiserInputs } from './helpers/denoiser-inputs.js';
+import { fixture } from './helpers/guidance-reference.js';
 import { runReference } from './helpers/python.js';
 import { freshRandom, type Rng } from './helpers/random.js';
 
@@ -297,6 +300,42 @@ describe('quality metrics (src/metrics/statistics.ts) against numpy and brute fo
     const logits = [2, 1, 0, /**/ 0, 0, 3, /**/ 1, 5, 0];
     assert.equal(classifierAccuracy(logits, 3, [0, 1, null]), 0.5);
     assert.ok(Number.isNaN(classifierAccuracy(logits, 3, [null, null, null])));
+  });
+
+  // The Fréchet distance's factor and eigensolver may take every BLAS thread
+  // while no other job runs (native/src/runtime/blas_gate.h): the BLAS
+  // thread count is process-wide, and forwards promise the same result
+  // whatever runs beside them.
+  it('FD beside forwards: the forwards equal the same forwards alone bit for bit, and FD equals FD alone', async () => {
+    const rng = freshRandom();
+    const [statsA, statsB] = await Promise.all([gaussianStats(wideCloud(rng, 1500, 1024, 0)), gaussianStats(wideCloud(rng, 1500, 1024, 0.1))]);
+    const scale = trace(statsA) + trace(statsB);
+    using unet = await loadModel(fixture('tiny-unet.pt'), { device: 'cpu' });
+    const sets = Array.from({ length: 6 }, () => randomDenoiserInputs(16, [1, 28, 28], rng).tensors());
+    try {
+      const alone: number[][] = [];
+      for (const inputs of sets) {
+        using out = (await unet.forward(...inputs)) as Tensor;
+        alone.push(Array.from((await out.toArray()) as Float32Array));
+      }
+      const fdAlone = await frechetDistance(statsA, statsB);
+      // Forwards issued before, during and after the statistics, two at a time.
+      const beside = frechetDistance(statsA, statsB);
+      const outputs: number[][] = [];
+      for (let i = 0; i < sets.length; i += 2) {
+        const pair = (await Promise.all([unet.forward(...sets[i]!), unet.forward(...sets[i + 1]!)])) as Tensor[];
+        for (const out of pair) {
+          outputs.push(Array.from((await out.toArray()) as Float32Array));
+          out.dispose();
+        }
+      }
+      const fdBeside = await beside;
+      for (let i = 0; i < sets.length; i++) assert.deepEqual(outputs[i], alone[i], `forward ${i} beside FD (seed ${rng.seed})`);
+      // Without every BLAS thread (another job was running) the eigensolver splits its work otherwise: round-off only.
+      assert.ok(Math.abs(fdBeside - fdAlone) <= 1e-12 * scale, `FD ${fdBeside} beside forwards vs ${fdAlone} alone (seed ${rng.seed})`);
+    } finally {
+      for (const t of sets.flat()) t.dispose();
+    }
   });
 
   it('bad input rejects with ERR_INVALID_ARGUMENT naming the problem and the fix', async () => {

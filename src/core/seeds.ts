@@ -38,4 +38,6 @@ export const Streams = {
   moduleNoise: 0x3000_0000n,
   /** A second independent draw per step (dpmpp_sde's second Brownian increment). */
   stepNoiseSecond: 0x4000_0000n,
+  /** Module-output dropout masks (layer skip with dropout below 1). */
+  moduleDropout: 0x5000_0000n,
 } as const;

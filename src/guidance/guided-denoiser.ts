@@ -162,9 +162,15 @@ export class GuidedDenoiser {
       start,
       length,
     }));
-    for (const m of branch.modules ?? []) {
+    for (const [index, m] of (branch.modules ?? []).entries()) {
       if (m.action === 'skip') {
         hooks.push({ modules: m.modules, action: 'skip', start, length });
+      } else if (m.action === 'dropout') {
+        // A fresh mask per model evaluation and module entry (layer skip gives
+        // each module its own, so masks are independent across layers), one
+        // seed per sample: batch-invariant.
+        const seed = this.#seeds.map((s) => mixSeed(mixSeed(s, Streams.moduleDropout + BigInt(evaluation)), BigInt(index)));
+        hooks.push({ modules: m.modules, action: 'dropout', p: m.p, seed, start, length });
       } else {
         // Fresh noise per model evaluation, one seed per sample: batch-invariant.
         const seed = this.#seeds.map((s) => mixSeed(s, Streams.moduleNoise + BigInt(evaluation)));

@@ -112,7 +112,7 @@ function checkSites(denoisers: Map<string, Denoiser>, main: Denoiser, term: Term
     check(branch.model, { sites: a.sites, action: a.action, ...(a.action === 'blur' ? { sigma: a.sigma } : {}) }, a.action);
   }
   for (const m of branch.modules ?? []) {
-    check(branch.model, m.action === 'noise' ? { ...m, seed: 0 } : m, m.action);
+    check(branch.model, m.action === 'skip' ? m : { ...m, seed: 0 }, m.action);
   }
   const degrade = branch.degrade;
   if (degrade?.maskSource) {

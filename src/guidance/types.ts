@@ -31,7 +31,8 @@ export interface BranchAttention {
  */
 export type BranchModule =
   | { modules: SiteSelector; action: 'skip' }
-  | { modules: SiteSelector; action: 'noise'; scale: number };
+  | { modules: SiteSelector; action: 'noise'; scale: number }
+  | { modules: SiteSelector; action: 'dropout'; p: number };
 
 /**
  * The condition a branch sees: the requested one, the null condition, or an

@@ -1,11 +1,12 @@
 /**
  * Module sites and their hooks.
  *
- * The addon's graph pass also tags module outputs (native/src/module_pass.h):
+ * The addon's graph pass also tags module outputs (native/src/jit/module_pass.h):
  * the card's time embedding, and every call of the model's own blocks that
  * takes and returns a tensor. A forward may, per site and batch slice, add
  * seeded Gaussian noise to the output (time-step guidance perturbs the time
- * embedding) or skip the module (output = its input; skip-layer guidance).
+ * embedding), skip the module (output = its input; skip-layer guidance), or
+ * apply seeded dropout to the output (diffusers' layer skip with dropout < 1).
  * The probe forward records each site's shapes: a module can be skipped only
  * when its output has its input's shape.
  */
@@ -33,13 +34,21 @@ export const moduleHookSchema = z
   .object({
     /** Module paths: globs over whole segments (`mid.*`, `down.**`), RegExps, site indices, or a list. */
     modules: selectorSchema,
-    /** noise: add scale · N(0, I) to the output; skip: the output is the module's input. */
-    action: z.enum(['noise', 'skip']),
+    /**
+     * noise: add scale · N(0, I) to the output; skip: the output is the
+     * module's input; dropout: zero each element of the output with chance
+     * `p` and scale the rest by 1 / (1 − p), as torch's dropout in training.
+     */
+    action: z.enum(['noise', 'skip', 'dropout']),
     /** noise: the standard deviation of the added noise (k in emb + k·n). */
     scale: z.number().nonnegative().refine(Number.isFinite, 'must be finite').optional(),
+    /** dropout: the chance that an element is zeroed, in [0, 1) (1 would be skip: use action 'skip'). */
+    p: z.number().min(0).lt(1).optional(),
     /**
-     * noise: one seed (the slice's noise is randn([length, ...], { seed })) or
-     * one per sample of the slice (randn with a seed array: batch-invariant).
+     * noise and dropout: one seed (the slice's random tensor is drawn as
+     * randn([length, ...], { seed }) or, for dropout, torch.rand from a
+     * generator with that seed: an element is zeroed where its draw u < p), or
+     * one per sample of the slice (one generator per sample: batch-invariant).
      */
     seed: z.union([seedSchema, z.array(seedSchema).min(1).readonly()]).optional(),
     /** The batch slice [start, start + length) in samples; default the whole batch. */
@@ -50,12 +59,17 @@ export const moduleHookSchema = z
   .refine((hook) => hook.action !== 'noise' || (hook.scale !== undefined && hook.seed !== undefined), {
     message: 'noise needs scale (a number >= 0) and seed (one, or one per sample of the slice)',
     path: ['scale'],
+  })
+  .refine((hook) => hook.action !== 'dropout' || (hook.p !== undefined && hook.seed !== undefined), {
+    message: 'dropout needs p (the chance an element is zeroed, in [0, 1)) and seed (one, or one per sample of the slice)',
+    path: ['p'],
   });
 
 /**
  * A hook on module outputs for one {@link Model.run}: `modules` (selector),
  * `action` (`'noise'`: add scale·N(0, I); `'skip'`: return the module's
- * input), `scale` and `seed` (noise), `start` and `length` (the batch slice).
+ * input; `'dropout'`: seeded dropout with probability `p`), `scale` (noise),
+ * `p` (dropout), `seed` (noise, dropout), `start` and `length` (the batch slice).
  */
 export type ModuleHook = z.input<typeof moduleHookSchema>;
 
@@ -64,8 +78,9 @@ export interface NativeModuleEntry {
   site: number;
   start: number;
   length: number;
-  action: 'noise' | 'skip';
+  action: 'noise' | 'skip' | 'dropout';
   scale?: number;
+  p?: number;
   seed?: number | bigint | readonly (number | bigint)[];
 }
 
@@ -117,6 +132,8 @@ export function planModuleHooks(hooks: readonly ModuleHook[], sites: readonly Mo
       if (hook.action === 'skip') {
         checkSkippable(site, `hooks[${index}]`);
         entries.push({ site: site.id, start: hook.start, length, action: 'skip' });
+      } else if (hook.action === 'dropout') {
+        entries.push({ site: site.id, start: hook.start, length, action: 'dropout', p: hook.p!, seed: hook.seed! });
       } else {
         entries.push({ site: site.id, start: hook.start, length, action: 'noise', scale: hook.scale!, seed: hook.seed! });
       }

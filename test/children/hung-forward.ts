@@ -4,10 +4,14 @@
 //   sample  sample() on a denoiser that never returns, aborted by a timeout
 //   stuck   one torch thread: hung calls, each aborted once it runs, until
 //           every thread the executor may start is held; then a call and a load
+//   statistics  a Fréchet distance, then one hung call aborted, then the same
+//           distance again: it must not wait for the hung call (it would
+//           like the BLAS alone, but waits a bounded time only)
 // Prints one JSON line of what happened, with times in ms.
 import { join } from 'node:path';
 
 import { liveHandles, loadModel, randn, sample, tensor } from '../../src/index.js';
+import { frechetDistance, type GaussianStats } from '../../src/metrics/statistics.js';
 
 const [mode, hangPath, hangDenoiser] = process.argv.slice(2);
 const fixture = join(import.meta.dirname, '..', '..', 'models', 'fixtures', 'tiny-unet.pt');
@@ -17,6 +21,35 @@ const outcome = (error: unknown) => ({
   cause: ((error as Error).cause as Error | undefined)?.name ?? null,
 });
 const NEVER = 1e15; // additions in hang.pt's loop
+
+if (mode === 'statistics') {
+  // Two Gaussians of 512 dimensions with dense covariances (I + a rank-8 term), from a fixed generator.
+  let state = 12345;
+  const next = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+  const stats = (shift: number): GaussianStats => {
+    const dim = 512;
+    const loadings = Float64Array.from({ length: 8 * dim }, next);
+    const cov = new Float64Array(dim * dim);
+    for (let i = 0; i < dim; i++) {
+      for (let j = 0; j < dim; j++) {
+        let v = i === j ? 1 : 0;
+        for (let f = 0; f < 8; f++) v += loadings[f * dim + i]! * loadings[f * dim + j]!;
+        cov[i * dim + j] = v;
+      }
+    }
+    return { dim, count: 10_000, mean: new Float64Array(dim).fill(shift), cov };
+  };
+  const [a, b] = [stats(0), stats(0.1)];
+  const before = await frechetDistance(a, b);
+  const model = await loadModel(hangPath!, { device: 'cpu' });
+  const hung = model.call('forward', [randn([1], { seed: 0 }), NEVER], { signal: AbortSignal.timeout(300) }).then(() => 'resolved', outcome);
+  while (liveHandles().jobs < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+  const started = performance.now();
+  const after = await frechetDistance(a, b);
+  const fdMs = performance.now() - started;
+  console.log(JSON.stringify({ before, after, fdMs, hung: await hung, exitAt: Date.now() }));
+  process.exit(0);
+}
 
 if (mode === 'call' || mode === 'stuck') {
   const model = await loadModel(hangPath!, { device: 'cpu' });

@@ -5,9 +5,11 @@ export interface ModuleReferenceEntry {
   path: string;
   start: number;
   length: number;
-  action: 'noise' | 'skip';
+  action: 'noise' | 'skip' | 'dropout';
   scale?: number;
-  /** noise: one seed for the slice, or one per sample (perSample). */
+  /** dropout: the chance an element is zeroed. */
+  p?: number;
+  /** noise, dropout: one seed for the slice, or one per sample (perSample). */
   seeds?: (number | bigint)[];
   perSample?: boolean;
 }

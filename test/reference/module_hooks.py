@@ -6,7 +6,7 @@ Usage:
 
 SPEC.json: {"model": "tiny-unet" | "attn-zoo", "x": file, "t": file, "label": file,
             "batch": B, "entries": [{"path": "time_embed", "start": s, "length": n,
-                                     "action": "noise" | "skip", "scale": 0.5,
+                                     "action": "noise" | "skip" | "dropout", "scale": 0.5, "p": 0.3,
                                      "seeds": ["123", ...], "perSample": true}]}
 x, t, label are raw little-endian files: float32 [B, *sampleShape], float32 [B], int64 [B].
 
@@ -15,7 +15,10 @@ the weights of its .pt file and perturbs module outputs with PyTorch's own
 forward hooks (register_forward_hook), for the samples [start, start+length):
 noise adds scale * n, n drawn here from torch.Generator seeded with the
 entry's seeds (one generator for the slice's whole noise tensor, or one per
-sample when perSample); skip returns the module's first tensor argument.
+sample when perSample); skip returns the module's first tensor argument;
+dropout zeroes the elements whose torch.rand draw (from the same generators)
+is below p and scales the rest by 1 / (1 - p), as torch's dropout in
+training mode defines it.
 Writes the output (float32) to OUT.bin.
 """
 import json
@@ -40,11 +43,20 @@ def randn(seed: int, shape) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float32)
 
 
-def noise_for(entry, sample_shape) -> torch.Tensor:
+def rand(seed: int, shape) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=generator, dtype=torch.float32)
+
+
+def noise_for(entry, sample_shape, draw=randn) -> torch.Tensor:
     seeds = [int(s) for s in entry["seeds"]]
     if entry["perSample"]:
-        return torch.stack([randn(s, sample_shape) for s in seeds])
-    return randn(seeds[0], [entry["length"], *sample_shape])
+        return torch.stack([draw(s, sample_shape) for s in seeds])
+    return draw(seeds[0], [entry["length"], *sample_shape])
+
+
+def dropout(values: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    return values * keep.to(values.dtype) / (1.0 - p)
 
 
 def hook_for(entry):
@@ -55,6 +67,10 @@ def hook_for(entry):
         if entry["action"] == "noise":
             noise = noise_for(entry, list(output.shape[1:]))
             output[s] = output[s] + float(entry["scale"]) * noise
+        elif entry["action"] == "dropout":
+            p = float(entry["p"])
+            keep = noise_for(entry, list(output.shape[1:]), draw=rand) >= p
+            output[s] = dropout(output[s], keep, p)
         else:
             first = next(a for a in args if isinstance(a, torch.Tensor))
             assert first.shape == output.shape, (first.shape, output.shape)

@@ -9,6 +9,7 @@
 
 #include "napi/js_convert.h"
 #include "ops/feature_statistics.h"
+#include "runtime/blas_gate.h"
 #include "runtime/js_errors.h"
 #include "runtime/promise_worker.h"
 
@@ -136,7 +137,10 @@ Napi::Value FrechetDistanceJs(const Napi::CallbackInfo& info) {
     auto terms = std::make_shared<FrechetTerms>();
     return Run(
         env, Arg(info, 2),
-        [stats, terms](const StopFlag*) { *terms = FrechetDistance(stats[0], stats[1], stats[2], stats[3]); },
+        [stats, terms](const StopFlag*) { 
+          *terms = FrechetDistance(stats[0], stats[1], stats[2], stats[3],
+                                   [](const std::function<void()>& call) { WithEveryBlasThread(call); });
+        },
         [terms](Napi::Env env) -> Napi::Value {
           Napi::Object result = Napi::Object::New(env);
           result.Set("distance", terms->distance);

@@ -20,7 +20,8 @@ HookAction ParseAction(const std::string& name) {
 ModuleAction ParseModuleAction(const std::string& name) {
   if (name == "noise") return ModuleAction::kNoise;
   if (name == "skip") return ModuleAction::kSkip;
-  throw Error(code::kInvalidArgument, "unknown module hook action '" + name + "'. Use noise or skip.");
+  if (name == "dropout") return ModuleAction::kDropout;
+  throw Error(code::kInvalidArgument, "unknown module hook action '" + name + "'. Use noise, skip or dropout.");
 }
 
 Napi::Array EntryList(const Napi::Object& plan, const char* key) {
@@ -68,8 +69,22 @@ HookEntry ParseAttentionEntry(const Napi::Object& item, const std::vector<Attent
   return entry;
 }
 
-// noise: `seed` is one seed (the slice's noise as one randn draw) or an
-// array with one per sample of the slice.
+// The seed of a noise or dropout entry: one (the slice's random tensor as
+// one randn or rand draw), or an array with one per sample of the slice.
+void ParseSeeds(const Napi::Value& seed, ModuleHookEntry& entry) {
+  entry.perSampleSeeds = seed.IsArray();
+  if (!entry.perSampleSeeds) {
+    entry.seeds.push_back(ToSeed(seed, "module entry seed"));
+    return;
+  }
+  Napi::Array seeds = seed.As<Napi::Array>();
+  if (static_cast<int64_t>(seeds.Length()) != entry.length) {
+    throw Error(code::kInvalidArgument, "a module entry has " + std::to_string(seeds.Length()) + " seeds for a slice of " +
+                                            std::to_string(entry.length) + " samples; give one per sample.");
+  }
+  for (uint32_t i = 0; i < seeds.Length(); ++i) entry.seeds.push_back(ToSeed(seeds.Get(i), "module entry seed[i]"));
+}
+
 ModuleHookEntry ParseModuleEntry(const Napi::Object& item, const std::vector<ModuleSite>& sites, int64_t batch) {
   ModuleHookEntry entry;
   entry.site = ToInt64(item.Get("site"), "module entry site");
@@ -87,19 +102,14 @@ ModuleHookEntry ParseModuleEntry(const Napi::Object& item, const std::vector<Mod
     if (!(entry.scale >= 0) || std::isinf(entry.scale)) {
       throw Error(code::kInvalidArgument, "noise scale must be a finite number >= 0.");
     }
-    Napi::Value seed = item.Get("seed");
-    entry.perSampleSeeds = seed.IsArray();
-    if (entry.perSampleSeeds) {
-      Napi::Array seeds = seed.As<Napi::Array>();
-      if (static_cast<int64_t>(seeds.Length()) != entry.length) {
-        throw Error(code::kInvalidArgument, "noise has " + std::to_string(seeds.Length()) + " seeds for a slice of " +
-                                                std::to_string(entry.length) + " samples; give one per sample.");
-      }
-      for (uint32_t i = 0; i < seeds.Length(); ++i) entry.seeds.push_back(ToSeed(seeds.Get(i), "noise seed[i]"));
-    } else {
-      entry.seeds.push_back(ToSeed(seed, "noise seed"));
+  }
+  if (entry.action == ModuleAction::kDropout) {
+    entry.probability = ToDouble(item.Get("p"), "module entry p");
+    if (!(entry.probability >= 0 && entry.probability < 1)) {
+      throw Error(code::kInvalidArgument, "dropout p must be at least 0 and below 1 (1 is skip).");
     }
   }
+  if (entry.action != ModuleAction::kSkip) ParseSeeds(item.Get("seed"), entry);
   return entry;
 }
 

@@ -276,7 +276,7 @@ GaussianMoments FeatureMoments(const at::Tensor& features, const std::string& wh
 }
 
 FrechetTerms FrechetDistance(const at::Tensor& mean1, const at::Tensor& cov1, const at::Tensor& mean2,
-                             const at::Tensor& cov2) {
+                             const at::Tensor& cov2, const BlasRunner& runBlas) {
   const int64_t d = mean1.dim() == 1 ? mean1.size(0) : -1;
   if (d < 1) Invalid("the first mean: needs a vector of dim >= 1 values; got shape " + c10::str(mean1.sizes()) + ".");
   at::Tensor m1 = Float64Vector(mean1, d, "the first mean");
@@ -287,7 +287,14 @@ FrechetTerms FrechetDistance(const at::Tensor& mean1, const at::Tensor& cov1, co
   terms.meanTerm = (m1 - m2).square().sum().item<double>();
   terms.traceCov1 = s1.trace().item<double>();
   terms.traceCov2 = s2.trace().item<double>();
-  terms.traceSqrtProduct = TraceSqrtProduct(s1, s2, &terms.method);
+  // The factor, the products and the eigensolver are the whole cost: the
+  // caller may give them every BLAS thread.
+  const auto trace = [&] { terms.traceSqrtProduct = TraceSqrtProduct(s1, s2, &terms.method); };
+  if (runBlas) {
+    runBlas(trace);
+  } else {
+    trace();
+  }
   terms.distance = terms.meanTerm + terms.traceCov1 + terms.traceCov2 - 2 * terms.traceSqrtProduct;
   return terms;
 }

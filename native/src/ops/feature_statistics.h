@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace tg {
@@ -43,11 +44,17 @@ struct FrechetTerms {
   std::string method;
 };
 
+// Runs the part of a computation that is matrix factorisations and products.
+// The caller may run it with more BLAS threads than a job usually gets (the
+// Node binding passes runtime/blas_gate.h's WithEveryBlasThread); by default
+// it just runs.
+using BlasRunner = std::function<void(const std::function<void()>&)>;
+
 // The Fréchet distance between N(mean1, cov1) and N(mean2, cov2). The
 // covariances must be symmetric (FeatureMoments' are, exactly).
 // ERR_INVALID_ARGUMENT for mismatched shapes or non-finite values.
 FrechetTerms FrechetDistance(const at::Tensor& mean1, const at::Tensor& cov1, const at::Tensor& mean2,
-                             const at::Tensor& cov2);
+                             const at::Tensor& cov2, const BlasRunner& runBlas = nullptr);
 
 // Rows per block of a [rows, others] distance block: about 64 MB of float64.
 int64_t DefaultBlockRows(int64_t others);

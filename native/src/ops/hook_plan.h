@@ -32,8 +32,10 @@ struct SiteShape {
 };
 
 // Module outputs (jit/module_pass.h): add seeded Gaussian noise (time-step
-// guidance) or replace the output by the module's input (skip-layer guidance).
-enum class ModuleAction { kNoise, kSkip };
+// guidance), replace the output by the module's input (skip-layer guidance),
+// or drop elements of the output at random as dropout does (diffusers'
+// LayerSkipConfig with dropout below 1).
+enum class ModuleAction { kNoise, kSkip, kDropout };
 
 struct ModuleHookEntry {
   int64_t site = 0;
@@ -41,8 +43,10 @@ struct ModuleHookEntry {
   int64_t length = 0;  // samples in the slice
   ModuleAction action = ModuleAction::kNoise;
   double scale = 0;    // noise: the standard deviation added
-  // noise: one seed for the slice's noise tensor, or one per sample
-  // (perSampleSeeds); drawn as randn() draws them (seeded_noise.h).
+  double probability = 0;  // dropout: the chance that an element is zeroed
+  // noise and dropout: one seed for the slice's random tensor, or one per
+  // sample (perSampleSeeds); drawn as randn() and rand() draw them
+  // (seeded_noise.h).
   std::vector<uint64_t> seeds;
   bool perSampleSeeds = false;
 };

@@ -13,13 +13,14 @@ namespace tg {
 
 namespace {
 
-// The slice's noise, as randn([length, ...sample shape], seed) draws it.
-at::Tensor SliceNoise(const ModuleHookEntry& entry, const at::Tensor& slice) {
+// The slice's random tensor, as randn([length, ...sample shape], seed)
+// draws it (rand when `uniform`).
+at::Tensor SliceNoise(const ModuleHookEntry& entry, const at::Tensor& slice, bool uniform) {
   std::vector<int64_t> shape{entry.length};
   int64_t rows = slice.size(0) / entry.length;
   if (rows != 1) shape.push_back(rows);
   shape.insert(shape.end(), slice.sizes().begin() + 1, slice.sizes().end());
-  at::Tensor noise = SeededNoise(entry.seeds, entry.perSampleSeeds, shape).reshape(slice.sizes());
+  at::Tensor noise = (uniform ? SeededUniform : SeededNoise)(entry.seeds, entry.perSampleSeeds, shape).reshape(slice.sizes());
   if (slice.is_cuda()) {
     // From pinned memory without blocking, as Tensor uploads do (napi/tensor.cpp):
     // a pageable copy would make this thread wait for the GPU mid-forward.
@@ -52,7 +53,12 @@ at::Tensor ModuleOut(const at::Tensor& x, const at::Tensor& input, int64_t site)
     }
     at::Tensor slice = result.narrow(0, entry.start * rows, entry.length * rows);
     if (entry.action == ModuleAction::kNoise) {
-      slice.add_(SliceNoise(entry, slice), entry.scale);
+      slice.add_(SliceNoise(entry, slice, /*uniform=*/false), entry.scale);
+    } else if (entry.action == ModuleAction::kDropout) {
+      // As torch's dropout in training: an element is zeroed where its
+      // uniform draw u < p, the rest scaled by 1 / (1 - p).
+      at::Tensor keep = SliceNoise(entry, slice, /*uniform=*/true).ge(entry.probability);
+      slice.mul_(keep.to(slice.scalar_type()).div_(1 - entry.probability));
     } else {
       // (A call without a tensor argument passes `x` as `input`; ParsePlan
       // refuses skip on such sites.)

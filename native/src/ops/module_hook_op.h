@@ -7,7 +7,8 @@
 namespace tg {
 
 // Returns `x` unless the thread's plan has entries for `site`; then a copy of
-// `x` whose planned slices have noise added or are replaced by `input`.
+// `x` whose planned slices have noise added, elements dropped, or are
+// replaced by `input`.
 at::Tensor ModuleOut(const at::Tensor& x, const at::Tensor& input, int64_t site);
 
 }  // namespace tg

@@ -30,6 +30,9 @@ bool Settable() {
   return api.openblasSetNumThreads != nullptr && api.openblasGetNumThreads != nullptr && api.threading == "pthreads";
 }
 
+// The count the policy asks for; the caller holds the mutex.
+int Wanted(const Policy& policy) { return policy.setting > 0 ? policy.setting : std::max(1, policy.budget / policy.jobs); }
+
 }  // namespace
 
 void ConfigureBlasThreads(int setting, int budget, int jobs) {
@@ -39,10 +42,35 @@ void ConfigureBlasThreads(int setting, int budget, int jobs) {
   if (budget >= 1) policy.budget = budget;
   if (jobs >= 1) policy.jobs = jobs;
   if (!Settable() || policy.setting < 0) return;
-  int want = policy.setting > 0 ? policy.setting : std::max(1, policy.budget / policy.jobs);
+  int want = Wanted(policy);
   const BlasApi& api = Blas();
   // Read back rather than cached: anything else in the process may set it too.
   if (api.openblasGetNumThreads() != want) api.openblasSetNumThreads(want);
+}
+
+int BlasThreadBudget() {
+  if (!Settable()) return 0;
+  Policy& policy = State();
+  std::lock_guard<std::mutex> lock(policy.mutex);
+  return policy.setting == 0 ? policy.budget : 0;
+}
+
+int BlasThreadsPerJob() {
+  if (!Settable()) return 0;
+  Policy& policy = State();
+  std::lock_guard<std::mutex> lock(policy.mutex);
+  return policy.setting < 0 ? 0 : Wanted(policy);
+}
+
+BlasThreadOverride::BlasThreadOverride(int threads) {
+  if (Settable() && threads >= 1) Blas().openblasSetNumThreads(threads);
+}
+
+BlasThreadOverride::~BlasThreadOverride() {
+  if (!Settable()) return;
+  Policy& policy = State();
+  std::lock_guard<std::mutex> lock(policy.mutex);
+  if (policy.setting >= 0) Blas().openblasSetNumThreads(Wanted(policy));
 }
 
 std::string BlasThreadControl() {

@@ -31,4 +31,23 @@ void ConfigureBlasThreads(int setting, int budget, int jobs);
 // OpenMP intra-op count), or "none" (this BLAS cannot be set from here).
 std::string BlasThreadControl();
 
+// The threads the automatic setting shares out among jobs (torch's intra-op
+// count), or 0 when the count is not automatic here (fixed by the user, left
+// to the environment, or a BLAS this cannot set).
+int BlasThreadBudget();
+
+// The count each job's BLAS calls get now, or 0 when not set here.
+int BlasThreadsPerJob();
+
+// Sets the count to `threads` for its lifetime, then back to the policy's.
+// Only for a caller that has the BLAS alone (blas_gate.h): every other
+// caller would see the changed count.
+class BlasThreadOverride {
+ public:
+  explicit BlasThreadOverride(int threads);
+  ~BlasThreadOverride();
+  BlasThreadOverride(const BlasThreadOverride&) = delete;
+  BlasThreadOverride& operator=(const BlasThreadOverride&) = delete;
+};
+
 }  // namespace tg

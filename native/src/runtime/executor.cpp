@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "runtime/blas_gate.h"
 
 namespace tg {
 
@@ -98,7 +99,10 @@ struct Executor {
       if (stopped) continue;
       task.state->phase = TaskState::Phase::kRunning;
       lock.unlock();
-      task.run();
+      {
+        BlasGateScope gate;
+        task.run();
+      }
       lock.lock();
       task.state->phase = TaskState::Phase::kFinished;
       if (task.state->abandoned) --abandonedRunning;

@@ -4,7 +4,8 @@
  * the main model itself):
  *
  *   'block'             the whole block returns its input (diffusers' skip_attention + skip_ff)
- *   'attention'         each attention module inside the block returns its input
+ *   'attention'         each self-attention module inside the block returns its input
+ *                       (cross-attention is kept, as diffusers keeps it)
  *   'attention-scores'  each self-attention inside uses the identity map: output = V
  *                       (diffusers' skip_attention_scores; PAG's perturbation)
  *   'feed-forward'      each feed-forward module inside returns its input
@@ -15,11 +16,19 @@
  * names ff, mlp, feed_forward, ffn); attention modules are the ones that
  * hold an attention site. Skipping a module needs its output to have its
  * input's shape (model.moduleSites says which do).
+ *
+ * `dropout` below 1 keeps those modules but drops their outputs at random
+ * instead, as diffusers does: each element is zeroed with that chance and
+ * the rest scaled by 1 / (1 − dropout) (torch's dropout in training mode),
+ * with a fresh mask per model evaluation, module and sample (seeded from the
+ * sample's seed: a sample's result does not depend on its batch). 0 keeps
+ * the outputs whole; 1 (the default) is the skip above. Not with
+ * 'attention-scores', which has no output to drop (diffusers refuses it too).
  */
 import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
-import type { SiteSelector } from '../../hooks/attention.js';
+import type { AttentionSite, SiteSelector } from '../../hooks/attention.js';
 import { selectSites, selectorSchema, selectorText } from '../../hooks/site-selectors.js';
 import type { Branch, BranchAttention, BranchModule, StrategyContext } from '../types.js';
 import { resolveSites, sitesSchema } from './selectors.js';
@@ -40,6 +49,8 @@ export const layerSkipFields = {
   skip: z.union([z.literal('block'), skipPartSchema, z.array(skipPartSchema).min(1).readonly()]).default('block'),
   /** 'feed-forward': the module paths that are feed-forwards (matched inside the blocks). */
   feedForward: selectorSchema.default([...FEED_FORWARD_NAMES]),
+  /** The chance each element of a skipped part's output is dropped: 1 (default) skips the part, below 1 is dropout. */
+  dropout: z.number().min(0).max(1).default(1),
 };
 
 /** diffusers refuses skipping attention and its scores together: the second would have nothing to act on. */
@@ -52,12 +63,28 @@ export const skipPartsIssue = {
   path: ['skip'],
 };
 
+/** Attention scores have no output to drop: dropout below 1 needs the other parts (diffusers refuses it too). */
+export function dropoutCompatible(options: { skip?: unknown; dropout?: unknown }): boolean {
+  const parts = Array.isArray(options.skip) ? options.skip : [options.skip];
+  return !(typeof options.dropout === 'number' && options.dropout < 1 && parts.includes('attention-scores'));
+}
+
+export const dropoutIssue = {
+  message: "dropout below 1 cannot apply to 'attention-scores' (the identity map has no output to drop). Fix: skip 'attention' instead, or set dropout to 1",
+  path: ['dropout'],
+};
+
 /** The zod schema of {@link LayerSkipOptions}. */
-export const layerSkipSchema = z.object(layerSkipFields).strict().refine(skipPartsCompatible, skipPartsIssue);
+export const layerSkipSchema = z
+  .object(layerSkipFields)
+  .strict()
+  .refine(skipPartsCompatible, skipPartsIssue)
+  .refine(dropoutCompatible, dropoutIssue);
 
 /**
  * Which layers a skip removes: `blocks` (module selector), `skip` (`'block'`, or a {@link SkipPart} or a
- * list of them) and `feedForward` (the module paths that count as feed-forwards).
+ * list of them), `feedForward` (the module paths that count as feed-forwards) and `dropout` (1, the
+ * default, skips; below 1 drops that fraction of the parts' output elements at random instead).
  */
 export type LayerSkipOptions = z.input<typeof layerSkipSchema>;
 export type LayerSkip = z.output<typeof layerSkipSchema>;
@@ -83,29 +110,33 @@ export function layerSkipPerturbation(
   const at = (key: string) => `invalid ${name} options: ${field ? `${field}.` : ''}${key}`;
   config = { ...config, blocks: resolveSites(config.blocks as SiteSelector, name, context) as LayerSkip['blocks'] };
   const parts: readonly ('block' | SkipPart)[] = typeof config.skip === 'string' ? [config.skip] : config.skip;
-  if (parts.includes('block')) return { modules: [{ modules: config.blocks as SiteSelector, action: 'skip' }] };
+  const drop = config.dropout < 1;
   const blocks = selectSites(config.blocks as SiteSelector, context.moduleSites).map((s) => s.path.replace(/#\d+$/, ''));
-  if (blocks.length === 0) {
-    throw new TorchGuidanceError(
-      ErrorCodes.NO_MATCHING_SITE,
-      `${at('blocks')}: ${selectorText(config.blocks as SiteSelector)} matches no module of the model ` +
-        `(its modules: ${context.moduleSites.map((s) => s.path).join(', ') || 'none'}).`,
-    );
+  if (parts.includes('block')) {
+    if (!drop) return { modules: [{ modules: config.blocks as SiteSelector, action: 'skip' }] };
+    requireBlocks(blocks, config, context, at);
+    return { modules: dropouts(unique(blocks), config.dropout) };
   }
+  requireBlocks(blocks, config, context, at);
   const inBlocks = (path: string) => blocks.some((block) => within(path, block));
   const attention: BranchAttention[] = [];
   const modules: BranchModule[] = [];
   for (const part of parts) {
     if (part === 'attention' || part === 'attention-scores') {
-      const sites = context.attentionSites.filter((s) => inBlocks(s.path) && (part === 'attention' || s.selfAttention !== false));
+      // Self-attention only, for both parts: diffusers keeps cross-attention.
+      const sites = context.attentionSites.filter((s) => inBlocks(s.path) && s.selfAttention !== false);
       if (sites.length === 0) {
         throw new TorchGuidanceError(
           ErrorCodes.INVALID_OPTION,
-          `${at('skip')}: '${part}', but the blocks ${blocks.join(', ')} hold no ${part === 'attention' ? '' : 'self-'}attention site ` +
-            `(the model's: ${context.attentionSites.map((s) => s.path).join(', ') || 'none'}). Fix: choose blocks with attention, or skip 'block'.`,
+          `${at('skip')}: '${part}', but the blocks ${blocks.join(', ')} hold no self-attention site ` +
+            `(the model's: ${context.attentionSites.map((s) => s.path).join(', ') || 'none'}). Fix: choose blocks with self-attention, or skip 'block'.`,
         );
       }
-      attention.push({ sites: unique(sites.map((s) => s.path)), action: part === 'attention' ? 'skip' : 'identity' });
+      if (drop) {
+        modules.push(...dropouts(unique(sites.map((s) => attentionModule(s, context, at))), config.dropout));
+      } else {
+        attention.push({ sites: unique(sites.map((s) => s.path)), action: part === 'attention' ? 'skip' : 'identity' });
+      }
     } else {
       const candidates = selectSites(config.feedForward as SiteSelector, context.moduleSites);
       const feedForwards = candidates.filter((s) => inBlocks(s.path) && !blocks.includes(s.path.replace(/#\d+$/, '')));
@@ -116,8 +147,39 @@ export function layerSkipPerturbation(
             `${blocks.join(', ')}. Fix: name the feed-forward modules (model.moduleSites lists the paths).`,
         );
       }
-      modules.push({ modules: unique(feedForwards.map((s) => s.path)), action: 'skip' });
+      const paths = unique(feedForwards.map((s) => s.path));
+      modules.push(...(drop ? dropouts(paths, config.dropout) : [{ modules: paths, action: 'skip' as const }]));
     }
   }
   return { ...(attention.length ? { attention } : {}), ...(modules.length ? { modules } : {}) };
+}
+
+function requireBlocks(blocks: string[], config: LayerSkip, context: StrategyContext, at: (key: string) => string): void {
+  if (blocks.length > 0) return;
+  throw new TorchGuidanceError(
+    ErrorCodes.NO_MATCHING_SITE,
+    `${at('blocks')}: ${selectorText(config.blocks as SiteSelector)} matches no module of the model ` +
+      `(its modules: ${context.moduleSites.map((s) => s.path).join(', ') || 'none'}).`,
+  );
+}
+
+/** One dropout entry per module, so each draws its own mask (the engine seeds them by position). */
+const dropouts = (paths: readonly string[], p: number): BranchModule[] => paths.map((path) => ({ modules: path, action: 'dropout', p }));
+
+/**
+ * The module whose output an attention site's dropout drops: the innermost
+ * module site around it (the attention module itself where the graph pass
+ * tagged it, as diffusers drops the attention processor's output).
+ */
+function attentionModule(site: AttentionSite, context: StrategyContext, at: (key: string) => string): string {
+  const segments = site.path.replace(/#\d+$/, '').split('.');
+  for (let end = segments.length; end > 0; end--) {
+    const path = segments.slice(0, end).join('.');
+    if (context.moduleSites.some((m) => m.path.replace(/#\d+$/, '') === path)) return path;
+  }
+  throw new TorchGuidanceError(
+    ErrorCodes.INVALID_OPTION,
+    `${at('dropout')}: the attention ${site.path} has no module output to drop (the graph pass tags the model's own ` +
+      "modules that take and return a tensor). Fix: drop whole blocks (skip: 'block'), or set dropout to 1.",
+  );
 }

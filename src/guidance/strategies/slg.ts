@@ -17,18 +17,19 @@ import type { z } from 'zod';
 import { guidanceScale, scheduledSchema } from '../options.js';
 import type { Strategy } from '../types.js';
 import { defineStrategy } from './define.js';
-import { layerSkipFields, layerSkipPerturbation, skipPartsCompatible, skipPartsIssue } from './layer-skip.js';
+import { dropoutCompatible, dropoutIssue, layerSkipFields, layerSkipPerturbation, skipPartsCompatible, skipPartsIssue } from './layer-skip.js';
 
 /** The zod schema of {@link SlgOptions}. */
-export const slgSchema = scheduledSchema({ scale: guidanceScale.default(3), ...layerSkipFields }, { start: 0.01, stop: 0.2 }).refine(
-  skipPartsCompatible,
-  skipPartsIssue,
-);
+export const slgSchema = scheduledSchema({ scale: guidanceScale.default(3), ...layerSkipFields }, { start: 0.01, stop: 0.2 })
+  .refine(skipPartsCompatible, skipPartsIssue)
+  .refine(dropoutCompatible, dropoutIssue);
 
 /**
  * Options of {@link slg}: `scale` (s, default 3), `blocks` (module selector,
  * default `'**.mid.*'`), `skip` (what of each block is skipped: `'block'`,
- * `'attention'`, `'attention-scores'`, `'feed-forward'`, or a list), and the
+ * `'attention'`, `'attention-scores'`, `'feed-forward'`, or a list),
+ * `dropout` (1, the default, skips; below 1 drops that fraction of their
+ * output elements at random instead, as diffusers' LayerSkipConfig), and the
  * scheduling options (`enabled`, `start` and `stop` default 0.01 and 0.2,
  * `window`).
  */
@@ -39,12 +40,12 @@ export type SlgOptions = z.input<typeof slgSchema>;
  * negative branch skips the chosen blocks, for part of the run.
  */
 export function slg(options: SlgOptions = {}): Strategy {
-  return defineStrategy('slg', slgSchema, options, ({ scale, blocks, skip, feedForward }) => ({
+  return defineStrategy('slg', slgSchema, options, ({ scale, blocks, skip, feedForward, dropout }) => ({
     terms: (context) => [
       {
-        label: `slg(s=${scale})`,
+        label: `slg(s=${scale}${dropout < 1 ? `, dropout=${dropout}` : ''})`,
         positive: { model: 'main', condition: 'given' },
-        negative: { model: 'main', condition: 'given', ...layerSkipPerturbation('slg', '', { blocks, skip, feedForward }, context) },
+        negative: { model: 'main', condition: 'given', ...layerSkipPerturbation('slg', '', { blocks, skip, feedForward, dropout }, context) },
         scale: () => scale,
       },
     ],
