@@ -180,6 +180,31 @@ describe('layer skipping in part: slg and autoguidance from the main model (tiny
       }
     }));
 
+  it("skip 'attention' keeps cross-attention, as diffusers does (attn-zoo: two self-attention blocks and a cross-attention one)", async () => {
+    using zoo = await loadModel(fixture('attn-zoo.pt'), { device: 'cpu' });
+    const context = (strategy: ReturnType<typeof slg>) =>
+      strategy.terms({
+        conditional: true,
+        strategies: [strategy],
+        conditioning: 'class',
+        sampleShape: [1, 8, 16],
+        attentionSites: zoo.attentionSites,
+        moduleSites: zoo.moduleSites,
+      })[0]!.negative;
+    const selfOnly = context(slg({ blocks: 'blocks.*', skip: 'attention' }));
+    assert.deepEqual(selfOnly.attention, [{ sites: ['blocks.0', 'blocks.1'], action: 'skip' }]);
+    const dropped = context(slg({ blocks: 'blocks.*', skip: 'attention', dropout: 0.5 }));
+    assert.deepEqual(
+      dropped.modules?.map((m) => m.modules),
+      ['blocks.0', 'blocks.1'],
+      'dropout on each self-attention module, one entry each',
+    );
+    assert.throws(
+      () => context(slg({ blocks: 'blocks.2', skip: 'attention' })),
+      (error: unknown) => isTorchGuidanceError(error, ErrorCodes.INVALID_OPTION) && /no self-attention site/.test(error.message),
+    );
+  });
+
   it('refuses bad layer-skip options, naming the field', () => {
     const cond = randomLabels(freshRandom());
     const refuses = (make: () => unknown, code: string, pattern: RegExp, what: string) =>

@@ -2,7 +2,7 @@
  * The BLAS thread count from JS: setBlasThreads(), and how many chunks
  * `parallel: 'auto'` may run at once given the BLAS (splitThreads). The
  * count itself is kept natively, for the whole process
- * (native/src/blas_threads.h), so worker threads see one setting.
+ * (native/src/runtime/blas_threads.h), so worker threads see one setting.
  */
 import { ErrorCodes, TorchGuidanceError } from './errors.js';
 import { type BlasInfo, native } from './native/binding.js';
@@ -52,7 +52,7 @@ export function autoSplitThreads(): number {
  * Why: each chunk runs as its own job, and a BLAS with a thread pool of its
  * own (OpenBLAS built with pthreads) gives every calling job its thread count.
  * Under the default 'auto' BLAS control that count is the budget divided by
- * the torch threads (native/src/blas_threads.h), so the split never passes the
+ * the torch threads (native/src/runtime/blas_threads.h), so the split never passes the
  * budget. Where the count is set otherwise ('fixed' by setBlasThreads or
  * TORCH_GUIDANCE_BLAS_THREADS, 'external' by OPENBLAS_NUM_THREADS), K chunks
  * run K times that many BLAS threads, so only floor(budget / threads) chunks

@@ -26,7 +26,7 @@
  *   a share of the machine's memory ("50%"). Default 75 % of the physical
  *   memory (or of the cgroup's limit, when lower).
  * - TORCH_GUIDANCE_EXIT_WAIT_MS: how long process exit waits, in all, for
- *   native jobs still running (default 60000); see native/src/inflight.h.
+ *   native jobs still running (default 60000); see native/src/runtime/inflight.h.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';

@@ -4,7 +4,7 @@
  * The addon finds every attention site of a model's forward at load (softmax
  * attention written out in any of the ways real code writes it, fused
  * scaled_dot_product_attention, fused nn.MultiheadAttention) and wraps it in
- * hook ops (native/src/attention_pass.h); it reports every softmax and fused
+ * hook ops (native/src/jit/attention_pass.h); it reports every softmax and fused
  * attention op it saw, with the reason for those it left alone
  * (AttentionCandidate). A probe forward then
  * records each site's shape, from which the query grid and the self/cross

@@ -1,4 +1,4 @@
-/** Types of the native Tensor handle (native/src/tensor.h). */
+/** Types of the native Tensor handle (native/src/napi/tensor.h). */
 
 /** The dtype table: each name and the TypedArray that carries its bytes. */
 export type Dtype =
