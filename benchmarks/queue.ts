@@ -38,7 +38,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import { startRedisServer } from '../test/helpers/redis-server.js';
-import { argv, flag, machineFor, median } from './cli.js';
+import { argv, blasFor, flag, machineFor, median } from './cli.js';
 
 const root = join(import.meta.dirname, '..');
 const MAIN = join(root, 'src', 'cli', 'main.ts');
@@ -231,6 +231,7 @@ try {
 Command: \`npx tsx benchmarks/queue.ts ${argv.join(' ')}\`
 Date: ${new Date().toISOString()}
 Machine: ${machineFor('cpu')}; ${cores} cores
+${blasFor()}  
 Run: ${model}, --guidance ${guidance}, ${steps} steps, ${count} samples in ${shards} shards of ${shardSize}, batch ${batchSize}, --parallel ${parallel}, --format ${format}
 Threads: processes × torch threads × intra-op threads each (TORCH_GUIDANCE_JOB_THREADS × TORCH_GUIDANCE_INTRAOP_THREADS).
 
