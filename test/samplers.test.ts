@@ -141,7 +141,12 @@ describe('stochastic samplers: batch invariance', function () {
       const one = (await alone.images.toArray()) as Float32Array;
       alone.images.dispose();
       const error = relativeError(one, all.subarray(i * size, (i + 1) * size));
-      assert.ok(error < 1e-5, `sample ${i} alone vs in the batch: relative error ${error} (seed ${rng.seed})`);
+      // Alone, a sample's forward has other shapes than in the batch (2 rows
+      // against chunks of the 12), so the convolutions round otherwise, and
+      // the ancestral and SDE steps carry that round-off on with their noise:
+      // up to 4e-5 was seen across runs. Noise drawn per batch instead of per
+      // sample moves a sample by its whole noise (the neighbour check below: > 1e-2).
+      assert.ok(error < 1e-4, `sample ${i} alone vs in the batch: relative error ${error} (seed ${rng.seed})`);
       const neighbour = relativeError(one, all.subarray((i - 1) * size, i * size));
       assert.ok(neighbour > 1e-2, `sample ${i} vs its neighbour: ${neighbour} (seed ${rng.seed})`);
     });
