@@ -30,11 +30,16 @@ function selfAndAncestors(path: string): string[] {
   return segments.map((_, i) => segments.slice(0, segments.length - i).join('.'));
 }
 
-/** The module skip that removes an attention site's contribution (see above), or an error naming the fix. */
-function skipOwner(site: AttentionSite, moduleSites: readonly ModuleSite[], index: number): ModuleSite {
-  const owners = selfAndAncestors(ownerPath(site))
+/** The module sites around an attention site, innermost first: its own module, then the blocks that hold it. */
+export function enclosingModules(site: AttentionSite, moduleSites: readonly ModuleSite[]): ModuleSite[] {
+  return selfAndAncestors(ownerPath(site))
     .map((path) => moduleSites.find((m) => m.path === path))
     .filter((m): m is ModuleSite => m !== undefined);
+}
+
+/** The module skip that removes an attention site's contribution (see above), or an error naming the fix. */
+function skipOwner(site: AttentionSite, moduleSites: readonly ModuleSite[], index: number): ModuleSite {
+  const owners = enclosingModules(site, moduleSites);
   const owner = owners.find((m) => m.skippable !== false);
   if (owner) return owner;
   if (owners.length > 0) checkSkippable(owners[0]!, `hooks[${index}]`);

@@ -29,6 +29,7 @@ import { z } from 'zod';
 
 import { ErrorCodes, TorchGuidanceError } from '../../core/errors.js';
 import type { AttentionSite, SiteSelector } from '../../hooks/attention.js';
+import { enclosingModules } from '../../hooks/forward-plan.js';
 import { selectSites, selectorSchema, selectorText } from '../../hooks/site-selectors.js';
 import type { Branch, BranchAttention, BranchModule, StrategyContext } from '../types.js';
 import { resolveSites, sitesSchema } from './selectors.js';
@@ -172,11 +173,8 @@ const dropouts = (paths: readonly string[], p: number): BranchModule[] => paths.
  * tagged it, as diffusers drops the attention processor's output).
  */
 function attentionModule(site: AttentionSite, context: StrategyContext, at: (key: string) => string): string {
-  const segments = site.path.replace(/#\d+$/, '').split('.');
-  for (let end = segments.length; end > 0; end--) {
-    const path = segments.slice(0, end).join('.');
-    if (context.moduleSites.some((m) => m.path.replace(/#\d+$/, '') === path)) return path;
-  }
+  const innermost = enclosingModules(site, context.moduleSites)[0];
+  if (innermost) return innermost.path;
   throw new TorchGuidanceError(
     ErrorCodes.INVALID_OPTION,
     `${at('dropout')}: the attention ${site.path} has no module output to drop (the graph pass tags the model's own ` +
