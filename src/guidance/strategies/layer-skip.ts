@@ -112,13 +112,11 @@ export function layerSkipPerturbation(
   config = { ...config, blocks: resolveSites(config.blocks as SiteSelector, name, context) as LayerSkip['blocks'] };
   const parts: readonly ('block' | SkipPart)[] = typeof config.skip === 'string' ? [config.skip] : config.skip;
   const drop = config.dropout < 1;
+  // A whole-block skip keeps the selector: the forward plan resolves it (and names a miss).
+  if (parts.includes('block') && !drop) return { modules: [{ modules: config.blocks as SiteSelector, action: 'skip' }] };
   const blocks = selectSites(config.blocks as SiteSelector, context.moduleSites).map((s) => s.path.replace(/#\d+$/, ''));
-  if (parts.includes('block')) {
-    if (!drop) return { modules: [{ modules: config.blocks as SiteSelector, action: 'skip' }] };
-    requireBlocks(blocks, config, context, at);
-    return { modules: dropouts(unique(blocks), config.dropout) };
-  }
   requireBlocks(blocks, config, context, at);
+  if (parts.includes('block')) return { modules: dropouts(unique(blocks), config.dropout) };
   const inBlocks = (path: string) => blocks.some((block) => within(path, block));
   const attention: BranchAttention[] = [];
   const modules: BranchModule[] = [];
