@@ -1,17 +1,29 @@
 // A worker thread's body (test/children/worker-terminate.ts): loads the tiny
-// UNet, then runs forwards (mode 'forward') or sample() calls (mode
-// 'sample') back to back until it is terminated. Posts 'busy' once the first
-// call is under way.
+// UNet, then runs forwards (mode 'forward'), sample() calls (mode 'sample')
+// or synchronous tensor calls in a loop that never yields (mode 'tensor-ops')
+// until it is terminated. Posts 'busy' once the first call is under way.
+//
+// 'tensor-ops' keeps the thread inside native calls nearly all the time, so a
+// termination lands mid-call, when the addon's Node-API calls start failing.
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { cfg, loadModel, pag, randn, sample, tensor } from '../../src/index.js';
 
-const { modelPath, mode } = workerData as { modelPath: string; mode: 'forward' | 'sample' };
+const { modelPath, mode } = workerData as { modelPath: string; mode: 'forward' | 'sample' | 'tensor-ops' };
 const model = await loadModel(modelPath, { device: 'cpu' });
 const batch = 48;
 const x = randn([batch, 1, 28, 28], { seed: 1 });
 const t = tensor(new Float32Array(batch).fill(500), [batch]);
 const label = tensor(new BigInt64Array(batch).fill(3n), [batch]);
+if (mode === 'tensor-ops') {
+  parentPort!.postMessage('busy');
+  for (let i = 0; ; i++) {
+    using noise = randn([batch, 1, 28, 28], { seed: i });
+    using mixed = noise.mul(0.5).add(x);
+    using rows = mixed.narrow(0, 8).gaussianBlur(3, 1);
+    using sums = rows.sumPerSample();
+  }
+}
 let first = true;
 for (;;) {
   const call =
