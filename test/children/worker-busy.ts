@@ -22,6 +22,7 @@ if (mode === 'tensor-ops') {
     using mixed = noise.mul(0.5).add(x);
     using rows = mixed.narrow(0, 8).gaussianBlur(3, 1);
     using sums = rows.sumPerSample();
+    if (!sums.allFinite()) throw new Error('a tensor op gave a non-finite value');
   }
 }
 let first = true;
