@@ -15,7 +15,7 @@ const random = seededRandom(Number(seedText));
 const modelPath = join(import.meta.dirname, '..', '..', 'models', 'fixtures', 'tiny-unet.pt');
 const before = liveHandles();
 const moments: number[] = [];
-const modes = ['forward', 'sample', 'tensor-ops'] as const;
+const modes = ['forward', 'sample', 'tensor-ops', 'load', 'copy'] as const;
 for (let i = 0; i < Number(countText); i++) {
   const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
     workerData: { body: new URL('./worker-busy.ts', import.meta.url).href, modelPath, mode: modes[i % modes.length] },
