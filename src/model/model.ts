@@ -5,6 +5,7 @@
  * the types of its calls in model-types.ts.
  */
 import { autoSplitThreads } from '../core/blas.js';
+import { torchThreads } from '../core/threads.js';
 import { ErrorCodes, TorchGuidanceError, abortError } from '../core/errors.js';
 import type { MethodDescription, NativeModel } from '../core/native/binding.js';
 import { isTensor, type Dtype, type ResolvedDevice, type Tensor } from '../core/tensor.js';
@@ -17,7 +18,7 @@ import type { ModelCard } from './model-card.js';
 import { nullConditionsOf } from './model-conditions.js';
 import { type LoadModelOptions, openModel } from './model-load.js';
 import { type ProbeShapes, probeFromCard } from './model-probe.js';
-import { type NativePlan, checkRunOptions, runChunks } from './model-run.js';
+import { type NativePlan, checkRunOptions, chunkIntraOpThreads, runChunks } from './model-run.js';
 import {
   disposeOutput,
   type CallOptions,
@@ -190,7 +191,10 @@ export class Model implements Disposable, AsyncDisposable {
       this.#native.call(m, i as unknown[], p, s) as Promise<NativeHookResult>;
     this.#pending++;
     try {
-      const result = chunks.length === 1 ? await call(method, inputs, plan, signal) : await runChunks(call, method, inputs, chunks, plan, signal);
+      const result =
+        chunks.length === 1
+          ? await call(method, inputs, plan, signal)
+          : await runChunks(call, method, inputs, chunks, { ...plan, intraOpThreads: chunkIntraOpThreads(chunks.length, torchThreads()) }, signal);
       const byId = new Map(this.#sites.map((site) => [site.id, site.path]));
       return {
         output: result.output as T,
@@ -260,6 +264,15 @@ export class Model implements Disposable, AsyncDisposable {
   /** Forwards completed on this model (every method), for tests and plans. */
   get forwardCount(): number {
     return this.#native.forwardCount;
+  }
+
+  /**
+   * The intra-op (OpenMP) threads this model's last forward ran with on its
+   * torch thread: the process-wide count, or its share for each chunk when
+   * run() split the batch into chunks that run at once. 0 before the first.
+   */
+  get lastForwardThreads(): number {
+    return this.#native.lastForwardThreads;
   }
 
   /**

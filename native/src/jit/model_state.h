@@ -36,6 +36,9 @@ struct ModelState {
   // empty when the model has no hook ops or could not be frozen.
   std::string plainForward;
   std::atomic<int64_t> plainForwardCount{0};  // forwards that ran it
+  // The intra-op (OpenMP) threads the last forward ran with on its torch
+  // thread (a split batch's chunks run with fewer; runtime/intra_op_threads.h).
+  std::atomic<int> lastForwardThreads{0};
   // The graph the last forward executed after libtorch's optimisations
   // (specialised, fused); kept as a pointer (cheap), printed on request.
   std::mutex lastGraphMutex;

@@ -150,4 +150,15 @@ std::optional<Preconditioning> ParsePreconditioning(const Napi::Value& plan) {
   return Preconditioning{number("inputScale"), number("time"), number("skip"), number("out")};
 }
 
+int ParseIntraOpThreads(const Napi::Value& plan) {
+  if (!plan.IsObject()) return 0;
+  Napi::Value value = plan.As<Napi::Object>().Get("intraOpThreads");
+  if (value.IsUndefined() || value.IsNull()) return 0;
+  const double threads = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : 0;
+  if (!(threads >= 1 && threads <= 4096) || threads != static_cast<double>(static_cast<int>(threads))) {
+    throw Error(code::kInvalidArgument, "intraOpThreads must be a whole number from 1 to 4096.");
+  }
+  return static_cast<int>(threads);
+}
+
 }  // namespace tg

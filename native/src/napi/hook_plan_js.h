@@ -29,4 +29,8 @@ std::shared_ptr<HookPlan> ParseHookPlan(const Napi::Value& value, const std::vec
 // out }, all finite numbers; nullopt when the field is absent.
 std::optional<Preconditioning> ParsePreconditioning(const Napi::Value& plan);
 
+// The plan's `intraOpThreads`: the OpenMP threads this one forward may use
+// (a chunk of a split batch), or 0 when absent (the process-wide count).
+int ParseIntraOpThreads(const Napi::Value& plan);
+
 }  // namespace tg

@@ -48,6 +48,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                         InstanceAccessor<&ModelWrap::Dtype>("dtype"),
                                         InstanceAccessor<&ModelWrap::ForwardCount>("forwardCount"),
                                         InstanceAccessor<&ModelWrap::PlainForwardCount>("plainForwardCount"),
+                                        InstanceAccessor<&ModelWrap::LastForwardThreads>("lastForwardThreads"),
                                         InstanceMethod<&ModelWrap::LastOptimizedGraph>("lastOptimizedGraph"),
                                         InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                                         InstanceMethod<&ModelWrap::Dispose>("dispose"),
@@ -240,6 +241,12 @@ Napi::Value ModelWrap::Dtype(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::PlainForwardCount(const Napi::CallbackInfo& info) {
   return Guarded(info.Env(), [&]() -> Napi::Value {
     return Napi::Number::New(info.Env(), static_cast<double>(Checked()->plainForwardCount.load()));
+  });
+}
+
+Napi::Value ModelWrap::LastForwardThreads(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), Checked()->lastForwardThreads.load());
   });
 }
 

@@ -43,6 +43,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value ForwardCount(const Napi::CallbackInfo& info);
   Napi::Value PlainForwardCount(const Napi::CallbackInfo& info);
+  Napi::Value LastForwardThreads(const Napi::CallbackInfo& info);
   // lastOptimizedGraph() -> string | null
   Napi::Value LastOptimizedGraph(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);

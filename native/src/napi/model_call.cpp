@@ -6,12 +6,15 @@
 #include <string>
 #include <vector>
 
+#include <ATen/Parallel.h>
+
 #include "jit/model_forward.h"
 #include "napi/hook_plan_js.h"
 #include "napi/ivalue_convert.h"
 #include "napi/js_convert.h"
 #include "napi/model.h"
 #include "napi/tensor.h"
+#include "runtime/intra_op_threads.h"
 #include "runtime/js_errors.h"
 #include "runtime/promise_worker.h"
 
@@ -130,9 +133,12 @@ Napi::Value ModelWrap::Call(const Napi::CallbackInfo& info) {
     auto inputs = std::make_shared<std::vector<c10::IValue>>(InputsFromJs(env, method.function().getSchema(), jsInputs));
     auto output = std::make_shared<c10::IValue>();
     std::shared_ptr<HookPlan> plan = ParseHookPlan(planValue, state->sites, state->moduleSites);
+    const int intraOpThreads = ParseIntraOpThreads(planValue);
     return PromiseWorker::Start(
         env,
-        [state, name, inputs, output, plan, preconditioning]() {
+        [state, name, inputs, output, plan, preconditioning, intraOpThreads]() {
+          IntraOpThreadsScope threads(intraOpThreads);
+          state->lastForwardThreads.store(at::get_num_threads());
           *output = RunMethod(*state, name, *inputs, plan.get(), preconditioning);
         },
         [output, plan](Napi::Env env) -> Napi::Value { return CallResultToJs(env, *output, plan.get()); },

@@ -125,6 +125,8 @@ export interface NativeModel {
   readonly dtype: Dtype;
   readonly forwardCount: number;
   readonly plainForwardCount: number;
+  /** The intra-op threads the last call() ran with on its torch thread (a split batch's chunks run with fewer). */
+  readonly lastForwardThreads: number;
   lastOptimizedGraph(): string | null;
   readonly disposed: boolean;
   dispose(): void;
