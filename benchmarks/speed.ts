@@ -182,7 +182,7 @@ const report = `# Guided sampling speed: torch-guidance vs a Python loop (${devi
 
 Command: \`npx tsx benchmarks/speed.ts${argv.length ? ' ' + argv.join(' ') : ''}\`
 Date: ${new Date().toISOString()}
-Machine: ${machine}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides  
+Machine: ${machine}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides (ours: shared by the chunks of a split forward that run at once)  
 ${blasFor({ python: true })}
 Model: models/fashion-unet.pt (guide: fashion-unet-weak.pt), Euler, ${steps} Karras steps, batch ${batch}.
 Each cell: median of ${runs} whole sampling runs per side (after a warm-up), ending with the images on the host;

@@ -122,7 +122,7 @@ const report = `# CFG sampling throughput against batch size (${device})
 
 Command: \`npx tsx benchmarks/throughput.ts${argv.length ? ' ' + argv.join(' ') : ''}\`  
 Date: ${new Date().toISOString()}  
-Machine: ${machineFor(device)}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides, ${info.jobThreads} torch threads (ours)  
+Machine: ${machineFor(device)}; libtorch ${info.torchVersion}; ${info.intraOpThreads} intra-op threads on both sides (ours: shared by the chunks of a split forward that run at once), ${info.jobThreads} torch threads (ours)  
 ${blasFor({ python: true })}
 
 Model: models/fashion-unet.pt, CFG scale 4 (one batched forward of 2N per step), Euler, ${steps} Karras steps.

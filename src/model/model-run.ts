@@ -26,9 +26,8 @@ export interface NativePlan {
 /**
  * The intra-op threads each chunk of a split forward runs with: the
  * process-wide count shared by the chunks that run at once, so that they do
- * not ask for more cores than one forward would (native/src/runtime/intra_op_threads.h).
- * Two chunks with two OpenMP threads each on a 2-core machine ran 1.16-1.3x
- * slower than with one each (48 samples of the shipped UNet, paired runs).
+ * not ask for more cores than one forward would (native/src/runtime/intra_op_threads.h;
+ * the gain is measured in docs/benchmarks.md).
  */
 export function chunkIntraOpThreads(chunks: number, threads: { intraOp: number; jobs: number }): number {
   const atOnce = Math.max(1, Math.min(chunks, threads.jobs));

@@ -4,10 +4,10 @@
 // libtorch's intra-op count (at::set_num_threads) is one number for the
 // process, but OpenMP keeps the count per calling thread. When a batch is
 // split into chunks that run at once on several torch threads, each chunk
-// asking for every core oversubscribes the machine: on 2 cores, two chunks
-// with 2 OpenMP threads each ran a 48-sample forward of the shipped UNet in
-// 1.16-1.3x the time of two chunks with one thread each. So a job may run
-// with fewer threads than the process-wide count, set here for its duration.
+// asking for every core oversubscribes the machine (on 2 cores, two chunks
+// ran four OpenMP threads, and sampling was 10-20 % slower than with one
+// each: docs/benchmarks.md). So a job may run with fewer threads than the
+// process-wide count, set here for its duration.
 //
 // Safe for oneDNN's convolutions: its primitive cache keys primitives by the
 // thread count they were created for. Where libtorch has no OpenMP, this
